@@ -1,0 +1,46 @@
+// swift-tools-version:6.0
+// Graft: transfer learning for convolutional networks, reading and writing Keras checkpoints.
+import PackageDescription
+
+let package = Package(
+    name: "Graft",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "graft", targets: ["graft"]),
+        .library(name: "GraftHDF5", targets: ["GraftHDF5"]),
+        .library(name: "GraftTensor", targets: ["GraftTensor"]),
+        .library(name: "GraftNN", targets: ["GraftNN"]),
+        .library(name: "GraftKeras", targets: ["GraftKeras"]),
+        .library(name: "GraftData", targets: ["GraftData"]),
+        .library(name: "GraftTrain", targets: ["GraftTrain"]),
+        .library(name: "GraftRecipes", targets: ["GraftRecipes"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // System libraries (Debian packages; tools/setup installs them).
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CImage", pkgConfig: "libpng", providers: [.apt(["libpng-dev", "libturbojpeg0-dev"])]),
+
+        .target(name: "GraftHDF5", dependencies: ["CHDF5"]),
+        .target(name: "GraftTensor", dependencies: ["CBLAS"]),
+        .target(name: "GraftNN", dependencies: ["GraftTensor"]),
+        .target(name: "GraftKeras", dependencies: ["GraftNN", "GraftHDF5"]),
+        .target(name: "GraftData", dependencies: ["GraftTensor", "CImage"]),
+        .target(name: "GraftTrain", dependencies: ["GraftNN", "GraftData", "GraftKeras"]),
+        .target(name: "GraftRecipes", dependencies: ["GraftTrain"]),
+        .executableTarget(
+            name: "graft",
+            dependencies: [
+                "GraftHDF5", "GraftKeras", "GraftRecipes",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+
+        .target(name: "GraftTestSupport", path: "Tests/GraftTestSupport"),
+        .testTarget(name: "GraftHDF5Tests", dependencies: ["GraftHDF5", "GraftTestSupport"]),
+        .testTarget(name: "GraftKerasTests", dependencies: ["GraftKeras", "GraftHDF5", "GraftTestSupport"]),
+        .testTarget(name: "graftTests", dependencies: ["graft", "GraftTestSupport"]),
+    ]
+)

@@ -1,0 +1,199 @@
+import CHDF5
+import Foundation
+
+/// An HDF5 dataset: its shape, stored type, and typed reads.
+public final class HDF5Dataset: HDF5Object {
+    /// The shape (`[]` for a scalar dataset).
+    public func shape() throws -> [Int] {
+        try HDF5Reader.dataset(self).shape()
+    }
+
+    /// The stored datatype.
+    public func dataType() throws -> HDF5DataType {
+        try HDF5Reader.dataset(self).dataType()
+    }
+
+    /// Reads every element, converted to `T` by HDF5 (float16 → Float, int → Double, …).
+    /// - Throws: `.typeMismatch` if the dataset is not numeric; `.tooLarge` past `HDF5Limits.maxBytes`.
+    public func read<T: HDF5Numeric>(_ type: T.Type = T.self) throws -> [T] {
+        try HDF5Reader.dataset(self).readNumbers(T.self)
+    }
+
+    /// Reads a string dataset (fixed- or variable-length) as a flat list.
+    public func readStrings() throws -> [String] {
+        try HDF5Reader.dataset(self).readStrings()
+    }
+
+    /// Storage layout: whether chunked, and the names of the filters applied (`deflate`, `shuffle`, …).
+    public func storage() -> (chunked: Bool, filters: [String]) {
+        HDF5Runtime.quiet()
+        let dcpl = H5Dget_create_plist(id)
+        guard dcpl >= 0 else {
+            _ = HDF5Runtime.takeErrorStack()
+            return (false, [])
+        }
+        defer { H5Pclose(dcpl) }
+        let chunked = H5Pget_layout(dcpl) == H5D_CHUNKED
+        var filters: [String] = []
+        let n = H5Pget_nfilters(dcpl)
+        if n > 0 {
+            for i in 0..<UInt32(n) {
+                var flags: UInt32 = 0
+                var nelmts: Int = 0
+                var name = [CChar](repeating: 0, count: 64)
+                var config: UInt32 = 0
+                let f = H5Pget_filter2(dcpl, i, &flags, &nelmts, nil, name.count, &name, &config)
+                if f >= 0 {
+                    let n = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                    filters.append(n.isEmpty ? "filter \(f)" : n)
+                }
+            }
+        }
+        return (chunked, filters)
+    }
+}
+
+/// Shared reading logic for datasets and attributes (both are a type, a dataspace and a read call).
+struct HDF5Reader {
+    let object: HDF5Object
+    let label: String?            // attribute name, or nil for a dataset
+    let openType: () -> hid_t
+    let openSpace: () -> hid_t
+    let readInto: (hid_t, UnsafeMutableRawPointer) -> herr_t
+
+    static func dataset(_ ds: HDF5Dataset) -> HDF5Reader {
+        HDF5Runtime.quiet()
+        let id = ds.id
+        return HDF5Reader(object: ds, label: nil,
+                          openType: { H5Dget_type(id) }, openSpace: { H5Dget_space(id) },
+                          readInto: { mem, buf in
+                              H5Dread(id, mem, graft_H5S_ALL(), graft_H5S_ALL(), graft_H5P_DEFAULT(), buf)
+                          })
+    }
+
+    private var where_: String {
+        label.map { "\(object.path)@\($0)" } ?? object.path
+    }
+
+    private func err(_ kind: HDF5ErrorKind, _ detail: String) -> HDF5Error {
+        HDF5Error(kind, file: object.file.path, path: where_, detail: detail)
+    }
+
+    private func withType<R>(_ body: (hid_t) throws -> R) throws -> R {
+        let t = openType()
+        guard t >= 0 else { throw err(.readFailed, HDF5Runtime.takeErrorStack()) }
+        defer { H5Tclose(t) }
+        return try body(t)
+    }
+
+    func dataType() throws -> HDF5DataType {
+        try withType { HDF5DataType(typeID: $0) }
+    }
+
+    func shape() throws -> [Int] {
+        let s = openSpace()
+        guard s >= 0 else { throw err(.readFailed, HDF5Runtime.takeErrorStack()) }
+        defer { H5Sclose(s) }
+        switch H5Sget_simple_extent_type(s) {
+        case H5S_SCALAR: return []
+        case H5S_NULL: return [0]
+        default:
+            let rank = H5Sget_simple_extent_ndims(s)
+            guard rank >= 0 else { throw err(.readFailed, HDF5Runtime.takeErrorStack()) }
+            var dims = [hsize_t](repeating: 0, count: Int(rank))
+            guard H5Sget_simple_extent_dims(s, &dims, nil) >= 0 else {
+                throw err(.readFailed, HDF5Runtime.takeErrorStack())
+            }
+            return try dims.map { d in
+                guard d <= hsize_t(Int.max) else { throw err(.tooLarge, "dimension \(d)") }
+                return Int(d)
+            }
+        }
+    }
+
+    func readNumbers<T: HDF5Numeric>(_: T.Type) throws -> [T] {
+        let type = try dataType()
+        guard type.isNumeric else {
+            throw err(.typeMismatch, "stored as \(type), read as \(T.self)")
+        }
+        let dims = try shape()
+        let count = try HDF5Shape.elementCount(dims, elementSize: MemoryLayout<T>.stride, file: object.file.path, path: where_)
+        if count == 0 { return [] }
+        var out = [T](repeating: 0, count: count)
+        let status = out.withUnsafeMutableBytes { buf in readInto(T.hdf5NativeType, buf.baseAddress!) }
+        guard status >= 0 else { throw err(.readFailed, HDF5Runtime.takeErrorStack()) }
+        return out
+    }
+
+    func readStrings() throws -> [String] {
+        let dims = try shape()
+        return try withType { ftype in
+            let type = HDF5DataType(typeID: ftype)
+            guard case .string(let vlen, let size, let utf8) = type else {
+                throw err(.typeMismatch, "stored as \(type), read as strings")
+            }
+            let count = try HDF5Shape.elementCount(dims, elementSize: vlen ? MemoryLayout<UnsafeRawPointer>.size : size,
+                                                   file: object.file.path, path: where_)
+            if count == 0 { return [] }
+            if vlen {
+                let mem = HDF5Strings.makeVariableType(utf8: utf8)
+                defer { H5Tclose(mem) }
+                var ptrs = [UnsafeMutablePointer<CChar>?](repeating: nil, count: count)
+                let status = ptrs.withUnsafeMutableBytes { readInto(mem, $0.baseAddress!) }
+                defer { for p in ptrs where p != nil { H5free_memory(p) } }
+                guard status >= 0 else { throw err(.readFailed, HDF5Runtime.takeErrorStack()) }
+                return ptrs.map { $0.map { String(cString: $0) } ?? "" }
+            } else {
+                let mem = H5Tcopy(ftype)
+                defer { H5Tclose(mem) }
+                let pad = H5Tget_strpad(ftype)
+                var bytes = [UInt8](repeating: 0, count: count * size)
+                let status = bytes.withUnsafeMutableBytes { readInto(mem, $0.baseAddress!) }
+                guard status >= 0 else { throw err(.readFailed, HDF5Runtime.takeErrorStack()) }
+                return (0..<count).map { i in
+                    HDF5Strings.decodeFixed(bytes[(i * size)..<((i + 1) * size)], spacePadded: pad == H5T_STR_SPACEPAD)
+                }
+            }
+        }
+    }
+}
+
+/// String type helpers.
+enum HDF5Strings {
+    /// A variable-length C string type; caller closes it.
+    static func makeVariableType(utf8: Bool) -> hid_t {
+        let t = H5Tcopy(graft_H5T_C_S1())
+        H5Tset_size(t, graft_H5T_VARIABLE())
+        H5Tset_cset(t, utf8 ? H5T_CSET_UTF8 : H5T_CSET_ASCII)
+        return t
+    }
+
+    /// A fixed-length, NUL-padded string type of `size` bytes (NumPy's `S<size>`); caller closes it.
+    static func makeFixedType(size: Int, utf8: Bool) -> hid_t {
+        let t = H5Tcopy(graft_H5T_C_S1())
+        H5Tset_size(t, max(size, 1))
+        H5Tset_strpad(t, H5T_STR_NULLPAD)
+        H5Tset_cset(t, utf8 ? H5T_CSET_UTF8 : H5T_CSET_ASCII)
+        return t
+    }
+
+    static func decodeFixed(_ slice: ArraySlice<UInt8>, spacePadded: Bool) -> String {
+        var end = slice.firstIndex(of: 0) ?? slice.endIndex
+        if spacePadded {
+            while end > slice.startIndex && slice[end - 1] == 0x20 { end -= 1 }
+        }
+        return String(decoding: slice[slice.startIndex..<end], as: UTF8.self)
+    }
+
+    /// Calls `body` with an array of C string pointers valid for the call.
+    static func withCStringPointers<R>(_ strings: [String], _ body: (UnsafeRawPointer) -> R) -> R {
+        let owned: [UnsafeMutablePointer<CChar>] = strings.map { strdup($0)! }
+        defer { owned.forEach { free($0) } }
+        var ptrs: [UnsafeMutablePointer<CChar>?] = owned
+        return ptrs.withUnsafeMutableBytes { body(UnsafeRawPointer($0.baseAddress!)) }
+    }
+
+    static func isASCII(_ strings: [String]) -> Bool {
+        strings.allSatisfy { $0.utf8.allSatisfy { $0 < 0x80 } }
+    }
+}

@@ -1,0 +1,74 @@
+import CHDF5
+
+/// What went wrong in an HDF5 operation.
+public enum HDF5ErrorKind: String, Sendable, Equatable {
+    case fileNotFound = "file not found"
+    case notHDF5 = "not an HDF5 file"
+    case cannotOpen = "cannot open"
+    case cannotCreate = "cannot create"
+    case missingPath = "no such object"
+    case typeMismatch = "type mismatch"
+    case shapeMismatch = "shape mismatch"
+    case tooLarge = "too large"
+    case readFailed = "read failed"
+    case writeFailed = "write failed"
+    case invalidArgument = "invalid argument"
+}
+
+/// A typed HDF5 error naming the file and, where there is one, the object path inside it.
+///
+/// `description` is one line: `file.h5: /model_weights/conv1: no such object (…detail…)`.
+public struct HDF5Error: Error, CustomStringConvertible, Sendable, Equatable {
+    public let kind: HDF5ErrorKind
+    public let file: String
+    public let path: String?
+    public let detail: String
+
+    public init(_ kind: HDF5ErrorKind, file: String, path: String? = nil, detail: String = "") {
+        self.kind = kind
+        self.file = file
+        self.path = path
+        self.detail = detail
+    }
+
+    public var description: String {
+        var s = file
+        if let path { s += ": \(path)" }
+        s += ": \(kind.rawValue)"
+        if !detail.isEmpty { s += " (\(detail))" }
+        return s
+    }
+}
+
+/// Internal helpers around libhdf5's error stack.
+enum HDF5Runtime {
+    /// Turns off HDF5's automatic error printing for the calling thread.
+    /// In a thread-safe build the setting is per thread, so every entry point calls this.
+    @inline(__always)
+    static func quiet() {
+        H5Eset_auto2(graft_H5E_DEFAULT(), nil, nil)
+    }
+
+    /// Collects the messages on the current thread's error stack (outermost first) and clears it.
+    static func takeErrorStack() -> String {
+        final class Box { var messages: [String] = [] }
+        let box = Box()
+        let unmanaged = Unmanaged.passRetained(box)
+        defer { unmanaged.release() }
+        H5Ewalk2(graft_H5E_DEFAULT(), H5E_WALK_DOWNWARD, { _, desc, data in
+            guard let desc, let data else { return 0 }
+            let box = Unmanaged<Box>.fromOpaque(data).takeUnretainedValue()
+            if let d = desc.pointee.desc {
+                let text = String(cString: d)
+                if !text.isEmpty { box.messages.append(text) }
+            }
+            return 0
+        }, unmanaged.toOpaque())
+        H5Eclear2(graft_H5E_DEFAULT())
+        let msgs = box.messages
+        guard let first = msgs.first else { return "" }
+        if msgs.count == 1 { return first }
+        // The outermost says what failed, the innermost says why.
+        return "\(first): \(msgs[msgs.count - 1])"
+    }
+}

@@ -1,0 +1,82 @@
+/// Renders the object tree of an HDF5 file as indented text, as `graft inspect` prints it.
+public enum HDF5Tree {
+    /// One line per group (`name/`), dataset (`name  float32 (3, 3, 1, 8)`) and attribute (`@name = value`),
+    /// indented two spaces per level. Attribute values are shortened to about `maxValueChars` characters.
+    public static func render(_ file: HDF5File, maxValueChars: Int = 72) throws -> [String] {
+        var lines: [String] = []
+        let root = try file.root()
+        lines.append("/")
+        try renderAttributes(root, depth: 1, maxValueChars: maxValueChars, into: &lines)
+        try renderChildren(root, depth: 1, maxValueChars: maxValueChars, into: &lines)
+        return lines
+    }
+
+    private static func renderChildren(_ group: HDF5Group, depth: Int, maxValueChars: Int, into lines: inout [String]) throws {
+        let pad = String(repeating: "  ", count: depth)
+        for child in try group.children() {
+            switch child.kind {
+            case .group:
+                lines.append("\(pad)\(child.name)/")
+                let sub = try group.group(child.name)
+                try renderAttributes(sub, depth: depth + 1, maxValueChars: maxValueChars, into: &lines)
+                try renderChildren(sub, depth: depth + 1, maxValueChars: maxValueChars, into: &lines)
+            case .dataset:
+                let ds = try group.dataset(child.name)
+                var line = "\(pad)\(child.name)  \(try ds.dataType()) \(HDF5Shape.describe(try ds.shape()))"
+                let storage = ds.storage()
+                if !storage.filters.isEmpty { line += "  [\(storage.filters.joined(separator: ", "))]" }
+                lines.append(line)
+                try renderAttributes(ds, depth: depth + 1, maxValueChars: maxValueChars, into: &lines)
+            case .namedType, .other:
+                lines.append("\(pad)\(child.name)  (\(child.kind.rawValue))")
+            }
+        }
+    }
+
+    private static func renderAttributes(_ object: HDF5Object, depth: Int, maxValueChars: Int, into lines: inout [String]) throws {
+        let pad = String(repeating: "  ", count: depth)
+        for name in try object.attributeNames() {
+            lines.append("\(pad)@\(name) = \(try attributeSummary(object, name, maxValueChars: maxValueChars))")
+        }
+    }
+
+    /// A short rendering of one attribute's value.
+    public static func attributeSummary(_ object: HDF5Object, _ name: String, maxValueChars: Int = 72) throws -> String {
+        let info = try object.attributeInfo(name)
+        let count = info.shape.reduce(1, *)
+        switch info.type {
+        case .string:
+            let values = try object.readStringsAttribute(name)
+            if info.shape.isEmpty, let only = values.first { return quote(only, max: maxValueChars) }
+            return list(values.map { quote($0, max: 24) }, count: count, max: maxValueChars)
+        case .float:
+            let values = try object.readAttribute(name, as: Double.self)
+            if info.shape.isEmpty, let only = values.first { return "\(only)" }
+            return list(values.map { "\($0)" }, count: count, max: maxValueChars) + " \(info.type)"
+        case .integer:
+            let values = try object.readAttribute(name, as: Int64.self)
+            if info.shape.isEmpty, let only = values.first { return "\(only)" }
+            return list(values.map { "\($0)" }, count: count, max: maxValueChars) + " \(info.type)"
+        case .other(let kind):
+            return "<\(kind) \(HDF5Shape.describe(info.shape))>"
+        }
+    }
+
+    private static func quote(_ s: String, max: Int) -> String {
+        let flat = s.replacingOccurrences(of: "\n", with: "\\n")
+        if flat.count <= max { return "\"\(flat)\"" }
+        return "\"\(flat.prefix(max))…\" (\(s.count) chars)"
+    }
+
+    private static func list(_ items: [String], count: Int, max: Int) -> String {
+        var shown: [String] = []
+        var length = 2
+        for item in items {
+            if length + item.count + 2 > max && !shown.isEmpty { break }
+            shown.append(item)
+            length += item.count + 2
+        }
+        let more = items.count > shown.count ? ", …" : ""
+        return "[" + shown.joined(separator: ", ") + more + "]" + (items.count > shown.count || items.count > 4 ? " (\(count) items)" : "")
+    }
+}

@@ -1,0 +1,15 @@
+import ArgumentParser
+
+/// The `graft` command line: parsing and printing only; the work lives in the libraries.
+@main
+struct Graft: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "graft",
+        abstract: "Transfer learning for convolutional networks, from and back to Keras checkpoints.",
+        version: graftVersion,
+        subcommands: [Inspect.self]
+    )
+}
+
+/// The Graft release this binary was built from.
+let graftVersion = "0.1.0-dev"

@@ -1,0 +1,118 @@
+import Foundation
+import Testing
+import GraftHDF5
+import GraftTestSupport
+
+/// Bad files and bad requests throw typed errors that name the file; nothing crashes.
+struct HDF5FailureTests {
+    /// Opens the file and reads every dataset and attribute in it.
+    static func readEverything(_ path: String) throws {
+        let file = try HDF5File.open(path)
+        func walk(_ group: HDF5Group) throws {
+            for name in try group.attributeNames() { _ = try HDF5Tree.attributeSummary(group, name) }
+            for child in try group.children() {
+                switch child.kind {
+                case .group: try walk(try group.group(child.name))
+                case .dataset:
+                    let ds = try group.dataset(child.name)
+                    if try ds.dataType().isNumeric { _ = try ds.read(Float.self) } else { _ = try ds.readStrings() }
+                default: break
+                }
+            }
+        }
+        try walk(try file.root())
+    }
+
+    func expectFileError(_ path: String, _ kinds: Set<HDF5ErrorKind>? = nil, sourceLocation: SourceLocation = #_sourceLocation) {
+        do {
+            try Self.readEverything(path)
+            Issue.record("no error for \(path)", sourceLocation: sourceLocation)
+        } catch let error as HDF5Error {
+            #expect(error.description.contains(path), sourceLocation: sourceLocation)
+            #expect(!error.description.contains("\n"), sourceLocation: sourceLocation)
+            if let kinds { #expect(kinds.contains(error.kind), "\(error)", sourceLocation: sourceLocation) }
+        } catch {
+            Issue.record("untyped error \(error)", sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test func missingFileAndDirectory() throws {
+        expectFileError("/nonexistent/graft/model.h5", [.fileNotFound])
+        expectFileError(try TestSupport.makeTemporaryDirectory().path, [.cannotOpen])
+    }
+
+    @Test func emptyAndRandomFiles() throws {
+        let dir = try TestSupport.makeTemporaryDirectory()
+        let empty = dir.appendingPathComponent("empty.h5").path
+        FileManager.default.createFile(atPath: empty, contents: Data())
+        expectFileError(empty, [.notHDF5])
+        var rng = SystemRandomNumberGenerator()
+        let random = dir.appendingPathComponent("random.h5").path
+        FileManager.default.createFile(atPath: random, contents: Data((0..<4096).map { _ in UInt8.random(in: 0...255, using: &rng) }))
+        expectFileError(random, [.notHDF5])
+        let text = dir.appendingPathComponent("model.h5").path
+        try "not a model".write(toFile: text, atomically: true, encoding: .utf8)
+        expectFileError(text, [.notHDF5])
+    }
+
+    @Test(arguments: ["keras/tfkeras_lenet.h5", "keras/keras3_lenet.h5", "hdf5/h5py_types.h5"])
+    func truncatedAtManyOffsets(_ fixture: String) throws {
+        let source = try Data(contentsOf: URL(fileURLWithPath: TestSupport.fixture(fixture)))
+        let dir = try TestSupport.makeTemporaryDirectory()
+        let offsets = [1, 8, 100, 512, 2048, source.count / 3, source.count / 2, source.count - 4096, source.count - 1]
+        for offset in offsets where offset > 0 && offset < source.count {
+            let path = dir.appendingPathComponent("cut_\(offset).h5").path
+            FileManager.default.createFile(atPath: path, contents: source.prefix(offset))
+            expectFileError(path)
+        }
+    }
+
+    @Test func missingPathsNameTheObject() throws {
+        let path = TestSupport.fixture("keras/tfkeras_lenet.h5")
+        let file = try HDF5File.open(path)
+        do {
+            _ = try file.group("/model_weights/no_such_layer")
+            Issue.record("missing group opened")
+        } catch let e as HDF5Error {
+            #expect(e.kind == .missingPath)
+            #expect(e.description.contains(path) && e.description.contains("/model_weights/no_such_layer"))
+        }
+        #expect(throws: HDF5Error.self) { try file.dataset("/model_weights/conv1/conv1/nope:0") }
+        #expect(throws: HDF5Error.self) { try file.dataset("/model_weights") }   // a group, not a dataset
+        #expect(throws: HDF5Error.self) { try file.root().readStringAttribute("no_such_attribute") }
+    }
+
+    @Test func typeMismatchesThrow() throws {
+        let path = TestSupport.fixture("hdf5/h5py_types.h5")
+        let root = try HDF5File.open(path).root()
+        do {
+            _ = try root.readAttribute("vlen_utf8", as: Float.self)
+            Issue.record("string attribute read as numbers")
+        } catch let e as HDF5Error {
+            #expect(e.kind == .typeMismatch)
+            #expect(e.description.contains(path) && e.description.contains("vlen_utf8"))
+        }
+        #expect(throws: HDF5Error.self) { try root.readAttribute("fixed_array", as: Int32.self) }
+        #expect(throws: HDF5Error.self) { try root.readStringsAttribute("int_scalar") }
+        #expect(throws: HDF5Error.self) { try root.dataset("ids_vlen").read(Float.self) }
+        #expect(throws: HDF5Error.self) { try root.dataset("f32").readStrings() }
+        #expect(throws: HDF5Error.self) { try root.readStringAttribute("fixed_array") }  // three strings, not one
+    }
+
+    @Test func hugeDeclaredShapeIsRefusedBeforeAllocating() throws {
+        let path = TestSupport.fixture("hdf5/huge_declared.h5")
+        let ds = try HDF5File.open(path).dataset("huge")
+        #expect(try ds.shape() == [1_000_000, 1_000_000])
+        do {
+            _ = try ds.read(Float.self)
+            Issue.record("read 10^12 elements")
+        } catch let e as HDF5Error {
+            #expect(e.kind == .tooLarge)
+            #expect(e.description.contains(path))
+        }
+    }
+
+    @Test func createInMissingFolderFails() {
+        #expect(throws: HDF5Error.self) { try HDF5File.create("/nonexistent/folder/x.h5") }
+    }
+}

@@ -1,0 +1,51 @@
+import Foundation
+
+/// Helpers shared by Graft's test targets: fixture paths, scratch folders, running the `graft` binary.
+public enum TestSupport {
+    /// The repository's `Tests/Fixtures` folder.
+    public static let fixturesDirectory: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures")
+
+    /// Absolute path of a fixture, e.g. `fixture("keras/tfkeras_lenet.h5")`.
+    public static func fixture(_ relative: String) -> String {
+        fixturesDirectory.appendingPathComponent(relative).path
+    }
+
+    /// A new empty scratch folder under the system temporary directory.
+    public static func makeTemporaryDirectory(_ label: String = "graft-test") throws -> URL {
+        let url = FileManager.default.temporaryDirectory
+            .appendingPathComponent("\(label)-\(UUID().uuidString)", isDirectory: true)
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    /// The `graft` executable built beside the test bundle.
+    public static var graftExecutable: URL {
+        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent("graft")
+    }
+
+    /// Result of running a process.
+    public struct ProcessResult: Sendable {
+        public let status: Int32
+        public let stdout: String
+        public let stderr: String
+    }
+
+    /// Runs the `graft` binary with `arguments` and returns its exit status and output.
+    public static func runGraft(_ arguments: [String]) throws -> ProcessResult {
+        let process = Process()
+        process.executableURL = graftExecutable
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return ProcessResult(status: process.terminationStatus,
+                             stdout: String(decoding: outData, as: UTF8.self),
+                             stderr: String(decoding: errData, as: UTF8.self))
+    }
+}

@@ -1,0 +1,47 @@
+import Foundation
+import Testing
+import GraftTestSupport
+
+/// The `graft` binary end to end: output on good files, one-line errors and non-zero exits on bad ones.
+struct InspectCommandTests {
+    @Test func inspectPrintsTreeAndRecognition() throws {
+        let path = TestSupport.fixture("keras/tfkeras_lenet.h5")
+        let result = try TestSupport.runGraft(["inspect", path])
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.first == "/")
+        #expect(lines.contains("  model_weights/"))
+        #expect(lines.contains { $0.hasSuffix("kernel:0  float32 (5, 5, 1, 4)") })
+        #expect(lines.contains { $0.contains("@layer_names = [\"conv1\"") })
+        let last = try #require(lines.last)
+        #expect(last.hasPrefix("Keras legacy full-model .h5, written by Keras 2."))
+        #expect(last.contains("Model: Sequential \"tiny_lenet\" with 7 layers"))
+    }
+
+    @Test func inspectRecognitionOnly() throws {
+        let result = try TestSupport.runGraft(["inspect", "--no-tree", TestSupport.fixture("keras/keras3_lenet.weights.h5")])
+        #expect(result.status == 0)
+        #expect(result.stdout.split(separator: "\n").count == 1)
+        #expect(result.stdout.hasPrefix("Keras 3 .weights.h5"))
+    }
+
+    @Test(arguments: ["/nonexistent/model.h5", "TRUNCATED", "TEXT"])
+    func badFilesExitNonZeroWithOneLine(_ which: String) throws {
+        let dir = try TestSupport.makeTemporaryDirectory()
+        var path = which
+        if which == "TRUNCATED" {
+            path = dir.appendingPathComponent("cut.h5").path
+            let data = try Data(contentsOf: URL(fileURLWithPath: TestSupport.fixture("keras/keras3_lenet.h5")))
+            FileManager.default.createFile(atPath: path, contents: data.prefix(data.count / 2))
+        } else if which == "TEXT" {
+            path = dir.appendingPathComponent("notes.h5").path
+            try "hello".write(toFile: path, atomically: true, encoding: .utf8)
+        }
+        let result = try TestSupport.runGraft(["inspect", path])
+        #expect(result.status != 0)
+        #expect(result.stdout.isEmpty)
+        let errLines = result.stderr.split(separator: "\n")
+        #expect(errLines.count == 1, "\(result.stderr)")
+        #expect(result.stderr.contains(path))
+    }
+}
