@@ -17,6 +17,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
     ],
     targets: [
         // System libraries (Debian packages; tools/setup installs them).
@@ -27,14 +28,14 @@ let package = Package(
         .target(name: "GraftHDF5", dependencies: ["CHDF5"]),
         .target(name: "GraftTensor", dependencies: ["CBLAS"]),
         .target(name: "GraftNN", dependencies: ["GraftTensor"]),
-        .target(name: "GraftKeras", dependencies: ["GraftNN", "GraftHDF5"]),
+        .target(name: "GraftKeras", dependencies: ["GraftNN", "GraftHDF5", "ZIPFoundation"]),
         .target(name: "GraftData", dependencies: ["GraftTensor", "CImage"]),
         .target(name: "GraftTrain", dependencies: ["GraftNN", "GraftData", "GraftKeras"]),
         .target(name: "GraftRecipes", dependencies: ["GraftTrain"]),
         .executableTarget(
             name: "graft",
             dependencies: [
-                "GraftHDF5", "GraftKeras", "GraftRecipes",
+                "GraftHDF5", "GraftKeras", "GraftData", "GraftRecipes",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

@@ -7,6 +7,10 @@ Run it in the tools venv (tools/venv makes one):  .venv/bin/python tools/make_fi
          variable-length string attributes (NUL- and space-padded, ASCII and UTF-8), Keras's split
          `layer_names0/1` convention, and a JSON sidecar with the values the Swift tests expect.
   keras  tiny Keras models saved by Keras 3 and by tf-keras (Keras 2) in every file format.
+  parity small models covering every supported layer (tools/fixture_models.py), with seeded random weights and
+         BatchNorm statistics, saved in every format, with an input batch and Keras's output (Tests/Fixtures/parity).
+  --full DIR  keras.applications models (weights=None, randomised BatchNorm statistics) with inputs and outputs,
+         written to DIR (large; never committed). tools/check_parity.py compares Graft against them.
 
 Every file records the generator, the library versions and the seed (root attribute `graft_fixture`,
 and Tests/Fixtures/MANIFEST.json).
@@ -156,10 +160,150 @@ def make_keras():
         json.dump(facts, fh, indent=1)
 
 
+def randomize(model, rng, skip=()):
+    """Seeded random weights with non-trivial BatchNorm statistics (variance in [0.5, 2])."""
+    values = []
+    for w in model.weights:
+        name = getattr(w, "path", None) or w.name
+        shape = tuple(w.shape)
+        if any(s in name for s in skip):
+            values.append(np.asarray(w.numpy()))
+        elif "moving_variance" in name:
+            values.append(rng.uniform(0.5, 2.0, shape).astype(np.float32))
+        elif "moving_mean" in name:
+            values.append((rng.standard_normal(shape) * 0.5).astype(np.float32))
+        elif "gamma" in name:
+            values.append(rng.uniform(0.5, 1.5, shape).astype(np.float32))
+        else:
+            fan = max(1, int(np.prod(shape[:-1]))) if len(shape) > 1 else 4
+            values.append((rng.standard_normal(shape) / np.sqrt(fan)).astype(np.float32))
+    model.set_weights(values)
+
+
+def to_keras20(config_json):
+    """Rewrites a tf-keras Sequential config the way Keras 2.0 wrote it: a bare list of layers, the input
+    shape as `batch_input_shape` on the first layer, no InputLayer."""
+    cfg = json.loads(config_json)
+    layers = cfg["config"]["layers"]
+    assert layers[0]["class_name"] == "InputLayer"
+    shape = layers[0]["config"]["batch_input_shape"]
+    layers = layers[1:]
+    layers[0]["config"]["batch_input_shape"] = shape
+    return json.dumps({"class_name": "Sequential", "config": layers, "keras_version": "2.0.8", "backend": "tensorflow"})
+
+
+def make_parity():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tf_keras
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import fixture_models as fm
+    out = os.path.join(OUT, "parity")
+    os.makedirs(out, exist_ok=True)
+    for f in os.listdir(out):
+        os.remove(os.path.join(out, f))
+    cases = []
+    builders = ["convnet_sequential", "mini_xception", "activations_zoo", "nested", "fully_convolutional",
+                "locally_connected", "bare_ops"]
+    for flavour, K in (("keras3", keras), ("tfkeras", tf_keras)):
+        for b in builders:
+            if b == "locally_connected" and flavour == "keras3":
+                continue
+            K.utils.set_random_seed(SEED)
+            rng = np.random.default_rng(SEED)
+            built = getattr(fm, b)(K)
+            model, norm = built if isinstance(built, tuple) else (built, None)
+            shape = [d if d is not None else 9 for d in model.input_shape[1:]]
+            if b == "fully_convolutional":
+                shape = [9, 7, 3]
+            x = rng.standard_normal([3] + shape).astype(np.float32)
+            skip = ()
+            if norm is not None:
+                norm.adapt(rng.standard_normal([16] + shape).astype(np.float32) * 2 + 0.5)
+                skip = ("norm/mean", "norm/variance", "norm/count")
+            randomize(model, rng, skip)
+            y = np.asarray(model(x, training=False))
+            stem = f"{flavour}_{b}"
+            np.save(os.path.join(out, f"{stem}_input.npy"), x)
+            np.save(os.path.join(out, f"{stem}_output.npy"), y.astype(np.float32))
+            files = {"h5": f"{stem}.h5"}
+            model.save(os.path.join(out, files["h5"]))
+            if flavour == "keras3":
+                files["keras"] = f"{stem}.keras"
+                model.save(os.path.join(out, files["keras"]))
+                files["weights.h5"] = f"{stem}.weights.h5"
+                model.save_weights(os.path.join(out, files["weights.h5"]))
+            else:
+                files["weights-only.h5"] = f"{stem}_weights.h5"
+                model.save_weights(os.path.join(out, files["weights-only.h5"]))
+                if b == "convnet_sequential":
+                    files["keras20.json"] = f"{stem}_keras20.json"
+                    with open(os.path.join(out, files["keras20.json"]), "w") as fh:
+                        fh.write(to_keras20(model.to_json()))
+            for name in files.values():
+                if name.endswith(".h5"):
+                    stamp(os.path.join(out, name), f"{flavour} {b}")
+            cases.append({"name": stem, "keras_version": K.__version__, "files": files,
+                          "input": f"{stem}_input.npy", "output": f"{stem}_output.npy",
+                          "parameters": int(model.count_params()),
+                          "trainable": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
+                          "layers": len(model.layers)})
+            print(f"parity: {stem}: {model.count_params()} parameters, output {y.shape}")
+    with open(os.path.join(out, "index.json"), "w") as fh:
+        json.dump({"generator": "tools/make_fixtures.py --only parity (do not edit)", "seed": SEED, "cases": cases}, fh, indent=1)
+
+
+FULL_MODELS = {
+    "vgg16_notop": lambda A: A.VGG16(weights=None, include_top=False, input_shape=(224, 224, 3)),
+    "resnet50": lambda A: A.ResNet50(weights=None),
+    "mobilenetv2": lambda A: A.MobileNetV2(weights=None),
+    "efficientnetb0": lambda A: A.EfficientNetB0(weights=None),
+    "densenet121": lambda A: A.DenseNet121(weights=None),
+    "inceptionv3": lambda A: A.InceptionV3(weights=None, input_shape=(224, 224, 3)),
+    "xception": lambda A: A.Xception(weights=None, input_shape=(224, 224, 3)),
+}
+
+
+def make_full(directory, only=None):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    os.makedirs(directory, exist_ok=True)
+    for name, make in FULL_MODELS.items():
+        if only and name not in only:
+            continue
+        keras.utils.set_random_seed(SEED)
+        rng = np.random.default_rng(SEED)
+        model = make(keras.applications)
+        values = []
+        for w in model.weights:
+            n = w.path
+            v = np.asarray(w.numpy())
+            if "moving_variance" in n:
+                v = rng.uniform(0.5, 2.0, v.shape).astype(np.float32)
+            elif "moving_mean" in n:
+                v = (rng.standard_normal(v.shape) * 0.2).astype(np.float32)
+            elif n.endswith("bias") or "beta" in n:
+                v = (rng.standard_normal(v.shape) * 0.05).astype(np.float32)
+            values.append(v)
+        model.set_weights(values)
+        x = (rng.uniform(0, 255, (2,) + tuple(model.input_shape[1:]))).astype(np.float32)
+        x = keras.applications.imagenet_utils.preprocess_input(x, mode="tf")
+        y = np.asarray(model(x, training=False))
+        model.save(os.path.join(directory, f"{name}.h5"))
+        np.save(os.path.join(directory, f"{name}_input.npy"), x)
+        np.save(os.path.join(directory, f"{name}_output.npy"), y)
+        print(f"full: {name}: {model.count_params()} parameters, output {y.shape}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default="hdf5,keras", help="comma-separated fixture groups")
+    parser.add_argument("--only", default="hdf5,keras,parity", help="comma-separated fixture groups")
+    parser.add_argument("--full", metavar="DIR", help="write the full-size keras.applications models to DIR instead")
+    parser.add_argument("--models", help="with --full: comma-separated subset")
     args = parser.parse_args()
+    if args.full:
+        make_full(args.full, set(args.models.split(",")) if args.models else None)
+        return
     groups = set(args.only.split(","))
     mpath = os.path.join(OUT, "MANIFEST.json")
     if os.path.exists(mpath):
@@ -168,6 +312,8 @@ def main():
         make_hdf5()
     if "keras" in groups:
         make_keras()
+    if "parity" in groups:
+        make_parity()
     with open(mpath, "w") as fh:
         json.dump(dict(sorted(manifest.items())), fh, indent=1, ensure_ascii=False)
         fh.write("\n")

@@ -1,0 +1,142 @@
+import Foundation
+import GraftTensor
+
+/// Errors reading or writing NumPy files; each names the file.
+public struct NPYError: Error, CustomStringConvertible, Sendable {
+    public let file: String
+    public let message: String
+    public var description: String { "\(file): \(message)" }
+}
+
+/// NumPy `.npy` files (format versions 1, 2 and 3; C order; `<f4`, `<f8`, `|u1`, `<i4`, `<i8` read as Float32).
+public enum NPY {
+    /// The dtype of an array in a file.
+    public enum DType: String, Sendable { case float32 = "<f4", float64 = "<f8", uint8 = "|u1", int32 = "<i4", int64 = "<i8" }
+
+    /// Reads an array as Float32 values with its shape.
+    public static func read(_ path: String) throws -> Tensor {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw NPYError(file: path, message: FileManager.default.fileExists(atPath: path) ? "cannot read" : "file not found")
+        }
+        return try decode(data, file: path)
+    }
+
+    /// Decodes `.npy` bytes.
+    public static func decode(_ data: Data, file: String) throws -> Tensor {
+        let bytes = [UInt8](data)
+        guard bytes.count >= 10, bytes[0] == 0x93, Array(bytes[1..<6]) == Array("NUMPY".utf8) else {
+            throw NPYError(file: file, message: "not a NumPy .npy file (bad magic)")
+        }
+        let major = bytes[6]
+        let headerLength: Int, start: Int
+        switch major {
+        case 1:
+            headerLength = Int(bytes[8]) | Int(bytes[9]) << 8
+            start = 10
+        case 2, 3:
+            guard bytes.count >= 12 else { throw NPYError(file: file, message: "truncated header") }
+            headerLength = Int(bytes[8]) | Int(bytes[9]) << 8 | Int(bytes[10]) << 16 | Int(bytes[11]) << 24
+            start = 12
+        default:
+            throw NPYError(file: file, message: "unsupported .npy format version \(major)")
+        }
+        guard start + headerLength <= bytes.count else { throw NPYError(file: file, message: "truncated header") }
+        let header = String(decoding: bytes[start..<(start + headerLength)], as: UTF8.self)
+        let (descr, fortran, shape) = try parseHeader(header, file: file)
+        if fortran { throw NPYError(file: file, message: "Fortran-order arrays are not supported; save with C order") }
+        guard let dtype = DType(rawValue: descr == "<u1" ? "|u1" : descr) else {
+            throw NPYError(file: file, message: "dtype \(descr) is not supported (float32 <f4, float64 <f8, uint8 |u1, int32 <i4, int64 <i8)")
+        }
+        var count = 1
+        for d in shape {
+            let (p, o) = count.multipliedReportingOverflow(by: d)
+            guard !o, d >= 0, p <= 1 << 32 else { throw NPYError(file: file, message: "shape \(Shape.describe(shape)) is too large") }
+            count = p
+        }
+        let itemSize: Int = [.float32: 4, .float64: 8, .uint8: 1, .int32: 4, .int64: 8][dtype] ?? 4
+        let body = start + headerLength
+        guard bytes.count - body >= count * itemSize else {
+            throw NPYError(file: file, message: "truncated data: shape \(Shape.describe(shape)) needs \(count * itemSize) bytes, file has \(bytes.count - body)")
+        }
+        var values = [Float](repeating: 0, count: count)
+        bytes.withUnsafeBytes { raw in
+            let p = raw.baseAddress! + body
+            switch dtype {
+            case .float32: for i in 0..<count { values[i] = p.loadUnaligned(fromByteOffset: i * 4, as: Float.self) }
+            case .float64: for i in 0..<count { values[i] = Float(p.loadUnaligned(fromByteOffset: i * 8, as: Double.self)) }
+            case .uint8: for i in 0..<count { values[i] = Float(p.load(fromByteOffset: i, as: UInt8.self)) }
+            case .int32: for i in 0..<count { values[i] = Float(p.loadUnaligned(fromByteOffset: i * 4, as: Int32.self)) }
+            case .int64: for i in 0..<count { values[i] = Float(p.loadUnaligned(fromByteOffset: i * 8, as: Int64.self)) }
+            }
+        }
+        return Tensor(shape: shape, values: values)
+    }
+
+    /// Parses `{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }`.
+    static func parseHeader(_ h: String, file: String) throws -> (String, Bool, [Int]) {
+        func value(_ key: String) -> Substring? {
+            guard let r = h.range(of: "'\(key)'") ?? h.range(of: "\"\(key)\"") else { return nil }
+            var rest = h[r.upperBound...]
+            guard let colon = rest.firstIndex(of: ":") else { return nil }
+            rest = rest[rest.index(after: colon)...].drop { $0 == " " }
+            return rest
+        }
+        guard let d = value("descr"), let q = d.first, q == "'" || q == "\"",
+              let end = d.dropFirst().firstIndex(of: q) else { throw NPYError(file: file, message: "header has no descr") }
+        let descr = String(d[d.index(after: d.startIndex)..<end])
+        guard let f = value("fortran_order") else { throw NPYError(file: file, message: "header has no fortran_order") }
+        let fortran = f.hasPrefix("True")
+        guard let s = value("shape"), s.first == "(", let close = s.firstIndex(of: ")") else {
+            throw NPYError(file: file, message: "header has no shape")
+        }
+        let inner = s[s.index(after: s.startIndex)..<close]
+        let shape = try inner.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map { part -> Int in
+            guard let n = Int(part.hasSuffix("L") ? String(part.dropLast()) : part) else {
+                throw NPYError(file: file, message: "bad shape entry \(part)")
+            }
+            return n
+        }
+        return (descr, fortran, shape)
+    }
+
+    /// Encodes a Float32 tensor as `.npy` version 1 bytes.
+    public static func encode(_ t: Tensor) -> Data {
+        let shapeText = t.shape.count == 1 ? "(\(t.shape[0]),)" : "(" + t.shape.map(String.init).joined(separator: ", ") + ")"
+        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': \(shapeText), }"
+        let unpadded = 10 + header.utf8.count + 1
+        header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
+        var data = Data([0x93] + Array("NUMPY".utf8) + [1, 0])
+        let n = header.utf8.count
+        data.append(contentsOf: [UInt8(n & 0xFF), UInt8(n >> 8)])
+        data.append(contentsOf: Array(header.utf8))
+        t.withUnsafeBufferPointer { data.append(UnsafeBufferPointer(start: $0.baseAddress, count: $0.count)) }
+        return data
+    }
+
+    /// Writes a tensor as float32 `.npy`, atomically (temporary file in the same folder, then rename).
+    public static func write(_ t: Tensor, to path: String) throws {
+        try AtomicFile.write(encode(t), to: path)
+    }
+}
+
+/// Atomic file writes: a temporary file beside the target, synced, then renamed over it.
+public enum AtomicFile {
+    public static func write(_ data: Data, to path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        do {
+            try data.write(to: tmp)
+            let fd = open(tmp.path, O_RDONLY)
+            if fd >= 0 { fsync(fd); close(fd) }
+            guard rename(tmp.path, path) == 0 else {
+                throw NPYError(file: path, message: "cannot rename into place: \(String(cString: strerror(errno)))")
+            }
+        } catch let e as NPYError {
+            unlink(tmp.path)
+            throw e
+        } catch {
+            unlink(tmp.path)
+            throw NPYError(file: path, message: "cannot write: \(error.localizedDescription)")
+        }
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+
+/// Errors from reading Keras configs and weights; each names the file, layer or tensor involved.
+public struct KerasError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Read-only access to a decoded JSON value with typed getters that throw errors naming the key path.
+struct JSON: @unchecked Sendable {
+    let value: Any?
+    let path: String
+
+    init(_ value: Any?, path: String = "") {
+        self.value = value
+        self.path = path
+    }
+
+    subscript(_ key: String) -> JSON {
+        JSON((value as? [String: Any])?[key], path: path.isEmpty ? key : "\(path).\(key)")
+    }
+
+    subscript(_ index: Int) -> JSON {
+        let arr = value as? [Any]
+        return JSON(arr.flatMap { index < $0.count ? $0[index] : nil }, path: "\(path)[\(index)]")
+    }
+
+    var isNull: Bool { value == nil || value is NSNull }
+    var array: [JSON]? {
+        (value as? [Any]).map { $0.enumerated().map { JSON($1, path: "\(path)[\($0)]") } }
+    }
+    var object: [String: Any]? { value as? [String: Any] }
+    var string: String? { value as? String }
+    var bool: Bool? { value as? Bool }
+    var double: Double? {
+        if let d = value as? Double { return d }
+        if let i = value as? Int { return Double(i) }
+        return nil
+    }
+    var int: Int? {
+        if let i = value as? Int { return i }
+        if let d = value as? Double, d == d.rounded() { return Int(d) }
+        return nil
+    }
+
+    func string(_ what: String = "a string") throws -> String {
+        guard let s = string else { throw KerasError("config key \(path): expected \(what), found \(render)") }
+        return s
+    }
+
+    func int(default d: Int? = nil) throws -> Int {
+        if isNull, let d { return d }
+        guard let i = int else { throw KerasError("config key \(path): expected an integer, found \(render)") }
+        return i
+    }
+
+    func float(default d: Float? = nil) throws -> Float {
+        if isNull, let d { return d }
+        guard let v = double else { throw KerasError("config key \(path): expected a number, found \(render)") }
+        return Float(v)
+    }
+
+    func bool(default d: Bool) throws -> Bool {
+        if isNull { return d }
+        guard let b = bool else { throw KerasError("config key \(path): expected true or false, found \(render)") }
+        return b
+    }
+
+    /// An int or a list of `n` ints (Keras's `kernel_size: 3` or `[3, 3]`).
+    func ints(_ n: Int, default d: [Int]? = nil) throws -> [Int] {
+        if isNull, let d { return d }
+        if let i = int { return [Int](repeating: i, count: n) }
+        guard let a = array, a.count == n else { throw KerasError("config key \(path): expected \(n) integers, found \(render)") }
+        return try a.map { try $0.int() }
+    }
+
+    var render: String {
+        guard let value, !isNull else { return "nothing" }
+        let s = String(describing: value)
+        return s.count > 60 ? String(s.prefix(60)) + "…" : s
+    }
+}

@@ -1,0 +1,153 @@
+import Foundation
+import GraftHDF5
+import GraftNN
+import ZIPFoundation
+
+/// A model loaded from a checkpoint, with what the load did.
+public struct LoadedModel {
+    public let model: Model
+    public let source: String
+    public let format: String
+    public let kerasVersion: String?
+    public let report: WeightLoadReport
+}
+
+/// Loads any supported Keras checkpoint: legacy full-model `.h5`; weights-only `.h5` and Keras 3
+/// `.weights.h5` (with an architecture from a full-model file, a `.keras` archive or a config `.json`);
+/// `.keras` archives.
+public enum KerasLoader {
+    public static func load(_ path: String, architecture: String? = nil, allowMissing: [String] = []) throws -> LoadedModel {
+        guard FileManager.default.fileExists(atPath: path) else { throw KerasError("\(path): file not found") }
+        if path.hasSuffix(".keras") || isZip(path) {
+            return try loadArchive(path, allowMissing: allowMissing)
+        }
+        let file = try HDF5File.open(path)
+        guard let info = try KerasFileInfo.recognize(file) else {
+            throw KerasError("\(path): not a Keras checkpoint (no model_config, layer_names or layers/ group)")
+        }
+        let root = try file.root()
+        switch info.format {
+        case .legacyFullModel:
+            let model: Model
+            if let architecture {
+                model = try loadArchitecture(architecture)
+            } else {
+                guard root.hasAttribute("model_config") else {
+                    throw KerasError("\(path): the file has model_weights but no model_config; pass an architecture")
+                }
+                let config = try root.readStringAttribute("model_config")
+                do {
+                    model = try KerasModelBuilder.build(json: config, kerasVersion: info.kerasVersion)
+                } catch let e as KerasError {
+                    throw KerasError("\(path): \(e.message)")
+                } catch let e as LayerError {
+                    throw KerasError("\(path): \(e)")
+                }
+            }
+            let tensors = try KerasWeights.readLegacy(try root.group("model_weights"), model: model, source: path)
+            let report = try KerasWeights.apply(tensors, to: model, source: path, allowMissing: allowMissing)
+            return LoadedModel(model: model, source: path, format: info.format.rawValue, kerasVersion: info.kerasVersion, report: report)
+        case .legacyWeights, .keras3Weights:
+            guard let architecture else {
+                throw KerasError("\(path): \(info.format.rawValue) holds weights only; give an architecture (a full-model .h5, a .keras archive or a model config .json)")
+            }
+            let model = try loadArchitecture(architecture)
+            let tensors = info.format == .legacyWeights
+                ? try KerasWeights.readLegacy(root, model: model, source: path)
+                : try KerasWeights.readKeras3(root, model: model, source: path)
+            let report = try KerasWeights.apply(tensors, to: model, source: path, allowMissing: allowMissing)
+            return LoadedModel(model: model, source: path, format: info.format.rawValue, kerasVersion: info.kerasVersion, report: report)
+        }
+    }
+
+    /// An architecture without weights (freshly initialised) from a full-model `.h5`, a `.keras` archive or a `.json` config.
+    public static func loadArchitecture(_ path: String) throws -> Model {
+        guard FileManager.default.fileExists(atPath: path) else { throw KerasError("\(path): architecture file not found") }
+        do {
+            if path.hasSuffix(".json") {
+                let json = try String(contentsOfFile: path, encoding: .utf8)
+                return try KerasModelBuilder.build(json: json, kerasVersion: nil)
+            }
+            if path.hasSuffix(".keras") || isZip(path) {
+                let (config, version, _) = try readArchive(path, extractWeightsTo: nil)
+                return try KerasModelBuilder.build(json: config, kerasVersion: version)
+            }
+            let root = try HDF5File.open(path).root()
+            guard root.hasAttribute("model_config") else {
+                throw KerasError("\(path): no model_config attribute, so it holds no architecture")
+            }
+            let version = try? root.readStringAttribute("keras_version")
+            return try KerasModelBuilder.build(json: try root.readStringAttribute("model_config"), kerasVersion: version)
+        } catch let e as KerasError {
+            throw e.message.hasPrefix(path) ? e : KerasError("\(path): \(e.message)")
+        } catch let e as LayerError {
+            throw KerasError("\(path): \(e)")
+        }
+    }
+
+    static func isZip(_ path: String) -> Bool {
+        guard let h = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? h.close() }
+        let magic = (try? h.read(upToCount: 4)) ?? Data()
+        return magic == Data([0x50, 0x4B, 0x03, 0x04])
+    }
+
+    /// Reads a `.keras` archive: `config.json`, `metadata.json` (Keras version) and, if asked, extracts `model.weights.h5`.
+    static func readArchive(_ path: String, extractWeightsTo destination: URL?) throws -> (config: String, version: String?, weights: URL?) {
+        let archive: Archive
+        do {
+            archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read)
+        } catch {
+            throw KerasError("\(path): not a readable .keras (zip) archive")
+        }
+        func text(_ name: String) throws -> String? {
+            guard let entry = archive[name] else { return nil }
+            guard entry.uncompressedSize < 256 << 20 else { throw KerasError("\(path): \(name) is implausibly large") }
+            var data = Data()
+            do {
+                _ = try archive.extract(entry, skipCRC32: false) { data.append($0) }
+            } catch {
+                throw KerasError("\(path): cannot extract \(name) (\(error))")
+            }
+            return String(decoding: data, as: UTF8.self)
+        }
+        guard let config = try text("config.json") else { throw KerasError("\(path): archive has no config.json") }
+        var version: String?
+        if let meta = try text("metadata.json"), let d = meta.data(using: .utf8),
+           let obj = try? JSONSerialization.jsonObject(with: d) as? [String: Any] {
+            version = obj["keras_version"] as? String
+        }
+        var weightsURL: URL?
+        if let destination {
+            guard let entry = archive["model.weights.h5"] else { throw KerasError("\(path): archive has no model.weights.h5") }
+            let url = destination.appendingPathComponent("model.weights.h5")
+            do {
+                _ = try archive.extract(entry, to: url, skipCRC32: false)
+            } catch {
+                throw KerasError("\(path): cannot extract model.weights.h5 (\(error))")
+            }
+            weightsURL = url
+        }
+        return (config, version, weightsURL)
+    }
+
+    static func loadArchive(_ path: String, allowMissing: [String]) throws -> LoadedModel {
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("graft-keras-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let (config, version, weights) = try readArchive(path, extractWeightsTo: tmp)
+        let model: Model
+        do {
+            model = try KerasModelBuilder.build(json: config, kerasVersion: version)
+        } catch let e as KerasError {
+            throw KerasError("\(path): \(e.message)")
+        } catch let e as LayerError {
+            throw KerasError("\(path): \(e)")
+        }
+        guard let weights else { throw KerasError("\(path): archive has no weights") }
+        let root = try HDF5File.open(weights.path).root()
+        let tensors = try KerasWeights.readKeras3(root, model: model, source: "\(path)!model.weights.h5")
+        let report = try KerasWeights.apply(tensors, to: model, source: path, allowMissing: allowMissing)
+        return LoadedModel(model: model, source: path, format: ".keras archive", kerasVersion: version, report: report)
+    }
+}

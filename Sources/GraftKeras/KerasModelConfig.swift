@@ -1,0 +1,228 @@
+import Foundation
+import GraftNN
+import GraftTensor
+
+/// Rebuilds a Graft `Model` from a Keras model config (Keras 2 or Keras 3; Sequential, Functional, nested).
+public enum KerasModelBuilder {
+    /// Parses `json` (the `model_config` attribute, or a `.keras` archive's `config.json`).
+    /// `kerasVersion` selects version-specific semantics; nil guesses from the config's shape.
+    public static func build(json: String, kerasVersion: String?) throws -> Model {
+        guard let data = json.data(using: .utf8), let object = try? JSONSerialization.jsonObject(with: data) else {
+            throw KerasError("model config is not valid JSON")
+        }
+        let major = kerasMajorVersion(kerasVersion, json: json)
+        return try build(JSON(object), kerasMajor: major)
+    }
+
+    static func kerasMajorVersion(_ version: String?, json: String) -> Int {
+        if let v = version, let first = v.split(separator: ".").first, let n = Int(first) { return n }
+        return json.contains("\"module\": \"keras.layers\"") || json.contains("\"module\":\"keras.layers\"") ? 3 : 2
+    }
+
+    /// Builds `{"class_name": "Sequential" | "Functional" | "Model", "config": …}`.
+    static func build(_ j: JSON, kerasMajor: Int) throws -> Model {
+        let className = try j["class_name"].string("a model class name")
+        switch className {
+        case "Sequential":
+            return try sequential(j, kerasMajor: kerasMajor)
+        case "Functional", "Model":
+            return try functional(j, kerasMajor: kerasMajor)
+        default:
+            throw KerasError("model config: class_name \(className) is not a model (Sequential, Functional or Model)")
+        }
+    }
+
+    static func isModelClass(_ name: String?) -> Bool {
+        name == "Sequential" || name == "Functional" || name == "Model"
+    }
+
+    static func layer(from entry: JSON, kerasMajor: Int, operands: [TensorOp.Operand]) throws -> any Layer {
+        let className = try entry["class_name"].string("a layer class name")
+        if isModelClass(className) { return try build(entry, kerasMajor: kerasMajor) }
+        let config = entry["config"]
+        let name = config["name"].string ?? entry["name"].string ?? className.lowercased()
+        return try KerasLayerFactory.make(className: className, module: entry["module"].string, config: config,
+                                          name: name, kerasMajor: kerasMajor, operands: operands)
+    }
+
+    // MARK: Sequential
+
+    static func sequential(_ j: JSON, kerasMajor: Int) throws -> Model {
+        let config = j["config"]
+        let entries = config.array ?? config["layers"].array ?? []
+        let name = config["name"].string ?? "sequential"
+        guard !entries.isEmpty else { throw KerasError("Sequential model \(name) has no layers") }
+        var layerEntries = entries
+        var inputShape: [Int]?
+        var inputName: String?
+        if entries[0]["class_name"].string == "InputLayer" {
+            let c = entries[0]["config"]
+            inputName = c["name"].string
+            inputShape = try KerasLayerFactory.inputShape(c, name: inputName ?? "input")
+            layerEntries.removeFirst()
+        } else if let first = entries.first {
+            let c = first["config"]
+            let shapeJSON = [c["batch_input_shape"], c["batch_shape"], config["build_input_shape"], j["build_config"]["input_shape"]]
+                .first { !$0.isNull }
+            if let dims = shapeJSON?.array, dims.count >= 2 {
+                inputShape = try dims.dropFirst().map { $0.isNull ? -1 : try $0.int() }
+            }
+            if let firstName = c["name"].string { inputName = "\(firstName)_input" }
+        }
+        guard let shape = inputShape else {
+            throw KerasError("Sequential model \(name): no input shape in its config (batch_input_shape, InputLayer or build_config)")
+        }
+        let layers = try layerEntries.map { try layer(from: $0, kerasMajor: kerasMajor, operands: []) }
+        return try GraphBuilder.sequential(name: name, inputShape: shape, layers: layers, inputName: inputName)
+    }
+
+    // MARK: Functional
+
+    struct TensorRef: Hashable { let layer: String; let node: Int; let tensor: Int }
+
+    struct PendingCall {
+        let layerName: String
+        let nodeIndex: Int
+        let refs: [TensorRef]
+    }
+
+    /// `[name, node, tensor]` or `[name, node, tensor, kwargs]`.
+    static func ref(_ j: JSON) throws -> TensorRef {
+        guard let a = j.array, a.count >= 3, let l = a[0].string else {
+            throw KerasError("config key \(j.path): expected [layer, node, tensor], found \(j.render)")
+        }
+        return TensorRef(layer: l, node: try a[1].int(), tensor: try a[2].int())
+    }
+
+    /// The inbound nodes of one layer entry: the tensors each call consumes and the math-op operands.
+    static func calls(_ entry: JSON, name: String) throws -> [(refs: [TensorRef], operands: [TensorOp.Operand])] {
+        guard let nodes = entry["inbound_nodes"].array else { return [] }
+        return try nodes.map { node in
+            if node.object != nil {
+                // Keras 3: {"args": [...], "kwargs": {...}} with __keras_tensor__ objects anywhere in args.
+                var refs: [TensorRef] = []
+                var operands: [TensorOp.Operand] = []
+                func walk(_ x: JSON) throws {
+                    if x["class_name"].string == "__keras_tensor__" {
+                        operands.append(.input(refs.count))
+                        refs.append(try ref(x["config"]["keras_history"]))
+                    } else if let arr = x.array {
+                        for e in arr { try walk(e) }
+                    } else if let v = x.double {
+                        operands.append(.constant(Float(v)))
+                    }
+                }
+                for a in node["args"].array ?? [] { try walk(a) }
+                return (refs, operands)
+            }
+            // Keras 2: [[name, node, tensor, kwargs], ...]; TFOpLambda writes its one input bare, [name, node, tensor,
+            // kwargs], and keeps its second operand in kwargs["y"].
+            guard var items = node.array else { throw KerasError("layer \(name): inbound node \(node.path) is malformed") }
+            if items.first?.string != nil { items = [node] }
+            var refs = try items.map { try ref($0) }
+            var operands: [TensorOp.Operand] = refs.indices.map { .input($0) }
+            if let first = items.first, let kwargs = first.array.flatMap({ $0.count > 3 ? $0[3] : nil }), kwargs.object != nil {
+                let y = kwargs["y"]
+                if let v = y.double {
+                    operands.append(.constant(Float(v)))
+                } else if y.array != nil {
+                    operands.append(.input(refs.count))
+                    refs.append(try ref(y))
+                }
+            }
+            return (refs, operands)
+        }
+    }
+
+    static func functional(_ j: JSON, kerasMajor: Int) throws -> Model {
+        let config = j["config"]
+        let name = config["name"].string ?? "model"
+        guard let entries = config["layers"].array, !entries.isEmpty else {
+            throw KerasError("model \(name): config has no layers")
+        }
+        var builder = GraphBuilder(name: name, kerasClassName: "Functional")
+        var nodeOf: [TensorRef: Int] = [:]
+        var pending: [(call: PendingCall, layer: any Layer)] = []
+        var names = Set<String>()
+        for entry in entries {
+            let layerName = entry["name"].string ?? entry["config"]["name"].string ?? ""
+            guard !layerName.isEmpty else { throw KerasError("model \(name): a layer entry has no name (\(entry.path))") }
+            names.insert(layerName)
+            let layerCalls = try calls(entry, name: layerName)
+            if entry["class_name"].string == "InputLayer" {
+                let l = try layer(from: entry, kerasMajor: kerasMajor, operands: [])
+                guard let input = l as? InputLayer else { continue }
+                nodeOf[TensorRef(layer: layerName, node: 0, tensor: 0)] = try builder.input(input)
+                continue
+            }
+            guard !layerCalls.isEmpty else { continue }   // a layer never called in this model
+            var e = entry
+            if isBareOp(entry) {
+                // Keras 3's legacy .h5 writer drops the `module` of bare ops; their calls give them away.
+                var dict = entry.object ?? [:]
+                dict["module"] = "keras.src.ops.numpy"
+                e = JSON(dict, path: entry.path)
+            }
+            let l = try layer(from: e, kerasMajor: kerasMajor, operands: layerCalls[0].operands)
+            for (k, c) in layerCalls.enumerated() {
+                pending.append((PendingCall(layerName: layerName, nodeIndex: k, refs: c.refs), l))
+            }
+        }
+        // Add calls whose inputs exist; repeat until everything is placed (configs are not always topologically sorted).
+        while !pending.isEmpty {
+            var progressed = false
+            var rest: [(call: PendingCall, layer: any Layer)] = []
+            for p in pending {
+                if p.call.refs.allSatisfy({ nodeOf[TensorRef(layer: $0.layer, node: $0.node, tensor: 0)] != nil }) {
+                    for r in p.call.refs where r.tensor != 0 {
+                        throw KerasError("layer \(p.call.layerName): input \(r.layer)[\(r.node)][\(r.tensor)]: multi-output layers are not supported")
+                    }
+                    let inputs = p.call.refs.compactMap { nodeOf[TensorRef(layer: $0.layer, node: $0.node, tensor: 0)] }
+                    let idx = try builder.add(p.layer, inputs: inputs)
+                    nodeOf[TensorRef(layer: p.call.layerName, node: p.call.nodeIndex, tensor: 0)] = idx
+                    progressed = true
+                } else {
+                    rest.append(p)
+                }
+            }
+            if !progressed {
+                let p = rest[0]
+                if let missing = p.call.refs.first(where: { !names.contains($0.layer) }) {
+                    throw KerasError("layer \(p.call.layerName): inbound layer \(missing.layer) does not exist in model \(name)")
+                }
+                throw KerasError("layer \(p.call.layerName): its inputs can never be computed (a cycle or a missing node) in model \(name)")
+            }
+            pending = rest
+        }
+        let outputs = try refList(config["output_layers"]).map { r -> Int in
+            guard let idx = nodeOf[TensorRef(layer: r.layer, node: r.node, tensor: 0)] else {
+                throw KerasError("model \(name): output \(r.layer) is not a layer of the model")
+            }
+            return idx
+        }
+        let inputs = try refList(config["input_layers"]).map { r -> Int in
+            guard let idx = nodeOf[TensorRef(layer: r.layer, node: r.node, tensor: 0)] else {
+                throw KerasError("model \(name): input \(r.layer) is not an InputLayer of the model")
+            }
+            return idx
+        }
+        return try builder.finish(outputs: outputs, inputs: inputs)
+    }
+
+    /// True for a Keras 3 math op written without its module: a merge-named class called with separate
+    /// arguments (`add(x, 3.0)`, `multiply(x, y)`) instead of one list of tensors (`Add()([x, y])`).
+    static func isBareOp(_ entry: JSON) -> Bool {
+        guard entry["module"].isNull,
+              ["Add", "Subtract", "Multiply", "Maximum", "Minimum", "Divide", "TrueDivide"].contains(entry["class_name"].string ?? ""),
+              let first = entry["inbound_nodes"].array?.first, first.object != nil,
+              let args = first["args"].array else { return false }
+        return args.count != 1 || args[0].array == nil
+    }
+
+    /// `[["a", 0, 0], ["b", 0, 0]]` or a single `["a", 0, 0]`.
+    static func refList(_ j: JSON) throws -> [TensorRef] {
+        guard let a = j.array, !a.isEmpty else { throw KerasError("config key \(j.path): expected layer references, found \(j.render)") }
+        if a[0].string != nil { return [try ref(j)] }
+        return try a.map { try ref($0) }
+    }
+}

@@ -1,0 +1,247 @@
+import Foundation
+import GraftHDF5
+import GraftNN
+import GraftTensor
+
+/// What a weight load did, path by path (`layer/key`, nested `outer/inner/key`).
+public struct WeightLoadReport: Sendable, CustomStringConvertible {
+    public var applied: [String] = []
+    /// Model variables the checkpoint did not provide.
+    public var missing: [String] = []
+    /// Checkpoint tensors no model variable took.
+    public var unused: [String] = []
+    /// Tensors whose shapes differ: path, checkpoint shape, model shape.
+    public var mismatched: [(path: String, checkpoint: [Int], model: [Int])] = []
+
+    public var isComplete: Bool { missing.isEmpty && unused.isEmpty && mismatched.isEmpty }
+
+    public var description: String {
+        var lines = ["\(applied.count) tensors loaded"]
+        func list(_ items: [String]) -> String {
+            items.prefix(8).joined(separator: ", ") + (items.count > 8 ? ", … (\(items.count) in all)" : "")
+        }
+        if !mismatched.isEmpty {
+            lines.append("shape mismatches: " + list(mismatched.map {
+                "\($0.path): checkpoint \(Shape.describe($0.checkpoint)) vs model \(Shape.describe($0.model))"
+            }))
+        }
+        if !missing.isEmpty { lines.append("missing from checkpoint: " + list(missing)) }
+        if !unused.isEmpty { lines.append("not in model: " + list(unused)) }
+        return lines.joined(separator: "; ")
+    }
+}
+
+/// Weight reading (HDF5 → `[path: Tensor]` in Graft naming) and applying (generic, strict, by name).
+public enum KerasWeights {
+    /// Applies `tensors` to `model` by path. Throws when anything is missing, unused or mismatched,
+    /// unless the path matches one of `allowMissing` (glob patterns, `predictions/*`).
+    @discardableResult
+    public static func apply(_ tensors: [String: Tensor], to model: Model, source: String,
+                             allowMissing: [String] = []) throws -> WeightLoadReport {
+        var report = WeightLoadReport()
+        var used = Set<String>()
+        for (path, variable) in model.namedVariables {
+            guard let t = tensors[path] else {
+                if !allowMissing.contains(where: { globMatch($0, path) }) { report.missing.append(path) }
+                continue
+            }
+            used.insert(path)
+            // A scalar stored as (1,) or () is the same value (Normalization's count).
+            let sameCount = t.count == variable.value.count && (t.count == 1 || t.shape == variable.shape)
+            guard t.shape == variable.shape || sameCount else {
+                report.mismatched.append((path, t.shape, variable.shape))
+                continue
+            }
+            variable.value = t.reshaped(variable.shape)
+            report.applied.append(path)
+        }
+        report.unused = tensors.keys.filter { !used.contains($0) }.sorted()
+        if !report.isComplete {
+            throw KerasError("\(source): weights do not fit model \(model.name): \(report)")
+        }
+        return report
+    }
+
+    /// Shell-style `*` and `?` matching for parameter paths.
+    public static func globMatch(_ pattern: String, _ text: String) -> Bool {
+        fnmatch(pattern, text, 0) == 0
+    }
+
+    static func tensor(_ ds: HDF5Dataset) throws -> Tensor {
+        let shape = try ds.shape()
+        let values = try ds.read(Float.self)
+        return Tensor(shape: shape, values: values)
+    }
+
+    static func stripSuffix(_ name: String) -> String {
+        if let colon = name.lastIndex(of: ":"), name[name.index(after: colon)...].allSatisfy(\.isNumber) {
+            return String(name[..<colon])
+        }
+        return name
+    }
+
+    // MARK: legacy .h5 (model_weights group, or the root of a save_weights file)
+
+    /// Reads a Keras legacy weights group: `layer_names`, then per layer `weight_names` and their datasets.
+    /// Names are mapped to each model layer's keys; a layer whose names do not match takes its tensors in
+    /// order, as Keras's own loader does.
+    public static func readLegacy(_ group: HDF5Group, model: Model, source: String) throws -> [String: Tensor] {
+        var out: [String: Tensor] = [:]
+        let layerNames = try group.readStringListAttribute("layer_names")
+        for layerName in layerNames {
+            guard group.kind(of: layerName) == .group else {
+                throw KerasError("\(source): layer_names lists \(layerName) but there is no group \(group.path)/\(layerName)")
+            }
+            let g = try group.group(layerName)
+            let weightNames = g.hasListAttribute("weight_names") ? try g.readStringListAttribute("weight_names") : []
+            if weightNames.isEmpty { continue }
+            var tensors: [(name: String, tensor: Tensor)] = []
+            for w in weightNames {
+                guard g.kind(of: w) == .dataset else {
+                    throw KerasError("\(source): weight \(w) of layer \(layerName) is listed but not stored")
+                }
+                tensors.append((w, try tensor(try g.dataset(w))))
+            }
+            guard let layer = model.layers.first(where: { $0.name == layerName }) else {
+                for t in tensors { out["\(layerName)/\(stripSuffix(t.name.split(separator: "/").last.map(String.init) ?? t.name))"] = t.tensor }
+                continue
+            }
+            for (path, t) in mapNames(tensors, to: layer, prefix: layerName) { out[path] = t }
+        }
+        return out
+    }
+
+    /// Maps checkpoint weight names of one layer (or nested model) to Graft paths.
+    static func mapNames(_ tensors: [(name: String, tensor: Tensor)], to layer: any Layer, prefix: String) -> [(String, Tensor)] {
+        if let nested = layer as? Model {
+            // Nested model: `…/inner_layer/kernel:0`; group by inner layer, map each group.
+            var byLayer: [String: [(name: String, tensor: Tensor)]] = [:]
+            var order: [String] = []
+            for t in tensors {
+                let comps = t.name.split(separator: "/").map(String.init)
+                let inner = comps.count >= 2 ? comps[comps.count - 2] : comps[0]
+                if byLayer[inner] == nil { order.append(inner) }
+                byLayer[inner, default: []].append((comps.last ?? t.name, t.tensor))
+            }
+            var out: [(String, Tensor)] = []
+            for inner in order {
+                let group = byLayer[inner] ?? []
+                if let l = nested.layer(named: inner) {
+                    out += mapNames(group, to: l, prefix: "\(prefix)/\(pathInside(nested, to: inner) ?? inner)")
+                } else {
+                    out += group.map { ("\(prefix)/\(inner)/\(stripSuffix($0.name))", $0.tensor) }
+                }
+            }
+            return out
+        }
+        let keys = tensors.map { t -> String? in
+            let last = t.name.split(separator: "/").last.map(String.init) ?? t.name
+            return layer.variableKey(forCheckpointName: stripSuffix(last))
+        }
+        let vars = layer.variables
+        if keys.contains(where: { $0 == nil }) || Set(keys.compactMap { $0 }).count != keys.count {
+            // Names unknown (old files, custom scopes): take them in order, like Keras's positional loader.
+            if vars.count == tensors.count {
+                return zip(vars, tensors).map { ("\(prefix)/\($0.key)", $1.tensor) }
+            }
+        }
+        return zip(keys, tensors).map { key, t in
+            ("\(prefix)/\(key ?? stripSuffix(t.name.split(separator: "/").last.map(String.init) ?? t.name))", t.tensor)
+        }
+    }
+
+    /// The path of a layer inside nested models (`inner` or `sub/inner`).
+    static func pathInside(_ model: Model, to name: String) -> String? {
+        for l in model.layers {
+            if l.name == name { return name }
+            if let m = l as? Model, let p = pathInside(m, to: name) { return "\(m.name)/\(p)" }
+        }
+        return nil
+    }
+
+    // MARK: Keras 3 .weights.h5
+
+    /// Reads a Keras 3 weights file: `layers/<key>/vars/<i>`, where `<key>` is the snake-case class name with a
+    /// counter per container; the `vars` group's `name` attribute (Keras ≥ 3.6) gives the real layer name.
+    public static func readKeras3(_ root: HDF5Group, model: Model, source: String) throws -> [String: Tensor] {
+        var out: [String: Tensor] = [:]
+        try readKeras3Container(root, model: model, prefix: "", source: source, into: &out)
+        return out
+    }
+
+    /// The layers Keras 3 saves for a model, in order (a Sequential's InputLayer and bare ops are not layers).
+    static func keras3SaveableLayers(_ model: Model) -> [any Layer] {
+        model.layers.filter { l in
+            if l is TensorOp { return false }
+            if model.kerasClassName == "Sequential" && l is InputLayer { return false }
+            return true
+        }
+    }
+
+    static func readKeras3Container(_ container: HDF5Group, model: Model, prefix: String, source: String,
+                                    into out: inout [String: Tensor]) throws {
+        guard container.kind(of: "layers") == .group else { return }
+        let layersGroup = try container.group("layers")
+        var byKey: [String: any Layer] = [:]
+        var used: [String: Int] = [:]
+        for l in keras3SaveableLayers(model) {
+            var key = snakeCase(keras3ClassName(l))
+            if let n = used[key] {
+                used[key] = n + 1
+                key = "\(key)_\(n + 1)"
+            } else {
+                used[key] = 0
+            }
+            byKey[key] = l
+        }
+        for child in try layersGroup.children() where child.kind == .group {
+            let g = try layersGroup.group(child.name)
+            var layerName: String?
+            if g.kind(of: "vars") == .group, let n = try? g.group("vars").readStringAttribute("name") { layerName = n }
+            let layer = layerName.flatMap { n in model.layers.first { $0.name == n } } ?? byKey[child.name]
+            let displayName = layer?.name ?? layerName ?? child.name
+            if let nested = layer as? Model {
+                try readKeras3Container(g, model: nested, prefix: "\(prefix)\(nested.name)/", source: source, into: &out)
+                continue
+            }
+            guard g.kind(of: "vars") == .group else { continue }
+            let vars = try g.group("vars")
+            let datasets = try vars.children().filter { $0.kind == .dataset }.compactMap { c in Int(c.name).map { ($0, c.name) } }
+                .sorted { $0.0 < $1.0 }
+            let keys = layer?.variables.map(\.key) ?? []
+            for (i, dsName) in datasets {
+                let key = i < keys.count ? keys[i] : "var\(i)"
+                out["\(prefix)\(displayName)/\(key)"] = try tensor(try vars.dataset(dsName))
+            }
+        }
+    }
+
+    /// The class name Keras 3 gives a Graft layer (for its counter keys).
+    static func keras3ClassName(_ l: any Layer) -> String {
+        if let m = l as? Model { return m.kerasClassName == "Sequential" ? "Sequential" : "Functional" }
+        return l.kerasClassName
+    }
+
+    /// Keras's `to_snake_case`: `Conv2D` → `conv2d`, `BatchNormalization` → `batch_normalization`, `ReLU` → `re_lu`.
+    public static func snakeCase(_ name: String) -> String {
+        let chars = Array(name.filter { $0.isLetter || $0.isNumber || $0 == "_" })
+        // Pass 1: "(.)([A-Z][a-z]+)" → "\1_\2".
+        var pass1: [Character] = []
+        var i = 0
+        while i < chars.count {
+            let c = chars[i]
+            if i > 0, c.isUppercase, i + 1 < chars.count, chars[i + 1].isLowercase {
+                pass1.append("_")
+            }
+            pass1.append(c)
+            i += 1
+        }
+        // Pass 2: "([a-z])([A-Z])" → "\1_\2".
+        var pass2: [Character] = []
+        for (k, c) in pass1.enumerated() {
+            if k > 0, c.isUppercase, pass1[k - 1].isLowercase { pass2.append("_") }
+            pass2.append(c)
+        }
+        return String(pass2).lowercased()
+    }
+}

@@ -1,0 +1,329 @@
+import GraftTensor
+
+/// Hyperparameters of a 2-D convolution (Keras `Conv2D`).
+public struct Conv2DConfig: Codable, Sendable, Equatable {
+    public var filters: Int
+    public var kernelSize: [Int]
+    public var strides: [Int] = [1, 1]
+    public var padding: Padding = .valid
+    public var dilation: [Int] = [1, 1]
+    public var groups: Int = 1
+    public var useBias: Bool = true
+    public var activation: ActivationKind = .linear
+
+    public init(filters: Int, kernelSize: [Int], strides: [Int] = [1, 1], padding: Padding = .valid,
+                dilation: [Int] = [1, 1], groups: Int = 1, useBias: Bool = true, activation: ActivationKind = .linear) {
+        self.filters = filters
+        self.kernelSize = kernelSize
+        self.strides = strides
+        self.padding = padding
+        self.dilation = dilation
+        self.groups = groups
+        self.useBias = useBias
+        self.activation = activation
+    }
+}
+
+/// Geometry shared by the convolution layers: output spatial size from an input of `[H, W, C]` (-1 unknown).
+func convOutputSpatial(_ layer: String, input: [Int], kernel: [Int], strides: [Int], dilation: [Int],
+                       padding: Padding) throws -> (Int, Int) {
+    func axis(_ i: Int) throws -> Int {
+        guard input[i] >= 0 else { return -1 }
+        let g = AxisGeometry(input: input[i], kernel: kernel[i], stride: strides[i], dilation: dilation[i], padding: padding)
+        guard g.output > 0 else {
+            throw LayerError(layer, "input \(Shape.describe([-1] + input)) is smaller than the \(kernel[0])×\(kernel[1]) window")
+        }
+        return g.output
+    }
+    return (try axis(0), try axis(1))
+}
+
+func convGeometry(_ x: Tensor, outChannels: Int, groups: Int, kernel: [Int], strides: [Int], dilation: [Int],
+                  padding: Padding) -> ConvGeometry {
+    ConvGeometry(batch: x.shape[0], inChannels: x.shape[3], outChannels: outChannels, groups: groups,
+                 h: AxisGeometry(input: x.shape[1], kernel: kernel[0], stride: strides[0], dilation: dilation[0], padding: padding),
+                 w: AxisGeometry(input: x.shape[2], kernel: kernel[1], stride: strides[1], dilation: dilation[1], padding: padding))
+}
+
+func checkRuntimeInput(_ layer: String, _ x: Tensor, channels: Int) throws {
+    guard x.rank == 4, x.shape[3] == channels else {
+        throw LayerError(layer, "expects NHWC input with \(channels) channels, got \(Shape.describe(x.shape))")
+    }
+}
+
+/// Keras `Conv2D`: kernel `[kH, kW, in/groups, filters]` (HWIO), bias `[filters]`.
+public final class Conv2D: Layer {
+    public let name: String
+    public let config: Conv2DConfig
+    public var kerasClassName: String { "Conv2D" }
+    public private(set) var kernel = Variable(Tensor(shape: [0]))
+    public private(set) var bias: Variable?
+    private var inChannels = 0
+
+    public init(name: String, config: Conv2DConfig) {
+        self.name = name
+        self.config = config
+    }
+
+    public var variables: [(key: String, variable: Variable)] {
+        [("kernel", kernel)] + (bias.map { [("bias", $0)] } ?? [])
+    }
+
+    public func build(inputShapes: [[Int]], rng: inout SplitMix64) throws -> [Int] {
+        try requireInputs(inputShapes, count: 1)
+        let s = inputShapes[0]
+        try requireRank(s, 3)
+        let c = s[2]
+        guard c > 0, c % config.groups == 0, config.filters % config.groups == 0 else {
+            throw LayerError(name, "\(c) input channels and \(config.filters) filters must both divide into \(config.groups) groups")
+        }
+        inChannels = c
+        kernel = Variable(Initializer.glorotUniform([config.kernelSize[0], config.kernelSize[1], c / config.groups, config.filters], rng: &rng))
+        bias = config.useBias ? Variable(Tensor(shape: [config.filters])) : nil
+        let (h, w) = try convOutputSpatial(name, input: s, kernel: config.kernelSize, strides: config.strides,
+                                           dilation: config.dilation, padding: config.padding)
+        return [h, w, config.filters]
+    }
+
+    public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        let x = inputs[0]
+        try checkRuntimeInput(name, x, channels: inChannels)
+        let g = convGeometry(x, outChannels: config.filters, groups: config.groups, kernel: config.kernelSize,
+                             strides: config.strides, dilation: config.dilation, padding: config.padding)
+        guard g.h.output > 0, g.w.output > 0 else { throw LayerError(name, "input \(Shape.describe(x.shape)) is smaller than the kernel") }
+        var out = Tensor(uninitializedShape: g.outputShape)
+        out.withUnsafeMutableBufferPointer { o in
+            x.withUnsafeBufferPointer { xi in
+                kernel.value.withUnsafeBufferPointer { k in
+                    if let bias {
+                        bias.value.withUnsafeBufferPointer { b in
+                            ConvolutionKernels.conv2dForward(g, input: xi.baseAddress!, kernel: k.baseAddress!, bias: b.baseAddress!, output: o.baseAddress!)
+                        }
+                    } else {
+                        ConvolutionKernels.conv2dForward(g, input: xi.baseAddress!, kernel: k.baseAddress!, bias: nil, output: o.baseAddress!)
+                    }
+                }
+            }
+        }
+        return out.activated(config.activation)
+    }
+}
+
+/// Hyperparameters of a depthwise convolution (Keras `DepthwiseConv2D`).
+public struct DepthwiseConv2DConfig: Codable, Sendable, Equatable {
+    public var kernelSize: [Int]
+    public var strides: [Int] = [1, 1]
+    public var padding: Padding = .valid
+    public var depthMultiplier: Int = 1
+    public var dilation: [Int] = [1, 1]
+    public var useBias: Bool = true
+    public var activation: ActivationKind = .linear
+
+    public init(kernelSize: [Int], strides: [Int] = [1, 1], padding: Padding = .valid, depthMultiplier: Int = 1,
+                dilation: [Int] = [1, 1], useBias: Bool = true, activation: ActivationKind = .linear) {
+        self.kernelSize = kernelSize
+        self.strides = strides
+        self.padding = padding
+        self.depthMultiplier = depthMultiplier
+        self.dilation = dilation
+        self.useBias = useBias
+        self.activation = activation
+    }
+}
+
+/// Runs the depthwise kernel for `x` with `kernel` `[kH, kW, C, M]`.
+func depthwise(_ x: Tensor, kernel: Tensor, bias: Tensor?, kernelSize: [Int], strides: [Int], dilation: [Int],
+               padding: Padding, multiplier: Int) -> Tensor {
+    let g = convGeometry(x, outChannels: x.shape[3] * multiplier, groups: x.shape[3], kernel: kernelSize,
+                         strides: strides, dilation: dilation, padding: padding)
+    var out = Tensor(uninitializedShape: g.outputShape)
+    out.withUnsafeMutableBufferPointer { o in
+        x.withUnsafeBufferPointer { xi in
+            kernel.withUnsafeBufferPointer { k in
+                if let bias {
+                    bias.withUnsafeBufferPointer { b in
+                        ConvolutionKernels.depthwiseForward(g, multiplier: multiplier, input: xi.baseAddress!, kernel: k.baseAddress!,
+                                                            bias: b.baseAddress!, output: o.baseAddress!)
+                    }
+                } else {
+                    ConvolutionKernels.depthwiseForward(g, multiplier: multiplier, input: xi.baseAddress!, kernel: k.baseAddress!,
+                                                        bias: nil, output: o.baseAddress!)
+                }
+            }
+        }
+    }
+    return out
+}
+
+/// Keras `DepthwiseConv2D`: `depthwise_kernel` `[kH, kW, C, multiplier]` (Keras 3 calls it `kernel`), bias `[C·multiplier]`.
+public final class DepthwiseConv2D: Layer {
+    public let name: String
+    public let config: DepthwiseConv2DConfig
+    public var kerasClassName: String { "DepthwiseConv2D" }
+    public private(set) var kernel = Variable(Tensor(shape: [0]))
+    public private(set) var bias: Variable?
+    private var channels = 0
+
+    public init(name: String, config: DepthwiseConv2DConfig) {
+        self.name = name
+        self.config = config
+    }
+
+    public var variables: [(key: String, variable: Variable)] {
+        [("depthwise_kernel", kernel)] + (bias.map { [("bias", $0)] } ?? [])
+    }
+
+    public func variableKey(forCheckpointName name: String) -> String? {
+        name == "kernel" || name == "depthwise_kernel" ? "depthwise_kernel" : (name == "bias" ? "bias" : nil)
+    }
+
+    public func build(inputShapes: [[Int]], rng: inout SplitMix64) throws -> [Int] {
+        try requireInputs(inputShapes, count: 1)
+        let s = inputShapes[0]
+        try requireRank(s, 3)
+        channels = s[2]
+        kernel = Variable(Initializer.glorotUniform([config.kernelSize[0], config.kernelSize[1], channels, config.depthMultiplier], rng: &rng))
+        bias = config.useBias ? Variable(Tensor(shape: [channels * config.depthMultiplier])) : nil
+        let (h, w) = try convOutputSpatial(name, input: s, kernel: config.kernelSize, strides: config.strides,
+                                           dilation: config.dilation, padding: config.padding)
+        return [h, w, channels * config.depthMultiplier]
+    }
+
+    public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        try checkRuntimeInput(name, inputs[0], channels: channels)
+        return depthwise(inputs[0], kernel: kernel.value, bias: bias?.value, kernelSize: config.kernelSize,
+                         strides: config.strides, dilation: config.dilation, padding: config.padding,
+                         multiplier: config.depthMultiplier).activated(config.activation)
+    }
+}
+
+/// Keras `SeparableConv2D`: depthwise `[kH, kW, C, M]`, then pointwise `[1, 1, C·M, filters]`, then bias.
+public final class SeparableConv2D: Layer {
+    public let name: String
+    public let config: Conv2DConfig
+    public let depthMultiplier: Int
+    public var kerasClassName: String { "SeparableConv2D" }
+    public private(set) var depthwiseKernel = Variable(Tensor(shape: [0]))
+    public private(set) var pointwiseKernel = Variable(Tensor(shape: [0]))
+    public private(set) var bias: Variable?
+    private var channels = 0
+
+    public init(name: String, config: Conv2DConfig, depthMultiplier: Int = 1) {
+        self.name = name
+        self.config = config
+        self.depthMultiplier = depthMultiplier
+    }
+
+    public var variables: [(key: String, variable: Variable)] {
+        [("depthwise_kernel", depthwiseKernel), ("pointwise_kernel", pointwiseKernel)] + (bias.map { [("bias", $0)] } ?? [])
+    }
+
+    public func build(inputShapes: [[Int]], rng: inout SplitMix64) throws -> [Int] {
+        try requireInputs(inputShapes, count: 1)
+        let s = inputShapes[0]
+        try requireRank(s, 3)
+        channels = s[2]
+        depthwiseKernel = Variable(Initializer.glorotUniform([config.kernelSize[0], config.kernelSize[1], channels, depthMultiplier], rng: &rng))
+        pointwiseKernel = Variable(Initializer.glorotUniform([1, 1, channels * depthMultiplier, config.filters], rng: &rng))
+        bias = config.useBias ? Variable(Tensor(shape: [config.filters])) : nil
+        let (h, w) = try convOutputSpatial(name, input: s, kernel: config.kernelSize, strides: config.strides,
+                                           dilation: config.dilation, padding: config.padding)
+        return [h, w, config.filters]
+    }
+
+    public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        try checkRuntimeInput(name, inputs[0], channels: channels)
+        let mid = depthwise(inputs[0], kernel: depthwiseKernel.value, bias: nil, kernelSize: config.kernelSize,
+                            strides: config.strides, dilation: config.dilation, padding: config.padding,
+                            multiplier: depthMultiplier)
+        let g = convGeometry(mid, outChannels: config.filters, groups: 1, kernel: [1, 1], strides: [1, 1],
+                             dilation: [1, 1], padding: .valid)
+        var out = Tensor(uninitializedShape: g.outputShape)
+        out.withUnsafeMutableBufferPointer { o in
+            mid.withUnsafeBufferPointer { m in
+                pointwiseKernel.value.withUnsafeBufferPointer { k in
+                    let b = bias?.value
+                    if let b {
+                        b.withUnsafeBufferPointer { bp in
+                            ConvolutionKernels.conv2dForward(g, input: m.baseAddress!, kernel: k.baseAddress!, bias: bp.baseAddress!, output: o.baseAddress!)
+                        }
+                    } else {
+                        ConvolutionKernels.conv2dForward(g, input: m.baseAddress!, kernel: k.baseAddress!, bias: nil, output: o.baseAddress!)
+                    }
+                }
+            }
+        }
+        return out.activated(config.activation)
+    }
+}
+
+/// Keras 2 `LocallyConnected2D` (unshared convolution, `implementation=1`, `valid` padding):
+/// kernel `[outH·outW, kH·kW·C, filters]`, bias `[outH, outW, filters]`.
+public final class LocallyConnected2D: Layer {
+    public let name: String
+    public let config: Conv2DConfig
+    public var kerasClassName: String { "LocallyConnected2D" }
+    public private(set) var kernel = Variable(Tensor(shape: [0]))
+    public private(set) var bias: Variable?
+    private var inputShape: [Int] = []
+    private var outSpatial = (0, 0)
+
+    public init(name: String, config: Conv2DConfig) {
+        self.name = name
+        self.config = config
+    }
+
+    public var variables: [(key: String, variable: Variable)] {
+        [("kernel", kernel)] + (bias.map { [("bias", $0)] } ?? [])
+    }
+
+    public func build(inputShapes: [[Int]], rng: inout SplitMix64) throws -> [Int] {
+        try requireInputs(inputShapes, count: 1)
+        let s = inputShapes[0]
+        try requireRank(s, 3)
+        guard s.allSatisfy({ $0 > 0 }) else { throw LayerError(name, "needs a fully known input shape, got \(Shape.describe([-1] + s))") }
+        guard config.padding == .valid else { throw LayerError(name, "only padding \"valid\" is supported") }
+        inputShape = s
+        outSpatial = try convOutputSpatial(name, input: s, kernel: config.kernelSize, strides: config.strides,
+                                           dilation: [1, 1], padding: .valid)
+        let patch = config.kernelSize[0] * config.kernelSize[1] * s[2]
+        kernel = Variable(Initializer.glorotUniform([outSpatial.0 * outSpatial.1, patch, config.filters], rng: &rng))
+        bias = config.useBias ? Variable(Tensor(shape: [outSpatial.0, outSpatial.1, config.filters])) : nil
+        return [outSpatial.0, outSpatial.1, config.filters]
+    }
+
+    public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        let x = inputs[0]
+        guard Array(x.shape.dropFirst()) == inputShape else {
+            throw LayerError(name, "expects input \(Shape.describe([-1] + inputShape)), got \(Shape.describe(x.shape))")
+        }
+        let N = x.shape[0], F = config.filters
+        let g = convGeometry(x, outChannels: F, groups: 1, kernel: config.kernelSize, strides: config.strides,
+                             dilation: [1, 1], padding: .valid)
+        let L = outSpatial.0 * outSpatial.1, P = g.patch
+        var cols = Tensor(uninitializedShape: [N * L, P])
+        var out = Tensor(uninitializedShape: [N, outSpatial.0, outSpatial.1, F])
+        cols.withUnsafeMutableBufferPointer { c in
+            x.withUnsafeBufferPointer { xi in
+                ConvolutionKernels.im2col(g, input: xi.baseAddress!, rows: 0..<(N * L), channelOffset: 0, channels: x.shape[3], cols: c.baseAddress!)
+            }
+        }
+        out.withUnsafeMutableBufferPointer { o in
+            cols.withUnsafeBufferPointer { c in
+                kernel.value.withUnsafeBufferPointer { k in
+                    // Per location l: out[n, l, :] = cols[n, l, :] · kernel[l] — a GEMM over the batch with strided rows.
+                    for l in 0..<L {
+                        sgemm(m: N, n: F, k: P, a: c.baseAddress! + l * P, lda: L * P, b: k.baseAddress! + l * P * F, ldb: F,
+                              c: o.baseAddress! + l * F, ldc: L * F)
+                    }
+                }
+            }
+            if let b = bias?.value {
+                b.withUnsafeBufferPointer { bp in
+                    for n in 0..<N { for i in 0..<(L * F) { o[n * L * F + i] += bp[i] } }
+                }
+            }
+        }
+        return out.activated(config.activation)
+    }
+}

@@ -1,0 +1,111 @@
+import GraftTensor
+
+/// A named tensor owned by a layer: a trainable parameter, or a buffer (BatchNormalization's running
+/// statistics), which is saved and loaded but never optimised.
+public final class Variable {
+    /// The current value.
+    public var value: Tensor
+    /// True for running statistics and other state that no optimizer updates.
+    public let isBuffer: Bool
+    /// Set by `freeze`; a frozen parameter gets no gradient and no update.
+    public var frozen: Bool = false
+
+    public init(_ value: Tensor, isBuffer: Bool = false) {
+        self.value = value
+        self.isBuffer = isBuffer
+    }
+
+    /// True when an optimizer may update it (Keras's "trainable weights").
+    public var isTrainable: Bool { !isBuffer && !frozen }
+    public var shape: [Int] { value.shape }
+}
+
+/// Errors raised while building or running a network: each names the layer.
+public struct LayerError: Error, CustomStringConvertible, Sendable {
+    public let layer: String
+    public let message: String
+
+    public init(_ layer: String, _ message: String) {
+        self.layer = layer
+        self.message = message
+    }
+
+    public var description: String { "layer \(layer): \(message)" }
+}
+
+/// A network layer. Shapes passed to `build` exclude the batch axis and use -1 for unknown sizes.
+public protocol Layer: AnyObject {
+    /// Unique name within its model (Keras's layer name).
+    var name: String { get }
+    /// The Keras class this layer corresponds to (`Conv2D`, `BatchNormalization`, …).
+    var kerasClassName: String { get }
+    /// Variables in Keras's weight order, keyed by Keras weight name (`kernel`, `bias`, `gamma`, …).
+    var variables: [(key: String, variable: Variable)] { get }
+    /// Validates input shapes, creates variables sized for them, and returns the output shape.
+    func build(inputShapes: [[Int]], rng: inout SplitMix64) throws -> [Int]
+    /// Runs the layer on a batch. `training` selects dropout and batch statistics.
+    func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor
+    /// Maps a weight name found in a checkpoint to this layer's key (handles Keras 2/3 and Keras 1 spellings).
+    func variableKey(forCheckpointName name: String) -> String?
+}
+
+extension Layer {
+    public func variableKey(forCheckpointName name: String) -> String? {
+        variables.contains { $0.key == name } ? name : nil
+    }
+
+    /// The variable with `key`, if any.
+    public func variable(_ key: String) -> Variable? {
+        variables.first { $0.key == key }?.variable
+    }
+
+    /// Scalars in all variables.
+    public var parameterCount: Int { variables.reduce(0) { $0 + $1.variable.value.count } }
+
+    func requireInputs(_ shapes: [[Int]], count: Int) throws {
+        guard shapes.count == count else {
+            throw LayerError(name, "expects \(count) input\(count == 1 ? "" : "s"), got \(shapes.count)")
+        }
+    }
+
+    func requireRank(_ shape: [Int], _ rank: Int, _ what: String = "input") throws {
+        guard shape.count == rank else {
+            throw LayerError(name, "expects a rank-\(rank + 1) \(what) (batch included), got \(Shape.describe([-1] + shape))")
+        }
+    }
+}
+
+/// SplitMix64: the one seeded generator threaded through initialisation, shuffling, augmentation and dropout.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A uniform Float in [lo, hi).
+    public mutating func uniform(_ lo: Float, _ hi: Float) -> Float {
+        lo + (hi - lo) * Float(next() >> 40) / Float(1 << 24)
+    }
+}
+
+/// Keras's default initialisers.
+public enum Initializer {
+    /// Glorot (Xavier) uniform: U(±sqrt(6 / (fanIn + fanOut))), with Keras's fans for kernels
+    /// (receptive field × in, receptive field × out).
+    public static func glorotUniform(_ shape: [Int], rng: inout SplitMix64) -> Tensor {
+        let receptive = shape.count > 2 ? shape[..<(shape.count - 2)].reduce(1, *) : 1
+        let fanIn = shape.count >= 2 ? shape[shape.count - 2] * receptive : shape.first ?? 1
+        let fanOut = shape.count >= 2 ? shape[shape.count - 1] * receptive : shape.first ?? 1
+        let limit = (6 / Float(max(fanIn + fanOut, 1))).squareRoot()
+        var values = [Float](repeating: 0, count: shape.reduce(1, *))
+        for i in values.indices { values[i] = rng.uniform(-limit, limit) }
+        return Tensor(shape: shape, values: values)
+    }
+}

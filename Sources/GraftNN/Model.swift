@@ -1,0 +1,223 @@
+import GraftTensor
+
+/// A network: a directed acyclic graph of layer applications (nodes) in topological order.
+/// Sequential models are the chain case. A `Model` is itself a `Layer`, so models nest (a Sequential
+/// holding a keras.applications base).
+public final class Model: Layer {
+    /// One application of a layer to the outputs of earlier nodes.
+    public struct Node {
+        public let layer: any Layer
+        /// Indices of the nodes whose outputs feed this one, in argument order.
+        public let inputs: [Int]
+        /// Output shape without the batch axis (-1 unknown).
+        public let outputShape: [Int]
+    }
+
+    public let name: String
+    /// `Functional` or `Sequential` (what Keras would write back).
+    public let kerasClassName: String
+    public let nodes: [Node]
+    /// Node indices of the model inputs (InputLayer nodes) and outputs.
+    public let inputNodes: [Int]
+    public let outputNodes: [Int]
+
+    init(name: String, kerasClassName: String, nodes: [Node], inputNodes: [Int], outputNodes: [Int]) {
+        self.name = name
+        self.kerasClassName = kerasClassName
+        self.nodes = nodes
+        self.inputNodes = inputNodes
+        self.outputNodes = outputNodes
+    }
+
+    /// Each distinct layer once, in the order of first use.
+    public var layers: [any Layer] {
+        var seen = Set<ObjectIdentifier>()
+        return nodes.compactMap { seen.insert(ObjectIdentifier($0.layer)).inserted ? $0.layer : nil }
+    }
+
+    /// The layer called `name`, searching nested models too.
+    public func layer(named name: String) -> (any Layer)? {
+        for l in layers {
+            if l.name == name { return l }
+            if let m = l as? Model, let found = m.layer(named: name) { return found }
+        }
+        return nil
+    }
+
+    /// Input shapes without the batch axis.
+    public var inputShapes: [[Int]] { inputNodes.map { nodes[$0].outputShape } }
+    /// Output shapes without the batch axis.
+    public var outputShapes: [[Int]] { outputNodes.map { nodes[$0].outputShape } }
+
+    // MARK: Layer
+
+    /// Variables of every inner layer, keyed `innerLayer/key`.
+    public var variables: [(key: String, variable: Variable)] {
+        layers.flatMap { l in l.variables.map { (key: "\(l.name)/\($0.key)", variable: $0.variable) } }
+    }
+
+    public func variableKey(forCheckpointName name: String) -> String? {
+        variables.contains { $0.key == name } ? name : nil
+    }
+
+    public func build(inputShapes shapes: [[Int]], rng: inout SplitMix64) throws -> [Int] {
+        guard shapes.count == inputNodes.count else {
+            throw LayerError(name, "expects \(inputNodes.count) inputs, got \(shapes.count)")
+        }
+        for (given, want) in zip(shapes, inputShapes) {
+            guard given.count == want.count, zip(given, want).allSatisfy({ $0 == $1 || $0 < 0 || $1 < 0 }) else {
+                throw LayerError(name, "expects input \(Shape.describe([-1] + want)), got \(Shape.describe([-1] + given))")
+            }
+        }
+        guard outputNodes.count == 1 else { throw LayerError(name, "a nested model must have one output") }
+        return nodes[outputNodes[0]].outputShape
+    }
+
+    public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        try run(inputs, targets: [outputNodes[0]], training: training)[0]
+    }
+
+    /// All outputs of the model for `inputs` (one tensor per model input, batch first).
+    public func predict(_ inputs: [Tensor], training: Bool = false) throws -> [Tensor] {
+        try run(inputs, targets: outputNodes, training: training)
+    }
+
+    /// The outputs of the nodes `targets`, computing only what they depend on and releasing
+    /// intermediate tensors as soon as their last consumer has run.
+    public func run(_ inputs: [Tensor], targets: [Int], training: Bool = false) throws -> [Tensor] {
+        guard inputs.count == inputNodes.count else {
+            throw LayerError(name, "expects \(inputNodes.count) input tensors, got \(inputs.count)")
+        }
+        var needed = [Bool](repeating: false, count: nodes.count)
+        var stack = targets
+        while let i = stack.popLast() {
+            if needed[i] { continue }
+            needed[i] = true
+            stack.append(contentsOf: nodes[i].inputs)
+        }
+        var remaining = [Int](repeating: 0, count: nodes.count)
+        for (i, node) in nodes.enumerated() where needed[i] {
+            for j in node.inputs { remaining[j] += 1 }
+        }
+        for t in targets { remaining[t] += 1 }
+        var values = [Tensor?](repeating: nil, count: nodes.count)
+        for (k, i) in inputNodes.enumerated() where needed[i] {
+            values[i] = try nodes[i].layer.forward([inputs[k]], training: training)
+        }
+        for (i, node) in nodes.enumerated() where needed[i] && values[i] == nil {
+            var args: [Tensor] = []
+            args.reserveCapacity(node.inputs.count)
+            for j in node.inputs {
+                guard let v = values[j] else { throw LayerError(node.layer.name, "input from node \(j) was not computed") }
+                args.append(v)
+                remaining[j] -= 1
+                if remaining[j] == 0 { values[j] = nil }
+            }
+            values[i] = try node.layer.forward(args, training: training)
+        }
+        return try targets.map { t in
+            guard let v = values[t] else { throw LayerError(name, "output node \(t) was not computed") }
+            return v
+        }
+    }
+
+    /// The index of the (last) node applying the layer called `name` at the top level.
+    public func nodeIndex(ofLayer name: String) -> Int? {
+        nodes.lastIndex { $0.layer.name == name }
+    }
+
+    // MARK: parameters
+
+    /// Every variable with its path `layer/key` (nested models: `outer/inner/key`), in Keras weight order.
+    public var namedVariables: [(path: String, variable: Variable)] {
+        variables.map { (path: $0.key, variable: $0.variable) }
+    }
+
+    /// Parameter counts as Keras reports them: buffers and frozen parameters are non-trainable.
+    public var parameterCounts: (total: Int, trainable: Int, nonTrainable: Int) {
+        var total = 0, trainable = 0
+        for (_, v) in namedVariables {
+            total += v.value.count
+            if v.isTrainable { trainable += v.value.count }
+        }
+        return (total, trainable, total - trainable)
+    }
+}
+
+/// Builds a `Model` node by node, inferring shapes and creating variables as layers are added.
+public struct GraphBuilder {
+    public let name: String
+    public let kerasClassName: String
+    private var nodes: [Model.Node] = []
+    private var inputNodes: [Int] = []
+    private var built: [ObjectIdentifier: (inputs: [[Int]], output: [Int])] = [:]
+    private var names: [String: ObjectIdentifier] = [:]
+    private var rng: SplitMix64
+
+    public init(name: String, kerasClassName: String = "Functional", seed: UInt64 = 0) {
+        self.name = name
+        self.kerasClassName = kerasClassName
+        self.rng = SplitMix64(seed: seed)
+    }
+
+    /// Adds a model input of `shape` (batch excluded; -1 unknown) and returns its node index.
+    public mutating func input(_ layer: InputLayer) throws -> Int {
+        try checkName(layer)
+        nodes.append(Model.Node(layer: layer, inputs: [], outputShape: layer.shape))
+        inputNodes.append(nodes.count - 1)
+        return nodes.count - 1
+    }
+
+    /// Applies `layer` to the outputs of nodes `inputs`; builds it on first use (a layer used again shares its variables).
+    @discardableResult
+    public mutating func add(_ layer: any Layer, inputs: [Int]) throws -> Int {
+        for i in inputs where i < 0 || i >= nodes.count {
+            throw LayerError(layer.name, "refers to a node that does not exist yet")
+        }
+        let shapes = inputs.map { nodes[$0].outputShape }
+        let id = ObjectIdentifier(layer)
+        let output: [Int]
+        if let previous = built[id] {
+            guard previous.inputs == shapes else {
+                throw LayerError(layer.name, "is shared but called on \(shapes.map { Shape.describe([-1] + $0) }) after \(previous.inputs.map { Shape.describe([-1] + $0) })")
+            }
+            output = previous.output
+        } else {
+            try checkName(layer)
+            output = try layer.build(inputShapes: shapes, rng: &rng)
+            built[id] = (shapes, output)
+        }
+        nodes.append(Model.Node(layer: layer, inputs: inputs, outputShape: output))
+        return nodes.count - 1
+    }
+
+    private mutating func checkName(_ layer: any Layer) throws {
+        if let existing = names[layer.name], existing != ObjectIdentifier(layer) {
+            throw LayerError(layer.name, "the name is used by two different layers")
+        }
+        names[layer.name] = ObjectIdentifier(layer)
+    }
+
+    /// The finished model with `outputs` as its output nodes; `inputs` orders the model inputs
+    /// (default: the order they were added).
+    public func finish(outputs: [Int], inputs: [Int]? = nil) throws -> Model {
+        guard !inputNodes.isEmpty else { throw LayerError(name, "model has no input") }
+        guard !outputs.isEmpty, outputs.allSatisfy({ $0 >= 0 && $0 < nodes.count }) else {
+            throw LayerError(name, "model outputs refer to unknown nodes")
+        }
+        let order = inputs ?? inputNodes
+        guard Set(order) == Set(inputNodes), order.count == inputNodes.count else {
+            throw LayerError(name, "model inputs must be exactly its InputLayer nodes")
+        }
+        return Model(name: name, kerasClassName: kerasClassName, nodes: nodes, inputNodes: order, outputNodes: outputs)
+    }
+
+    /// A Sequential model: `layers` applied in a chain to an input of `inputShape`.
+    public static func sequential(name: String, inputShape: [Int], layers: [any Layer], inputName: String? = nil,
+                                  seed: UInt64 = 0) throws -> Model {
+        var b = GraphBuilder(name: name, kerasClassName: "Sequential", seed: seed)
+        var x = try b.input(InputLayer(name: inputName ?? "\(name)_input", shape: inputShape))
+        for l in layers { x = try b.add(l, inputs: [x]) }
+        return try b.finish(outputs: [x])
+    }
+}

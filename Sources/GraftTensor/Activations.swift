@@ -1,0 +1,86 @@
+import Foundation
+
+/// Element-wise activation functions, with Keras's definitions and parameters.
+public enum ActivationKind: Sendable, Equatable, Codable {
+    case linear, relu, relu6, sigmoid, tanh, softmax, softplus, softsign, exponential
+    case swish            // x·sigmoid(x), a.k.a. silu
+    case elu(alpha: Float)
+    case selu
+    case gelu(approximate: Bool)
+    case hardSigmoid(keras2: Bool)   // Keras 2: clip(0.2x + 0.5, 0, 1); Keras 3: relu6(x + 3) / 6
+    case hardSwish                   // x · relu6(x + 3) / 6
+    case leakyReLU(alpha: Float)
+    case mish
+    /// Keras `ReLU` layer: `max_value`, `negative_slope`, `threshold`.
+    case reluGeneral(maxValue: Float?, negativeSlope: Float, threshold: Float)
+
+    /// Applies the activation in place to `count` contiguous values. `softmax` is not element-wise:
+    /// use `softmaxLastAxis`.
+    public func apply(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        Parallel.forEach(count, grain: 32768) { r in
+            let p = x + r.lowerBound
+            let n = r.count
+            switch self {
+            case .linear: break
+            case .relu: for i in 0..<n { p[i] = p[i] > 0 ? p[i] : (p[i].isNaN ? p[i] : 0) }
+            case .relu6: for i in 0..<n { p[i] = Swift.min(Swift.max(p[i], 0), 6) }
+            case .sigmoid: for i in 0..<n { p[i] = ActivationKind.sigmoid(p[i]) }
+            case .tanh: for i in 0..<n { p[i] = Foundation.tanh(p[i]) }
+            case .softplus: for i in 0..<n { p[i] = ActivationKind.softplus(p[i]) }
+            case .softsign: for i in 0..<n { p[i] = p[i] / (1 + Swift.abs(p[i])) }
+            case .exponential: for i in 0..<n { p[i] = Foundation.exp(p[i]) }
+            case .swish: for i in 0..<n { p[i] = p[i] * ActivationKind.sigmoid(p[i]) }
+            case .elu(let a): for i in 0..<n where p[i] < 0 { p[i] = a * Foundation.expm1(p[i]) }
+            case .selu:
+                let alpha: Float = 1.6732632423543772, scale: Float = 1.0507009873554805
+                for i in 0..<n { p[i] = p[i] > 0 ? scale * p[i] : scale * alpha * Foundation.expm1(p[i]) }
+            case .gelu(let approx):
+                if approx {
+                    let k: Float = 0.7978845608028654   // sqrt(2/pi)
+                    for i in 0..<n { let v = p[i]; p[i] = 0.5 * v * (1 + Foundation.tanh(k * (v + 0.044715 * v * v * v))) }
+                } else {
+                    for i in 0..<n { let v = p[i]; p[i] = 0.5 * v * (1 + Foundation.erf(v / Float(2).squareRoot())) }
+                }
+            case .hardSigmoid(let keras2):
+                if keras2 { for i in 0..<n { p[i] = Swift.min(Swift.max(0.2 * p[i] + 0.5, 0), 1) } }
+                else { for i in 0..<n { p[i] = Swift.min(Swift.max(p[i] + 3, 0), 6) / 6 } }
+            case .hardSwish: for i in 0..<n { p[i] = p[i] * Swift.min(Swift.max(p[i] + 3, 0), 6) / 6 }
+            case .leakyReLU(let a): for i in 0..<n where p[i] < 0 { p[i] *= a }
+            case .mish: for i in 0..<n { p[i] = p[i] * Foundation.tanh(ActivationKind.softplus(p[i])) }
+            case .reluGeneral(let maxValue, let slope, let threshold):
+                // Keras: clip(x · [x > threshold], 0, max_value) − negative_slope · relu(threshold − x).
+                for i in 0..<n {
+                    let v = p[i]
+                    var pos = v > threshold ? v : 0
+                    if let m = maxValue { pos = Swift.min(Swift.max(pos, 0), m) }
+                    p[i] = slope != 0 ? pos - slope * Swift.max(threshold - v, 0) : pos
+                }
+            case .softmax:
+                preconditionFailure("softmax is applied along an axis, not element-wise")
+            }
+        }
+    }
+
+    @inline(__always) static func sigmoid(_ x: Float) -> Float {
+        x >= 0 ? 1 / (1 + Foundation.exp(-x)) : { let e = Foundation.exp(x); return e / (1 + e) }()
+    }
+
+    @inline(__always) static func softplus(_ x: Float) -> Float {
+        x > 20 ? x : Foundation.log1p(Foundation.exp(x))
+    }
+}
+
+/// Softmax along the last axis of a row-major `[rows, n]` buffer, in place (max-subtracted for stability).
+public func softmaxLastAxis(_ x: UnsafeMutablePointer<Float>, rows: Int, n: Int) {
+    Parallel.forEach(rows, grain: max(1, 4096 / max(n, 1))) { range in
+        for r in range {
+            let p = x + r * n
+            var m = -Float.infinity
+            for i in 0..<n { m = Swift.max(m, p[i]) }
+            var s: Float = 0
+            for i in 0..<n { p[i] = Foundation.exp(p[i] - m); s += p[i] }
+            let inv = 1 / s
+            for i in 0..<n { p[i] *= inv }
+        }
+    }
+}

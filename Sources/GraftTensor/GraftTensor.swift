@@ -1,2 +1,0 @@
-// GraftTensor: the Tensor type and the compute kernels (see DESIGN.md).
-import CBLAS

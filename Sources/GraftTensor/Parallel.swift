@@ -1,0 +1,37 @@
+import Foundation
+import CBLAS
+
+/// Splits work over the machine's cores. One runtime: GEMM runs in OpenBLAS's own threads, everything
+/// else here; the two never run at the same time, so the cores are not oversubscribed.
+public enum Parallel {
+    /// Worker count (the number of active cores; `GRAFT_NUM_THREADS` overrides).
+    public static let workers: Int = {
+        if let s = ProcessInfo.processInfo.environment["GRAFT_NUM_THREADS"], let n = Int(s), n > 0 { return n }
+        return max(1, ProcessInfo.processInfo.activeProcessorCount)
+    }()
+
+    /// Calls `body` on disjoint sub-ranges covering `0..<count`, in parallel when the work is large enough.
+    /// `grain` is the smallest range worth a thread of its own.
+    @inlinable
+    public static func forEach(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
+        guard count > 0 else { return }
+        let chunks = min(workers, max(1, count / max(grain, 1)))
+        if chunks <= 1 {
+            body(0..<count)
+            return
+        }
+        withoutActuallyEscaping(body) { escapable in
+            // The ranges are disjoint, so callers' captured buffers are written without overlap.
+            nonisolated(unsafe) let work = escapable
+            DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                let lo = count * c / chunks, hi = count * (c + 1) / chunks
+                if lo < hi { work(lo..<hi) }
+            }
+        }
+    }
+
+    /// Sets OpenBLAS's thread count (once, at start-up).
+    public static let configureBLAS: Void = {
+        openblas_set_num_threads(Int32(workers))
+    }()
+}

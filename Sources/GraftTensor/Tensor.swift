@@ -1,0 +1,138 @@
+import Foundation
+
+/// Reference-counted, 64-byte-aligned Float32 buffer behind a `Tensor`.
+final class TensorStorage: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Float>
+    let count: Int
+
+    init(count: Int) {
+        self.count = count
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
+        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+    }
+
+    func copy() -> TensorStorage {
+        let s = TensorStorage(count: count)
+        s.pointer.update(from: pointer, count: count)
+        return s
+    }
+
+    deinit { pointer.deallocate() }
+}
+
+/// A dense Float32 tensor, row-major and contiguous, with value (copy-on-write) semantics.
+///
+/// Activations are NHWC (`[batch, height, width, channels]`), convolution kernels HWIO
+/// (`[height, width, in, out]`), Dense kernels `[in, out]`: Keras's layouts, so loading a checkpoint is a copy.
+public struct Tensor: @unchecked Sendable, CustomStringConvertible {
+    /// The dimensions, outermost first.
+    public private(set) var shape: [Int]
+    var storage: TensorStorage
+
+    /// Number of elements (product of `shape`; 1 for a scalar).
+    public var count: Int { storage.count }
+    /// Number of dimensions.
+    public var rank: Int { shape.count }
+
+    /// A tensor of `shape` filled with `value`.
+    public init(shape: [Int], repeating value: Float = 0) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        self.shape = shape
+        storage = TensorStorage(count: shape.reduce(1, *))
+        storage.pointer.initialize(repeating: value, count: storage.count)
+    }
+
+    /// A tensor of `shape` holding `values` in row-major order.
+    public init(shape: [Int], values: [Float]) {
+        precondition(shape.reduce(1, *) == values.count, "shape \(shape) holds \(shape.reduce(1, *)) values, given \(values.count)")
+        self.shape = shape
+        storage = TensorStorage(count: values.count)
+        values.withUnsafeBufferPointer { storage.pointer.update(from: $0.baseAddress!, count: values.count) }
+    }
+
+    /// A tensor whose contents are unspecified, for kernels that overwrite every element.
+    public init(uninitializedShape shape: [Int]) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        self.shape = shape
+        storage = TensorStorage(count: shape.reduce(1, *))
+    }
+
+    /// A 1-D tensor.
+    public init(_ values: [Float]) {
+        self.init(shape: [values.count], values: values)
+    }
+
+    /// The elements in row-major order.
+    public var scalars: [Float] {
+        Array(UnsafeBufferPointer(start: storage.pointer, count: count))
+    }
+
+    /// Read-only access to the elements.
+    @inlinable
+    public func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        try body(UnsafeBufferPointer(start: basePointer, count: count))
+    }
+
+    /// Mutable access to the elements; copies first when the storage is shared.
+    @inlinable
+    public mutating func withUnsafeMutableBufferPointer<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+        makeUnique()
+        return try body(UnsafeMutableBufferPointer(start: basePointer, count: count))
+    }
+
+    @usableFromInline var basePointer: UnsafeMutablePointer<Float> { storage.pointer }
+
+    @usableFromInline mutating func makeUnique() {
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+    }
+
+    /// The same elements viewed with another shape of equal element count (no copy).
+    public func reshaped(_ newShape: [Int]) -> Tensor {
+        precondition(newShape.reduce(1, *) == count, "cannot reshape \(shape) to \(newShape)")
+        var t = self
+        t.shape = newShape
+        return t
+    }
+
+    /// Element at a multi-dimensional index (for tests and small tools; kernels use pointers).
+    public subscript(_ index: Int...) -> Float {
+        get { storage.pointer[offset(index)] }
+        set {
+            makeUnique()
+            storage.pointer[offset(index)] = newValue
+        }
+    }
+
+    private func offset(_ index: [Int]) -> Int {
+        precondition(index.count == shape.count, "index \(index) for shape \(shape)")
+        var o = 0
+        for (i, d) in zip(index, shape) {
+            precondition(i >= 0 && i < d, "index \(index) out of range for shape \(shape)")
+            o = o * d + i
+        }
+        return o
+    }
+
+    public var description: String {
+        let preview = scalars.prefix(8).map { String(format: "%.4g", $0) }.joined(separator: ", ")
+        return "Tensor\(shape) [\(preview)\(count > 8 ? ", …" : "")]"
+    }
+}
+
+extension Tensor: Equatable {
+    /// Exact equality of shape and every element.
+    public static func == (a: Tensor, b: Tensor) -> Bool {
+        guard a.shape == b.shape else { return false }
+        if a.storage === b.storage { return true }
+        return memcmp(a.basePointer, b.basePointer, a.count * MemoryLayout<Float>.stride) == 0
+    }
+}
+
+/// Shape helpers.
+public enum Shape {
+    /// `(2, 3)` as NumPy prints it; `(4,)` for one dimension; `None` for unknown (-1) dimensions.
+    public static func describe(_ shape: [Int]) -> String {
+        let parts = shape.map { $0 < 0 ? "None" : String($0) }
+        return parts.count == 1 ? "(\(parts[0]),)" : "(" + parts.joined(separator: ", ") + ")"
+    }
+}

@@ -1,0 +1,93 @@
+import ArgumentParser
+import Foundation
+import GraftData
+import GraftKeras
+import GraftNN
+import GraftTensor
+
+/// Options naming a model file, shared by every command that loads one.
+struct ModelOptions: ParsableArguments {
+    @Argument(help: "A Keras checkpoint: .h5 (full model or weights), .weights.h5 or .keras.")
+    var model: String
+
+    @Option(help: "Architecture for a weights-only file: a full-model .h5, a .keras archive or a model config .json.")
+    var architecture: String?
+
+    func load() throws -> LoadedModel {
+        try KerasLoader.load(model, architecture: architecture)
+    }
+}
+
+/// `graft summary MODEL`: the Keras-like layer table and parameter counts.
+struct Summary: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print a model's layers, output shapes and parameter counts.")
+
+    @OptionGroup var options: ModelOptions
+
+    func run() throws {
+        let loaded = try options.load()
+        print(loaded.model.summary())
+    }
+}
+
+/// `graft predict MODEL --input X.npy --output Y.npy`: run a model (or up to one layer) on a NumPy batch.
+struct Predict: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run a model on a float32 NHWC .npy array and write the outputs as .npy.")
+
+    @OptionGroup var options: ModelOptions
+
+    @Option(help: "Input array (.npy, NHWC; float32, float64 or uint8).")
+    var input: String
+
+    @Option(help: "Where to write the output array (.npy, float32).")
+    var output: String
+
+    @Option(help: "Images per forward pass.")
+    var batch = 32
+
+    @Option(help: "Write this layer's output instead of the model's.")
+    var layer: String?
+
+    func validate() throws {
+        guard batch > 0 else { throw ValidationError("--batch must be positive, got \(batch)") }
+    }
+
+    func run() throws {
+        let loaded = try options.load()
+        let model = loaded.model
+        let x = try NPY.read(input)
+        guard model.inputNodes.count == 1 else { throw CLIError("\(options.model): predict supports single-input models only") }
+        let want = model.inputShapes[0]
+        let given = Array(x.shape.dropFirst())
+        guard x.rank == want.count + 1, zip(given, want).allSatisfy({ $1 < 0 || $0 == $1 }) else {
+            throw CLIError("\(input): shape \(Shape.describe(x.shape)) does not fit model input \(Shape.describe([-1] + want))")
+        }
+        var target = model.outputNodes[0]
+        if let layer {
+            guard let idx = model.nodeIndex(ofLayer: layer) else {
+                throw CLIError("\(options.model): no layer named \(layer) (see graft summary)")
+            }
+            target = idx
+        }
+        let n = x.shape[0]
+        let per = x.count / max(n, 1)
+        var parts: [Tensor] = []
+        var start = 0
+        while start < n {
+            let end = min(start + batch, n)
+            let values = x.withUnsafeBufferPointer { Array($0[(start * per)..<(end * per)]) }
+            let chunk = Tensor(shape: [end - start] + given, values: values)
+            parts.append(try model.run([chunk], targets: [target])[0])
+            start = end
+        }
+        let y = parts.count == 1 ? parts[0] : try Tensor.concatenate(parts, axis: 0)
+        try NPY.write(y, to: output)
+        print("\(output): \(Shape.describe(y.shape)) float32")
+    }
+}
+
+/// A one-line command-line error.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

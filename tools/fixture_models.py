@@ -1,0 +1,155 @@
+"""Small Keras models covering every layer Graft supports, written for both Keras 3 and tf-keras.
+
+Used by tools/make_fixtures.py (parity fixtures). Each builder takes the Keras module (`keras` or `tf_keras`)
+and returns a model; the caller randomises weights and BatchNorm statistics.
+"""
+
+
+def _is_k3(K):
+    return K.__version__.startswith("3")
+
+
+def leaky(K, slope, name):
+    return K.layers.LeakyReLU(negative_slope=slope, name=name) if _is_k3(K) else K.layers.LeakyReLU(alpha=slope, name=name)
+
+
+def convnet_sequential(K):
+    """Sequential: strides, same/valid padding, dilation, BN, pooling (same-padded average), depthwise, separable."""
+    L = K.layers
+    return K.Sequential([
+        K.Input(shape=(13, 11, 3)),
+        L.Conv2D(6, 3, strides=2, padding="same", activation="relu", name="conv_s2"),
+        L.BatchNormalization(name="bn1"),
+        L.MaxPooling2D(3, strides=1, padding="same", name="maxpool_same"),
+        L.Conv2D(8, 3, dilation_rate=2, padding="valid", use_bias=False, name="conv_dil"),
+        L.AveragePooling2D(2, strides=1, padding="same", name="avgpool_same"),
+        L.DepthwiseConv2D(3, strides=2, padding="same", depth_multiplier=2, activation="relu6", name="dw"),
+        L.SeparableConv2D(10, 2, padding="same", depth_multiplier=2, activation="tanh", name="sep"),
+        L.BatchNormalization(center=False, name="bn_nocenter"),
+        L.GlobalAveragePooling2D(name="gap"),
+        L.Dropout(0.5, name="drop"),
+        L.Dense(7, activation="softmax", name="predictions"),
+    ], name="convnet_sequential")
+
+
+def mini_xception(K):
+    """Functional, Keras 2-era style: SeparableConv2D + BN + residual Add, grouped conv, concat, padding/cropping."""
+    L = K.layers
+    x_in = K.Input(shape=(16, 16, 3), name="image")
+    x = L.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(x_in)
+    x = L.ZeroPadding2D(((1, 2), (0, 1)), name="pad")(x)
+    x = L.Conv2D(8, 3, strides=2, use_bias=False, name="stem_conv")(x)
+    x = L.BatchNormalization(name="stem_bn")(x)
+    x = L.Activation("relu", name="stem_relu")(x)
+    residual = L.Conv2D(16, 1, strides=2, padding="same", use_bias=False, name="res_conv")(x)
+    residual = L.BatchNormalization(name="res_bn")(residual)
+    y = L.SeparableConv2D(16, 3, padding="same", use_bias=False, name="sep1")(x)
+    y = L.BatchNormalization(name="sep1_bn")(y)
+    y = L.Activation("relu", name="sep1_act")(y)
+    y = L.SeparableConv2D(16, 3, padding="same", use_bias=False, name="sep2")(y)
+    y = L.BatchNormalization(name="sep2_bn")(y)
+    y = L.MaxPooling2D(3, strides=2, padding="same", name="pool")(y)
+    x = L.Add(name="add")([y, residual])
+    a = L.Conv2D(8, (3, 2), padding="same", groups=2, name="branch_a")(x)  # grouped, even kernel: asymmetric padding
+    b = L.Conv2D(8, 1, name="branch_b")(x)
+    x = L.Concatenate(name="concat")([a, b])
+    x = L.Cropping2D(((1, 0), (0, 1)), name="crop")(x)
+    x = L.GlobalMaxPooling2D(name="gmp")(x)
+    out = L.Dense(4, activation="softmax", name="predictions")(x)
+    return K.Model(x_in, out, name="mini_xception")
+
+
+def activations_zoo(K):
+    """Every activation, the activation layers, merges with broadcasting (squeeze-excite), upsampling, noise layers."""
+    L = K.layers
+    x_in = K.Input(shape=(6, 6, 4), name="inp")
+    x = L.Conv2D(8, 3, padding="same", name="conv")(x_in)
+    acts = ["relu", "relu6", "sigmoid", "tanh", "softplus", "softsign", "swish", "elu", "selu", "gelu",
+            "hard_sigmoid", "linear", "exponential"]
+    if _is_k3(K):
+        acts += ["hard_swish", "silu", "leaky_relu", "mish"]
+    branches = []
+    for a in acts:
+        branches.append(L.Activation(a, name=f"act_{a}")(x))
+    branches.append(L.ReLU(max_value=4.0, negative_slope=0.1, threshold=0.2, name="relu_general")(x))
+    branches.append(leaky(K, 0.15, "leaky")(x))
+    branches.append(L.PReLU(shared_axes=[1, 2], name="prelu")(x))
+    branches.append(L.ELU(alpha=0.7, name="elu_layer")(x))
+    x = L.Average(name="avg")(branches)
+    # Squeeze-and-excite: (N,1,1,C) gate multiplied over (N,H,W,C).
+    s = L.GlobalAveragePooling2D(keepdims=True, name="se_pool")(x)
+    s = L.Dense(8, activation="sigmoid", name="se_dense")(s)
+    x = L.Multiply(name="se_mul")([x, s])
+    s2 = L.GlobalAveragePooling2D(name="se2_pool")(x)
+    s2 = L.Reshape((1, 1, 8), name="se2_reshape")(s2)
+    x2 = L.Subtract(name="sub")([x, s2])
+    x = L.Maximum(name="max")([x, x2])
+    x = L.Minimum(name="min")([x, L.Activation("tanh", name="tanh2")(x2)])
+    x = L.SpatialDropout2D(0.3, name="sdrop")(x)
+    x = L.GaussianNoise(0.1, name="noise")(x)
+    up_n = L.UpSampling2D(2, name="up_nearest")(x)
+    up_b = L.UpSampling2D((2, 3), interpolation="bilinear", name="up_bilinear")(x)
+    up_b = L.Cropping2D(((0, 0), (0, 6)), name="crop_b")(up_b)
+    x = L.Concatenate(axis=-1, name="cat")([up_n, up_b])
+    x = L.Conv2D(4, 3, strides=2, padding="same", name="conv2")(x)
+    x = L.Flatten(name="flat")(x)
+    x = L.Dense(6, name="logits")(x)
+    out = L.Softmax(name="softmax")(x)
+    return K.Model(x_in, out, name="activations_zoo")
+
+
+def nested(K):
+    """A Sequential holding a Functional base (as transfer-learning code builds them), with Normalization."""
+    L = K.layers
+    b_in = K.Input(shape=(10, 10, 3), name="base_input")
+    y = L.Conv2D(6, 3, padding="same", name="block1_conv")(b_in)
+    y = L.BatchNormalization(name="block1_bn")(y)
+    y = L.Activation("relu", name="block1_relu")(y)
+    y = L.MaxPooling2D(name="block1_pool")(y)
+    y = L.DepthwiseConv2D(3, padding="same", name="block2_dw")(y)
+    y = L.Conv2D(8, 1, name="block2_pw")(y)
+    base = K.Model(b_in, y, name="base")
+    norm = L.Normalization(axis=-1, name="norm")
+    return K.Sequential([
+        K.Input(shape=(10, 10, 3)),
+        norm,
+        base,
+        L.GlobalAveragePooling2D(name="pool"),
+        L.Dense(3, activation="softmax", name="head"),
+    ], name="nested"), norm
+
+
+def fully_convolutional(K):
+    """Unknown spatial size (None, None, 3): shapes resolved at run time."""
+    L = K.layers
+    x_in = K.Input(shape=(None, None, 3), name="img")
+    x = L.Conv2D(4, 3, padding="same", activation="relu", name="c1")(x_in)
+    x = L.AveragePooling2D(3, strides=2, padding="same", name="p1")(x)
+    x = L.Conv2D(5, 3, padding="same", activation="sigmoid", name="c2")(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    return K.Model(x_in, x, name="fully_conv")
+
+
+def locally_connected(K):
+    """tf-keras only (removed in Keras 3): unshared convolution."""
+    L = K.layers
+    return K.Sequential([
+        K.Input(shape=(7, 7, 2)),
+        L.LocallyConnected2D(3, 3, strides=2, activation="relu", name="lc"),
+        L.Flatten(name="flat"),
+        L.Dense(2, name="out"),
+    ], name="locally_connected")
+
+
+def bare_ops(K):
+    """Math on tensors without layers: Keras 3 records keras.src.ops.numpy ops, tf-keras TFOpLambda."""
+    L = K.layers
+    x_in = K.Input(shape=(5, 5, 3), name="x")
+    x = L.Conv2D(4, 3, padding="same", name="conv")(x_in)
+    h = L.ReLU(6.0, name="relu6")(x + 3.0)
+    x = x * h
+    x = x * (1.0 / 6.0)
+    y = L.Conv2D(4, 1, name="conv_y")(x_in)
+    x = x + y
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    return K.Model(x_in, x, name="bare_ops")
