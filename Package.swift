@@ -41,7 +41,10 @@ let package = Package(
 
         .target(name: "GraftTestSupport", path: "Tests/GraftTestSupport"),
         .testTarget(name: "GraftHDF5Tests", dependencies: ["GraftHDF5", "GraftTestSupport"]),
-        .testTarget(name: "GraftKerasTests", dependencies: ["GraftKeras", "GraftHDF5", "GraftTestSupport"]),
-        .testTarget(name: "graftTests", dependencies: ["graft", "GraftTestSupport"]),
+        .testTarget(name: "GraftTensorTests", dependencies: ["GraftTensor"]),
+        .testTarget(name: "GraftNNTests", dependencies: ["GraftNN"]),
+        .testTarget(name: "GraftKerasTests", dependencies: ["GraftKeras", "GraftHDF5", "GraftData", "GraftTestSupport"]),
+        .testTarget(name: "GraftDataTests", dependencies: ["GraftData", "GraftTestSupport"]),
+        .testTarget(name: "graftTests", dependencies: ["graft", "GraftData", "GraftTestSupport"]),
     ]
 )

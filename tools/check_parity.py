@@ -20,12 +20,14 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_case(graft, model, x_path, y_path, architecture=None):
+def run_case(graft, model, x_path, y_path, architecture=None, layer=None):
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "y.npy")
         cmd = [graft, "predict", model, "--input", x_path, "--output", out, "--batch", "8"]
         if architecture:
             cmd += ["--architecture", architecture]
+        if layer:
+            cmd += ["--layer", layer]
         t0 = time.time()
         p = subprocess.run(cmd, capture_output=True, text=True)
         dt = time.time() - t0
@@ -67,9 +69,14 @@ def main():
                 name = f[: -len("_input.npy")]
                 cases.append((name, os.path.join(args.dir, f"{name}.h5"), None, os.path.join(args.dir, f),
                               os.path.join(args.dir, f"{name}_output.npy")))
+                for g in sorted(os.listdir(args.dir)):
+                    if g.startswith(f"{name}_output@"):
+                        layer = g[len(f"{name}_output@"):-len(".npy")]
+                        cases.append((f"{name} @{layer}", os.path.join(args.dir, f"{name}.h5"), None,
+                                      os.path.join(args.dir, f), os.path.join(args.dir, g), layer))
     passed = failed = 0
-    for label, model, arch, x, y in cases:
-        err, problem, dt = run_case(args.graft, model, x, y, arch)
+    for label, model, arch, x, y, *layer in cases:
+        err, problem, dt = run_case(args.graft, model, x, y, arch, layer[0] if layer else None)
         scale = max(1.0, float(np.max(np.abs(np.load(y)))))
         if problem is None and err <= 1e-4 * scale:
             passed += 1

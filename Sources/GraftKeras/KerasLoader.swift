@@ -60,8 +60,10 @@ public enum KerasLoader {
         }
     }
 
-    /// An architecture without weights (freshly initialised) from a full-model `.h5`, a `.keras` archive or a `.json` config.
+    /// An architecture without weights (freshly initialised) from a full-model `.h5`, a `.keras` archive, a `.json`
+    /// config, or a built-in one: `zoo:NAME` with optional `?classes=N&no-top&input=H,W,C`.
     public static func loadArchitecture(_ path: String) throws -> Model {
+        if path.hasPrefix("zoo:") { return try zooArchitecture(String(path.dropFirst(4))) }
         guard FileManager.default.fileExists(atPath: path) else { throw KerasError("\(path): architecture file not found") }
         do {
             if path.hasSuffix(".json") {
@@ -82,6 +84,32 @@ public enum KerasLoader {
             throw e.message.hasPrefix(path) ? e : KerasError("\(path): \(e.message)")
         } catch let e as LayerError {
             throw KerasError("\(path): \(e)")
+        }
+    }
+
+    /// `resnet50`, `mobilenetv2?classes=10&input=96,96,3`, `vgg16?no-top`.
+    static func zooArchitecture(_ spec: String) throws -> Model {
+        let parts = spec.split(separator: "?", maxSplits: 1).map(String.init)
+        var options = Zoo.Options()
+        for item in (parts.count > 1 ? parts[1] : "").split(separator: "&") {
+            let kv = item.split(separator: "=", maxSplits: 1).map(String.init)
+            switch (kv[0], kv.count > 1 ? kv[1] : nil) {
+            case ("no-top", nil): options.includeTop = false
+            case ("classes", let v?):
+                guard let n = Int(v), n > 0 else { throw KerasError("architecture zoo:\(spec): classes must be a positive integer") }
+                options.classes = n
+            case ("input", let v?):
+                let dims = v.split(separator: ",").compactMap { Int($0) }
+                guard dims.count == 3, dims.allSatisfy({ $0 > 0 }) else { throw KerasError("architecture zoo:\(spec): input must be H,W,C") }
+                options.inputShape = dims
+            default:
+                throw KerasError("architecture zoo:\(spec): unknown option \(item) (classes=N, no-top, input=H,W,C)")
+            }
+        }
+        do {
+            return try Zoo.build(parts[0], options: options)
+        } catch let e as LayerError {
+            throw KerasError("architecture zoo:\(spec): \(e.message)")
         }
     }
 

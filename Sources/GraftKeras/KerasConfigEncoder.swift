@@ -1,0 +1,273 @@
+import Foundation
+import GraftNN
+import GraftTensor
+
+/// Writes a Graft `Model` as a Keras 2-style model config, the form both tf-keras and Keras 3's legacy
+/// loader accept. Layers Keras cannot express are refused with a message naming them.
+public enum KerasConfigEncoder {
+    /// The model config JSON object (`{"class_name": …, "config": …}`).
+    public static func encode(_ model: Model) throws -> [String: Any] {
+        if model.kerasClassName == "Sequential", isChain(model) {
+            var layers: [[String: Any]] = []
+            for node in model.nodes {
+                if let input = node.layer as? InputLayer {
+                    layers.append(["class_name": "InputLayer", "config": inputConfig(input)])
+                } else {
+                    layers.append(try entry(node.layer))
+                }
+            }
+            return ["class_name": "Sequential", "config": ["name": model.name, "layers": layers]]
+        }
+        var calls: [ObjectIdentifier: Int] = [:]
+        var nodeRef: [Int: (String, Int)] = [:]
+        var entries: [[String: Any]] = []
+        var entryIndex: [ObjectIdentifier: Int] = [:]
+        for (i, node) in model.nodes.enumerated() {
+            let id = ObjectIdentifier(node.layer)
+            let call = calls[id, default: 0]
+            calls[id] = call + 1
+            nodeRef[i] = (node.layer.name, call)
+            let inbound: [[Any]] = node.inputs.map { j in
+                let (name, k) = nodeRef[j] ?? ("?", 0)
+                return [name, k, 0, [String: Any]()]
+            }
+            if let k = entryIndex[id] {
+                var nodes = entries[k]["inbound_nodes"] as? [[[Any]]] ?? []
+                nodes.append(inbound)
+                entries[k]["inbound_nodes"] = nodes
+                continue
+            }
+            var e: [String: Any]
+            if let input = node.layer as? InputLayer {
+                e = ["class_name": "InputLayer", "config": inputConfig(input)]
+            } else {
+                e = try entry(node.layer)
+            }
+            e["name"] = node.layer.name
+            e["inbound_nodes"] = node.inputs.isEmpty ? [] : [inbound]
+            entryIndex[id] = entries.count
+            entries.append(e)
+        }
+        func refs(_ nodes: [Int]) -> [[Any]] { nodes.map { [model.nodes[$0].layer.name, nodeRef[$0]?.1 ?? 0, 0] } }
+        return ["class_name": "Functional",
+                "config": ["name": model.name, "layers": entries,
+                           "input_layers": refs(model.inputNodes), "output_layers": refs(model.outputNodes)]]
+    }
+
+    /// The config as a JSON string.
+    public static func json(_ model: Model) throws -> String {
+        let data = try JSONSerialization.data(withJSONObject: try encode(model), options: [.sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func isChain(_ m: Model) -> Bool {
+        m.inputNodes == [0] && m.outputNodes == [m.nodes.count - 1]
+            && m.nodes.enumerated().allSatisfy { i, n in i == 0 ? n.inputs.isEmpty : n.inputs == [i - 1] }
+    }
+
+    static func inputConfig(_ l: InputLayer) -> [String: Any] {
+        ["batch_input_shape": [NSNull()] + l.shape.map { $0 < 0 ? NSNull() as Any : $0 as Any },
+         "dtype": "float32", "sparse": false, "ragged": false, "name": l.name]
+    }
+
+    static func base(_ l: any Layer) -> [String: Any] {
+        let trainable = l.variables.isEmpty || l.variables.contains { $0.variable.isTrainable }
+        return ["name": l.name, "trainable": trainable, "dtype": "float32"]
+    }
+
+    static func activationName(_ a: ActivationKind, layer: String) throws -> String {
+        switch a {
+        case .linear: return "linear"
+        case .relu: return "relu"
+        case .relu6: return "relu6"
+        case .sigmoid: return "sigmoid"
+        case .tanh: return "tanh"
+        case .softmax: return "softmax"
+        case .softplus: return "softplus"
+        case .softsign: return "softsign"
+        case .exponential: return "exponential"
+        case .swish: return "swish"
+        case .elu(let alpha) where alpha == 1: return "elu"
+        case .selu: return "selu"
+        case .gelu(approximate: false): return "gelu"
+        case .hardSigmoid(keras2: true): return "hard_sigmoid"
+        case .hardSigmoid(keras2: false):
+            throw KerasError("layer \(layer): Keras 3's hard_sigmoid (relu6(x + 3) / 6) reads as 0.2·x + 0.5 from a Keras 2-style .h5; write .keras or .weights.h5 instead")
+        case .hardSwish: return "hard_swish"
+        case .mish: return "mish"
+        default:
+            throw KerasError("layer \(layer): activation \(a) has no Keras name; it cannot be written")
+        }
+    }
+
+    static func entry(_ l: any Layer) throws -> [String: Any] {
+        if let m = l as? Model {
+            var e = try encode(m)
+            e["name"] = m.name
+            return e
+        }
+        var c = base(l)
+        let cls: String
+        switch l {
+        case let x as Conv2D:
+            cls = "Conv2D"
+            c.merge(convFields(x.config, layer: x.name)) { $1 }
+            c["filters"] = x.config.filters
+            c["groups"] = x.config.groups
+            c["activation"] = try activationName(x.config.activation, layer: x.name)
+        case let x as SeparableConv2D:
+            cls = "SeparableConv2D"
+            c.merge(convFields(x.config, layer: x.name)) { $1 }
+            c["filters"] = x.config.filters
+            c["depth_multiplier"] = x.depthMultiplier
+            c["activation"] = try activationName(x.config.activation, layer: x.name)
+        case let x as DepthwiseConv2D:
+            cls = "DepthwiseConv2D"
+            c["kernel_size"] = x.config.kernelSize
+            c["strides"] = x.config.strides
+            c["padding"] = x.config.padding.rawValue
+            c["data_format"] = "channels_last"
+            c["dilation_rate"] = x.config.dilation
+            c["depth_multiplier"] = x.config.depthMultiplier
+            c["use_bias"] = x.config.useBias
+            c["activation"] = try activationName(x.config.activation, layer: x.name)
+        case let x as LocallyConnected2D:
+            cls = "LocallyConnected2D"
+            c.merge(convFields(x.config, layer: x.name)) { $1 }
+            c["filters"] = x.config.filters
+            c["implementation"] = 1
+            c["activation"] = try activationName(x.config.activation, layer: x.name)
+            c["dilation_rate"] = nil
+        case let x as Dense:
+            cls = "Dense"
+            c["units"] = x.units
+            c["use_bias"] = x.useBias
+            c["activation"] = try activationName(x.activation, layer: x.name)
+        case let x as BatchNormalization:
+            cls = "BatchNormalization"
+            c["axis"] = -1
+            c["momentum"] = Double(x.momentum)
+            c["epsilon"] = Double(x.epsilon)
+            c["center"] = x.center
+            c["scale"] = x.scale
+        case let x as ActivationLayer:
+            switch (x.kerasClassName, x.activation) {
+            case ("ReLU", .reluGeneral(let maxValue, let slope, let threshold)):
+                cls = "ReLU"
+                c["max_value"] = maxValue.map { Double($0) as Any } ?? NSNull()
+                c["negative_slope"] = Double(slope)
+                c["threshold"] = Double(threshold)
+            case (_, .leakyReLU(let alpha)):
+                cls = "LeakyReLU"
+                c["alpha"] = Double(alpha)
+            case ("ELU", .elu(let alpha)):
+                cls = "ELU"
+                c["alpha"] = Double(alpha)
+            case ("Softmax", .softmax):
+                cls = "Softmax"
+                c["axis"] = -1
+            default:
+                cls = "Activation"
+                c["activation"] = try activationName(x.activation, layer: x.name)
+            }
+        case let x as PReLU:
+            cls = "PReLU"
+            c["shared_axes"] = x.sharedAxes.isEmpty ? NSNull() as Any : x.sharedAxes as Any
+        case let x as Pooling2D:
+            guard x.kind != .sum else { throw KerasError("layer \(x.name): Keras has no sum pooling layer; it cannot be written") }
+            cls = x.kind == .max ? "MaxPooling2D" : "AveragePooling2D"
+            c["pool_size"] = x.poolSize
+            c["strides"] = x.strides
+            c["padding"] = x.padding.rawValue
+            c["data_format"] = "channels_last"
+        case let x as GlobalPooling2D:
+            guard x.kind != .sum else { throw KerasError("layer \(x.name): Keras has no global sum pooling layer") }
+            cls = x.kind == .max ? "GlobalMaxPooling2D" : "GlobalAveragePooling2D"
+            c["data_format"] = "channels_last"
+            c["keepdims"] = x.keepDims
+        case let x as Padding2D:
+            cls = x.isCropping ? "Cropping2D" : "ZeroPadding2D"
+            c[x.isCropping ? "cropping" : "padding"] = x.amounts
+            c["data_format"] = "channels_last"
+        case let x as UpSampling2D:
+            cls = "UpSampling2D"
+            c["size"] = x.size
+            c["data_format"] = "channels_last"
+            c["interpolation"] = x.bilinear ? "bilinear" : "nearest"
+        case is Flatten:
+            cls = "Flatten"
+            c["data_format"] = "channels_last"
+        case let x as Reshape:
+            cls = "Reshape"
+            c["target_shape"] = x.targetShape
+        case let x as InferenceIdentity:
+            cls = x.kerasClassName
+            switch cls {
+            case "GaussianNoise": c["stddev"] = Double(x.rate)
+            case "ActivityRegularization": c["l1"] = 0.0; c["l2"] = 0.0
+            default: c["rate"] = Double(x.rate)
+            }
+        case let x as Merge:
+            cls = x.kind.rawValue
+        case let x as Concatenate:
+            cls = "Concatenate"
+            c["axis"] = x.axis
+        case let x as Rescaling:
+            cls = "Rescaling"
+            c["scale"] = x.scale.count == 1 ? Double(x.scale[0]) as Any : x.scale.map(Double.init) as Any
+            c["offset"] = x.offset.count == 1 ? Double(x.offset[0]) as Any : x.offset.map(Double.init) as Any
+        case let x as Normalization:
+            cls = "Normalization"
+            c["axis"] = [-1]
+            c["invert"] = x.invert
+            if x.variables.isEmpty {
+                throw KerasError("layer \(x.name): a Normalization with mean and variance in its config is not written yet")
+            }
+            c["mean"] = NSNull()
+            c["variance"] = NSNull()
+        case let x as TensorOp:
+            return try opEntry(x, base: c)
+        default:
+            throw KerasError("layer \(l.name): \(l.kerasClassName) cannot be written as a Keras layer")
+        }
+        return ["class_name": cls, "config": c]
+    }
+
+    static func convFields(_ cfg: Conv2DConfig, layer: String) -> [String: Any] {
+        ["kernel_size": cfg.kernelSize, "strides": cfg.strides, "padding": cfg.padding.rawValue,
+         "data_format": "channels_last", "dilation_rate": cfg.dilation, "use_bias": cfg.useBias]
+    }
+
+    /// Bare math ops become layers Keras has: tensor–tensor ops become merge layers, tensor–constant ops
+    /// become `Rescaling` (x·s + o). Anything else is refused.
+    static func opEntry(_ x: TensorOp, base: [String: Any]) throws -> [String: Any] {
+        var c = base
+        c["trainable"] = true
+        switch (x.operands.first, x.operands.last) {
+        case (.input, .input):
+            let names: [BinaryOp: String] = [.add: "Add", .subtract: "Subtract", .multiply: "Multiply",
+                                             .maximum: "Maximum", .minimum: "Minimum"]
+            guard let cls = names[x.op] else { throw KerasError("layer \(x.name): \(x.op) of two tensors has no Keras layer") }
+            return ["class_name": cls, "config": c]
+        case (.input, .constant(let k)):
+            switch x.op {
+            case .add: c["scale"] = 1.0; c["offset"] = Double(k)
+            case .subtract: c["scale"] = 1.0; c["offset"] = -Double(k)
+            case .multiply: c["scale"] = Double(k); c["offset"] = 0.0
+            case .divide: c["scale"] = 1.0 / Double(k); c["offset"] = 0.0
+            default: throw KerasError("layer \(x.name): \(x.op) with a constant has no Keras layer")
+            }
+            return ["class_name": "Rescaling", "config": c]
+        case (.constant(let k), .input):
+            switch x.op {
+            case .add: c["scale"] = 1.0; c["offset"] = Double(k)
+            case .multiply: c["scale"] = Double(k); c["offset"] = 0.0
+            case .subtract: c["scale"] = -1.0; c["offset"] = Double(k)
+            default: throw KerasError("layer \(x.name): \(x.op) of a constant by a tensor has no Keras layer")
+            }
+            return ["class_name": "Rescaling", "config": c]
+        default:
+            throw KerasError("layer \(x.name): an operation on two constants cannot be written")
+        }
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+import GraftHDF5
+import GraftNN
+import GraftTensor
+
+/// Writes checkpoints Keras loads. Every write is atomic: a temporary file in the same folder, renamed into place.
+public enum KerasWriter {
+    /// The `keras_version` written: the config and weight layout follow Keras 2 (tf-keras), which Keras 3's
+    /// legacy loader also reads. The Graft version is recorded beside it in `graft_version`.
+    public static let kerasVersionWritten = "2.15.0"
+
+    /// Keras legacy full-model `.h5` (`model.save("x.h5")`): `model_config`, `keras_version`, `backend` and
+    /// `model_weights`. With `weightsOnly`, a Keras 2 `save_weights` file: `layer_names` at the root.
+    public static func writeLegacyH5(_ model: Model, to path: String, weightsOnly: Bool = false, graftVersion: String) throws {
+        let config = weightsOnly ? nil : try KerasConfigEncoder.json(model)
+        try HDF5File.writeAtomically(path) { file in
+            let root = try file.root()
+            let weights: HDF5Group
+            if let config {
+                try root.setAttribute("model_config", string: config)
+                try root.setAttribute("keras_version", strings: [kerasVersionWritten], scalar: true)
+                try root.setAttribute("backend", strings: ["tensorflow"], scalar: true)
+                weights = try root.createGroup("model_weights")
+            } else {
+                weights = root
+            }
+            try weights.setAttribute("keras_version", strings: [kerasVersionWritten], scalar: true)
+            try weights.setAttribute("backend", strings: ["tensorflow"], scalar: true)
+            try root.setAttribute("graft_version", strings: [graftVersion], scalar: true)
+            try writeLegacyWeights(model, into: weights)
+        }
+    }
+
+    /// The `model_weights` layout: `layer_names` (every layer, Keras order), then per layer a group with
+    /// `weight_names` (`layer/kernel:0`, …) and the datasets at those paths.
+    static func writeLegacyWeights(_ model: Model, into group: HDF5Group) throws {
+        let layers = kerasLayerOrder(model)
+        try group.setStringListAttribute("layer_names", strings: layers.map(\.name))
+        for layer in layers {
+            let g = try group.createGroup(layer.name)
+            var entries: [(name: String, tensor: Tensor)] = []
+            if let nested = layer as? Model {
+                // Keras orders a nested model's weights as all trainable ones, then all non-trainable ones.
+                let all = kerasLayerOrder(nested).flatMap { l in l.variables.map { (l, $0.key, $0.variable) } }
+                let ordered = all.filter { $0.2.isTrainable } + all.filter { !$0.2.isTrainable }
+                entries = ordered.map { ("\($0.0.name)/\($0.1):0", $0.2.value) }
+                if nested.layers.contains(where: { $0 is Model }) {
+                    throw KerasError("model \(model.name): models nested more than one level deep cannot be written yet")
+                }
+            } else {
+                entries = layer.variables.map { ("\(layer.name)/\($0.key):0", $0.variable.value) }
+            }
+            try g.setStringListAttribute("weight_names", strings: entries.map(\.name))
+            for (name, t) in entries {
+                try g.createDataset(name, values: t.scalars, shape: t.shape)
+            }
+        }
+    }
+
+    /// The order Keras gives `model.layers` when it rebuilds this graph: layers grouped by depth from the outputs
+    /// (deepest first), ties broken by first visit in a depth-first walk from the outputs. Keras's legacy loader
+    /// matches `layer_names` to `model.layers` by position, so files must list layers in this order.
+    public static func kerasLayerOrder(_ model: Model) -> [any Layer] {
+        if model.kerasClassName == "Sequential" && KerasConfigEncoder.isChain(model) {
+            return model.layers
+        }
+        var firstVisit: [ObjectIdentifier: Int] = [:]
+        var finished = Set<Int>()
+        var postorder: [Int] = []
+        func visit(_ n: Int) {
+            if finished.contains(n) { return }
+            let id = ObjectIdentifier(model.nodes[n].layer)
+            if firstVisit[id] == nil { firstVisit[id] = firstVisit.count }
+            for p in model.nodes[n].inputs { visit(p) }
+            finished.insert(n)
+            postorder.append(n)
+        }
+        for o in model.outputNodes { visit(o) }
+        var nodeDepth: [Int: Int] = [:]
+        var layerDepth: [ObjectIdentifier: Int] = [:]
+        var layerOf: [ObjectIdentifier: any Layer] = [:]
+        for n in postorder.reversed() {
+            let layer = model.nodes[n].layer
+            let id = ObjectIdentifier(layer)
+            let depth = max(nodeDepth[n, default: 0], layerDepth[id, default: 0])
+            layerDepth[id] = depth
+            layerOf[id] = layer
+            nodeDepth[n] = depth
+            for p in model.nodes[n].inputs { nodeDepth[p] = max(depth + 1, nodeDepth[p, default: 0]) }
+        }
+        return layerDepth.keys.sorted { a, b in
+            let (da, db) = (layerDepth[a] ?? 0, layerDepth[b] ?? 0)
+            return da != db ? da > db : (firstVisit[a] ?? 0) < (firstVisit[b] ?? 0)
+        }.compactMap { layerOf[$0] }
+    }
+}

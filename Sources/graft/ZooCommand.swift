@@ -1,0 +1,44 @@
+import ArgumentParser
+import GraftKeras
+import GraftNN
+
+/// `graft zoo NAME --output FILE.h5`: a built-in architecture, freshly initialised, as a Keras checkpoint.
+struct ZooCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "zoo",
+        abstract: "Write a built-in architecture (\(Zoo.names.joined(separator: ", "))) as a Keras .h5 checkpoint.")
+
+    @Argument(help: "Architecture name.")
+    var name: String
+
+    @Option(help: "Output file (.h5, Keras legacy full model).")
+    var output: String
+
+    @Option(help: "Classes in the output layer (default: 10 for lenet5, 1000 for the others).")
+    var classes: Int?
+
+    @Flag(name: .customLong("no-top"), help: "Leave out the classifier (keras.applications include_top=False).")
+    var noTop = false
+
+    @Option(name: .customLong("input-shape"), help: "Input size as H,W,C (default: the architecture's own).")
+    var inputShape: String?
+
+    @Option(help: "Seed for the initial weights.")
+    var seed: UInt64 = 0
+
+    func run() throws {
+        var shape: [Int]?
+        if let inputShape {
+            let parts = inputShape.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard parts.count == 3, parts.allSatisfy({ ($0 ?? 0) > 0 }) else {
+                throw ValidationError("--input-shape must be three positive integers H,W,C, got \(inputShape)")
+            }
+            shape = parts.compactMap { $0 }
+        }
+        if let classes, classes <= 0 { throw ValidationError("--classes must be positive, got \(classes)") }
+        let model = try Zoo.build(name, options: Zoo.Options(classes: classes, includeTop: !noTop, inputShape: shape, seed: seed))
+        try KerasWriter.writeLegacyH5(model, to: output, graftVersion: graftVersion)
+        let counts = model.parameterCounts
+        print("\(output): \(model.name), \(grouped(counts.total)) parameters")
+    }
+}

@@ -1,0 +1,224 @@
+import Testing
+@testable import GraftTensor
+
+/// Every fast kernel against a plain-loop reference, on random data and many geometries.
+struct KernelTests {
+    static func random(_ n: Int, seed: UInt64) -> [Float] {
+        var state = seed
+        return (0..<n).map { _ in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: state >> 11) % 2001 - 1000) / 1000
+        }
+    }
+
+    static func maxError(_ a: [Float], _ b: [Float]) -> Float {
+        precondition(a.count == b.count)
+        return zip(a, b).map { abs($0 - $1) }.max() ?? 0
+    }
+
+    @Test func gemmMatchesReference() {
+        for (m, n, k) in [(1, 1, 1), (7, 5, 3), (64, 33, 17), (3, 128, 300)] {
+            let a = Self.random(m * k, seed: 1), b = Self.random(k * n, seed: 2)
+            var c = [Float](repeating: 0, count: m * n)
+            a.withUnsafeBufferPointer { ap in
+                b.withUnsafeBufferPointer { bp in
+                    c.withUnsafeMutableBufferPointer { cp in
+                        sgemm(m: m, n: n, k: k, a: ap.baseAddress!, lda: k, b: bp.baseAddress!, ldb: n, c: cp.baseAddress!, ldc: n)
+                    }
+                }
+            }
+            #expect(Self.maxError(c, referenceGEMM(m: m, n: n, k: k, a: a, b: b)) < 1e-4)
+        }
+    }
+
+    struct ConvCase: CustomTestStringConvertible, Sendable {
+        let n, h, w, cin, cout, kh, kw, sh, sw, dh, dw, groups: Int
+        let padding: Padding
+        var testDescription: String {
+            "\(h)x\(w)x\(cin)->\(cout) k\(kh)x\(kw) s\(sh)x\(sw) d\(dh)x\(dw) g\(groups) \(padding)"
+        }
+    }
+
+    static let convCases: [ConvCase] = [
+        ConvCase(n: 2, h: 7, w: 6, cin: 3, cout: 4, kh: 3, kw: 3, sh: 1, sw: 1, dh: 1, dw: 1, groups: 1, padding: .same),
+        ConvCase(n: 1, h: 8, w: 8, cin: 5, cout: 6, kh: 1, kw: 1, sh: 1, sw: 1, dh: 1, dw: 1, groups: 1, padding: .valid),  // pointwise GEMM
+        ConvCase(n: 2, h: 9, w: 7, cin: 4, cout: 3, kh: 1, kw: 1, sh: 2, sw: 2, dh: 1, dw: 1, groups: 1, padding: .same),
+        ConvCase(n: 1, h: 11, w: 10, cin: 2, cout: 5, kh: 5, kw: 5, sh: 2, sw: 3, dh: 1, dw: 1, groups: 1, padding: .same),
+        ConvCase(n: 1, h: 10, w: 9, cin: 3, cout: 2, kh: 3, kw: 2, sh: 1, sw: 1, dh: 2, dw: 3, groups: 1, padding: .valid),
+        ConvCase(n: 2, h: 6, w: 6, cin: 4, cout: 6, kh: 2, kw: 2, sh: 1, sw: 1, dh: 1, dw: 1, groups: 2, padding: .same),  // even kernel
+        ConvCase(n: 1, h: 5, w: 5, cin: 6, cout: 6, kh: 3, kw: 3, sh: 2, sw: 2, dh: 1, dw: 1, groups: 3, padding: .same),
+        ConvCase(n: 3, h: 12, w: 12, cin: 8, cout: 16, kh: 3, kw: 3, sh: 1, sw: 1, dh: 1, dw: 1, groups: 1, padding: .same),
+    ]
+
+    @Test(arguments: convCases)
+    func convolutionMatchesReference(_ c: ConvCase) {
+        let g = ConvGeometry(batch: c.n, inChannels: c.cin, outChannels: c.cout, groups: c.groups,
+                             h: AxisGeometry(input: c.h, kernel: c.kh, stride: c.sh, dilation: c.dh, padding: c.padding),
+                             w: AxisGeometry(input: c.w, kernel: c.kw, stride: c.sw, dilation: c.dw, padding: c.padding))
+        let x = Self.random(c.n * c.h * c.w * c.cin, seed: 3)
+        let k = Self.random(c.kh * c.kw * (c.cin / c.groups) * c.cout, seed: 4)
+        let b = Self.random(c.cout, seed: 5)
+        var out = [Float](repeating: .nan, count: g.pixels * c.cout)
+        x.withUnsafeBufferPointer { xp in
+            k.withUnsafeBufferPointer { kp in
+                b.withUnsafeBufferPointer { bp in
+                    out.withUnsafeMutableBufferPointer { op in
+                        ConvolutionKernels.conv2dForward(g, input: xp.baseAddress!, kernel: kp.baseAddress!, bias: bp.baseAddress!, output: op.baseAddress!)
+                    }
+                }
+            }
+        }
+        let ref = ConvolutionKernels.referenceConv2d(g, input: x, kernel: k, bias: b)
+        #expect(Self.maxError(out, ref) < 1e-4)
+    }
+
+    @Test func samePaddingSplitsLikeTensorFlow() {
+        // in 5, kernel 2, stride 2: output 3, total pad 1, all after (TF puts the extra on the bottom/right).
+        let a = AxisGeometry(input: 5, kernel: 2, stride: 2, padding: .same)
+        #expect(a.output == 3 && a.padBefore == 0 && a.padAfter == 1)
+        let b = AxisGeometry(input: 7, kernel: 4, stride: 1, padding: .same)
+        #expect(b.output == 7 && b.padBefore == 1 && b.padAfter == 2)
+        let v = AxisGeometry(input: 7, kernel: 3, stride: 2, dilation: 2, padding: .valid)
+        #expect(v.output == 2)
+        #expect(AxisGeometry(input: 2, kernel: 3, stride: 1, padding: .valid).output == 0)
+    }
+
+    @Test(arguments: [1, 2, 3])
+    func depthwiseMatchesGroupedReference(_ multiplier: Int) {
+        let (n, h, w, c) = (2, 7, 6, 5)
+        for (stride, padding, dilation) in [(1, Padding.same, 1), (2, .same, 1), (1, .valid, 2)] {
+            let g = ConvGeometry(batch: n, inChannels: c, outChannels: c * multiplier, groups: c,
+                                 h: AxisGeometry(input: h, kernel: 3, stride: stride, dilation: dilation, padding: padding),
+                                 w: AxisGeometry(input: w, kernel: 3, stride: stride, dilation: dilation, padding: padding))
+            let x = Self.random(n * h * w * c, seed: 7), k = Self.random(9 * c * multiplier, seed: 8)
+            let b = Self.random(c * multiplier, seed: 9)
+            var out = [Float](repeating: .nan, count: g.pixels * c * multiplier)
+            x.withUnsafeBufferPointer { xp in
+                k.withUnsafeBufferPointer { kp in
+                    b.withUnsafeBufferPointer { bp in
+                        out.withUnsafeMutableBufferPointer { op in
+                            ConvolutionKernels.depthwiseForward(g, multiplier: multiplier, input: xp.baseAddress!, kernel: kp.baseAddress!,
+                                                                bias: bp.baseAddress!, output: op.baseAddress!)
+                        }
+                    }
+                }
+            }
+            // A depthwise kernel [kH, kW, C, M] is a grouped HWIO kernel [kH, kW, 1, C·M] with C groups.
+            #expect(Self.maxError(out, ConvolutionKernels.referenceConv2d(g, input: x, kernel: k, bias: b)) < 1e-4)
+        }
+    }
+
+    static func referencePool(_ kind: PoolKind, _ x: [Float], n: Int, c: Int, h: AxisGeometry, w: AxisGeometry) -> [Float] {
+        var out: [Float] = []
+        for b in 0..<n {
+            for oh in 0..<h.output {
+                for ow in 0..<w.output {
+                    for ch in 0..<c {
+                        var vals: [Float] = []
+                        for kh in 0..<h.kernel {
+                            for kw in 0..<w.kernel {
+                                let ih = oh * h.stride - h.padBefore + kh, iw = ow * w.stride - w.padBefore + kw
+                                if ih >= 0 && ih < h.input && iw >= 0 && iw < w.input {
+                                    vals.append(x[((b * h.input + ih) * w.input + iw) * c + ch])
+                                }
+                            }
+                        }
+                        switch kind {
+                        case .max: out.append(vals.max() ?? 0)
+                        case .average: out.append(vals.reduce(0, +) / Float(vals.count))
+                        case .sum: out.append(vals.reduce(0, +))
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    @Test(arguments: [PoolKind.max, .average, .sum])
+    func poolingMatchesReference(_ kind: PoolKind) {
+        for (k, s, p) in [(2, 2, Padding.valid), (3, 2, .same), (3, 1, .same), (2, 3, .valid)] {
+            let h = AxisGeometry(input: 7, kernel: k, stride: s, padding: p), w = AxisGeometry(input: 6, kernel: k, stride: s, padding: p)
+            let x = Self.random(2 * 7 * 6 * 3, seed: 11)
+            var out = [Float](repeating: .nan, count: 2 * h.output * w.output * 3)
+            x.withUnsafeBufferPointer { xp in
+                out.withUnsafeMutableBufferPointer { op in
+                    PoolingKernels.pool2dForward(kind, batch: 2, channels: 3, h: h, w: w, input: xp.baseAddress!, output: op.baseAddress!)
+                }
+            }
+            #expect(Self.maxError(out, Self.referencePool(kind, x, n: 2, c: 3, h: h, w: w)) < 1e-5, "k\(k) s\(s) \(p)")
+        }
+    }
+
+    @Test func globalPooling() {
+        let x = Tensor(shape: [2, 2, 2, 2], values: [1, -1, 2, -2, 3, -3, 4, -4, 5, 6, 7, 8, 9, 10, 11, 12])
+        var avg = [Float](repeating: 0, count: 4), mx = avg
+        x.withUnsafeBufferPointer { xp in
+            avg.withUnsafeMutableBufferPointer { PoolingKernels.globalPoolForward(.average, batch: 2, spatial: 4, channels: 2, input: xp.baseAddress!, output: $0.baseAddress!) }
+            mx.withUnsafeMutableBufferPointer { PoolingKernels.globalPoolForward(.max, batch: 2, spatial: 4, channels: 2, input: xp.baseAddress!, output: $0.baseAddress!) }
+        }
+        #expect(avg == [2.5, -2.5, 8, 9])
+        #expect(mx == [4, -1, 11, 12])
+    }
+
+    @Test func broadcastingElementwise() throws {
+        let x = Tensor(shape: [2, 2, 2, 3], values: (0..<24).map(Float.init))
+        let gate = Tensor(shape: [2, 1, 1, 3], values: [1, 2, 3, 10, 20, 30])
+        let y = try x.elementwise(.multiply, gate)
+        #expect(y.shape == [2, 2, 2, 3])
+        #expect(y[0, 1, 1, 2] == 11 * 3)
+        #expect(y[1, 0, 1, 1] == 16 * 20)
+        let z = try x.elementwise(.add, Tensor(shape: [3], values: [100, 200, 300]))
+        #expect(z[1, 1, 0, 0] == 18 + 100)
+        #expect(throws: ShapeError.self) { try x.elementwise(.add, Tensor(shape: [2], values: [1, 2])) }
+        #expect(Tensor.broadcastShape([4, 1, 3], [5, 1]) == [4, 5, 3])
+    }
+
+    @Test func concatenatePadCropUpsample() throws {
+        let a = Tensor(shape: [1, 2, 2, 1], values: [1, 2, 3, 4]), b = Tensor(shape: [1, 2, 2, 2], values: [5, 6, 7, 8, 9, 10, 11, 12])
+        let c = try Tensor.concatenate([a, b], axis: -1)
+        #expect(c.shape == [1, 2, 2, 3])
+        #expect(c.scalars == [1, 5, 6, 2, 7, 8, 3, 9, 10, 4, 11, 12])
+        #expect(throws: ShapeError.self) { try Tensor.concatenate([a, Tensor(shape: [1, 3, 2, 1])], axis: -1) }
+        let p = try a.padded2D(top: 1, bottom: 0, left: 0, right: 2)
+        #expect(p.shape == [1, 3, 4, 1])
+        #expect(p.scalars == [0, 0, 0, 0, 1, 2, 0, 0, 3, 4, 0, 0])
+        let cropped = try p.padded2D(top: -1, bottom: 0, left: 0, right: -2)
+        #expect(cropped == a)
+        #expect(try a.upsampledNearest(2, 1).scalars == [1, 2, 1, 2, 3, 4, 3, 4])
+        let bl = try Tensor(shape: [1, 1, 2, 1], values: [0, 4]).upsampledBilinear(1, 2)
+        #expect(bl.scalars == [0, 1, 3, 4])
+    }
+
+    @Test func softmaxIsStableAndNormalised() {
+        let t = Tensor(shape: [2, 3], values: [1000, 1001, 1002, -5, 0, 5]).activated(.softmax)
+        let s = t.scalars
+        #expect(abs(s[0] + s[1] + s[2] - 1) < 1e-6)
+        #expect(s.allSatisfy { $0.isFinite })
+        #expect(abs(s[2] - 0.66524096) < 1e-6)
+    }
+
+    @Test func activationsAtKnownPoints() {
+        func f(_ k: ActivationKind, _ x: [Float]) -> [Float] { Tensor(x).activated(k).scalars }
+        #expect(f(.relu, [-1, 0, 2]) == [0, 0, 2])
+        #expect(f(.relu6, [-1, 3, 9]) == [0, 3, 6])
+        #expect(f(.hardSigmoid(keras2: true), [-3, 0, 1]) == [0, 0.5, 0.7])
+        #expect(f(.hardSigmoid(keras2: false), [-3, 0, 3]) == [0, 0.5, 1])
+        #expect(f(.leakyReLU(alpha: 0.1), [-2, 3]) == [-0.2, 3])
+        // ReLU(max_value=4, negative_slope=0.1, threshold=0.5): below threshold slope·(x − t), above clipped.
+        #expect(f(.reluGeneral(maxValue: 4, negativeSlope: 0.1, threshold: 0.5), [-1.5, 0.5, 2, 10]) == [-0.2, 0, 2, 4])
+        let g = f(.gelu(approximate: false), [1])[0]
+        #expect(abs(g - 0.8413447) < 1e-6)
+        #expect(abs(f(.swish, [1])[0] - 0.7310586) < 1e-6)
+    }
+
+    @Test func copyOnWrite() {
+        let a = Tensor(shape: [2], values: [1, 2])
+        var b = a
+        b[0] = 5
+        #expect(a.scalars == [1, 2])
+        #expect(b.scalars == [5, 2])
+        let r = a.reshaped([1, 2])
+        #expect(r.shape == [1, 2] && r.scalars == [1, 2])
+    }
+}
