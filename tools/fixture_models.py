@@ -123,9 +123,12 @@ def fully_convolutional(K):
     """Unknown spatial size (None, None, 3): shapes resolved at run time."""
     L = K.layers
     x_in = K.Input(shape=(None, None, 3), name="img")
-    x = L.Conv2D(4, 3, padding="same", activation="relu", name="c1")(x_in)
+    x = L.Normalization(mean=[0.1, -0.2, 0.3], variance=[1.0, 2.0, 0.5], name="fixed_norm")(x_in)
+    x = L.Conv2D(4, 3, padding="same", activation="relu", name="c1")(x)
     x = L.AveragePooling2D(3, strides=2, padding="same", name="p1")(x)
     x = L.Conv2D(5, 3, padding="same", activation="sigmoid", name="c2")(x)
+    m = L.GlobalMaxPooling2D(keepdims=True, name="gmp_keep")(x)
+    x = L.Subtract(name="centre")([x, m])
     x = L.GlobalAveragePooling2D(name="gap")(x)
     return K.Model(x_in, x, name="fully_conv")
 

@@ -220,11 +220,8 @@ public enum KerasConfigEncoder {
             cls = "Normalization"
             c["axis"] = [-1]
             c["invert"] = x.invert
-            if x.variables.isEmpty {
-                throw KerasError("layer \(x.name): a Normalization with mean and variance in its config is not written yet")
-            }
-            c["mean"] = NSNull()
-            c["variance"] = NSNull()
+            c["mean"] = x.fixedMean.map { $0.map(Double.init) as Any } ?? NSNull()
+            c["variance"] = x.fixedVariance.map { $0.map(Double.init) as Any } ?? NSNull()
         case let x as TensorOp:
             return try opEntry(x, base: c)
         default:

@@ -123,8 +123,9 @@ public final class Normalization: Layer {
     public let name: String
     public let invert: Bool
     public var kerasClassName: String { "Normalization" }
-    private let fixedMean: [Float]?
-    private let fixedVariance: [Float]?
+    /// Mean and variance given in the config (no weights then).
+    public let fixedMean: [Float]?
+    public let fixedVariance: [Float]?
     public private(set) var mean: Variable?
     public private(set) var variance: Variable?
     public private(set) var countVariable: Variable?
