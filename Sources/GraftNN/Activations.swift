@@ -57,3 +57,39 @@ public final class PReLU: Layer {
         return try pos.elementwise(.add, try neg.elementwise(.multiply, a))
     }
 }
+
+// MARK: - training
+
+extension ActivationLayer {
+    public var finalActivation: ActivationKind { activation }
+
+    public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
+                         needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {
+        if preActivation { return [gradOutput] }
+        return [Tensor.activationGradient(activation, z: inputs[0], y: output, dy: gradOutput)]
+    }
+}
+
+extension PReLU {
+    public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
+                         needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {
+        let x = inputs[0]
+        let a = alpha.value.reshaped([1] + alpha.value.shape)
+        let negative = try x.elementwise(.minimum, Tensor(shape: [1], repeating: 0))
+        if alpha.isTrainable {
+            alpha.accumulate(try gradOutput.elementwise(.multiply, negative).reduced(toShape: a.shape).reshaped(alpha.value.shape))
+        }
+        guard needsInputGradients[0] else { return [nil] }
+        // d/dx = 1 where x > 0, alpha elsewhere.
+        var slope = Tensor(uninitializedShape: x.shape)
+        let broadcastAlpha = try Tensor(shape: x.shape, repeating: 0).elementwise(.add, a)
+        slope.withUnsafeMutableBufferPointer { s in
+            x.withUnsafeBufferPointer { xv in
+                broadcastAlpha.withUnsafeBufferPointer { av in
+                    for i in 0..<xv.count { s[i] = xv[i] > 0 ? 1 : av[i] }
+                }
+            }
+        }
+        return [try gradOutput.elementwise(.multiply, slope)]
+    }
+}

@@ -86,27 +86,35 @@ public final class Conv2D: Layer {
     }
 
     public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
-        let x = inputs[0]
+        try linearForward(inputs[0]).activated(config.activation)
+    }
+
+    /// The convolution plus bias, before the activation.
+    func linearForward(_ x: Tensor) throws -> Tensor {
         try checkRuntimeInput(name, x, channels: inChannels)
-        let g = convGeometry(x, outChannels: config.filters, groups: config.groups, kernel: config.kernelSize,
-                             strides: config.strides, dilation: config.dilation, padding: config.padding)
+        let g = geometry(x)
         guard g.h.output > 0, g.w.output > 0 else { throw LayerError(name, "input \(Shape.describe(x.shape)) is smaller than the kernel") }
-        var out = Tensor(uninitializedShape: g.outputShape)
-        out.withUnsafeMutableBufferPointer { o in
-            x.withUnsafeBufferPointer { xi in
-                kernel.value.withUnsafeBufferPointer { k in
-                    if let bias {
-                        bias.value.withUnsafeBufferPointer { b in
-                            ConvolutionKernels.conv2dForward(g, input: xi.baseAddress!, kernel: k.baseAddress!, bias: b.baseAddress!, output: o.baseAddress!)
-                        }
-                    } else {
-                        ConvolutionKernels.conv2dForward(g, input: xi.baseAddress!, kernel: k.baseAddress!, bias: nil, output: o.baseAddress!)
+        return convolve(g, x, kernel.value, bias?.value)
+    }
+}
+
+/// Convolution plus optional bias for tensors.
+func convolve(_ g: ConvGeometry, _ x: Tensor, _ kernel: Tensor, _ bias: Tensor?) -> Tensor {
+    var out = Tensor(uninitializedShape: g.outputShape)
+    out.withUnsafeMutableBufferPointer { o in
+        x.withUnsafeBufferPointer { xi in
+            kernel.withUnsafeBufferPointer { k in
+                if let bias {
+                    bias.withUnsafeBufferPointer { b in
+                        ConvolutionKernels.conv2dForward(g, input: xi.baseAddress!, kernel: k.baseAddress!, bias: b.baseAddress!, output: o.baseAddress!)
                     }
+                } else {
+                    ConvolutionKernels.conv2dForward(g, input: xi.baseAddress!, kernel: k.baseAddress!, bias: nil, output: o.baseAddress!)
                 }
             }
         }
-        return out.activated(config.activation)
     }
+    return out
 }
 
 /// Hyperparameters of a depthwise convolution (Keras `DepthwiseConv2D`).
@@ -236,24 +244,14 @@ public final class SeparableConv2D: Layer {
         let mid = depthwise(inputs[0], kernel: depthwiseKernel.value, bias: nil, kernelSize: config.kernelSize,
                             strides: config.strides, dilation: config.dilation, padding: config.padding,
                             multiplier: depthMultiplier)
+        return pointwise(mid).activated(config.activation)
+    }
+
+    /// The 1×1 convolution (plus bias) applied after the depthwise step.
+    func pointwise(_ mid: Tensor) -> Tensor {
         let g = convGeometry(mid, outChannels: config.filters, groups: 1, kernel: [1, 1], strides: [1, 1],
                              dilation: [1, 1], padding: .valid)
-        var out = Tensor(uninitializedShape: g.outputShape)
-        out.withUnsafeMutableBufferPointer { o in
-            mid.withUnsafeBufferPointer { m in
-                pointwiseKernel.value.withUnsafeBufferPointer { k in
-                    let b = bias?.value
-                    if let b {
-                        b.withUnsafeBufferPointer { bp in
-                            ConvolutionKernels.conv2dForward(g, input: m.baseAddress!, kernel: k.baseAddress!, bias: bp.baseAddress!, output: o.baseAddress!)
-                        }
-                    } else {
-                        ConvolutionKernels.conv2dForward(g, input: m.baseAddress!, kernel: k.baseAddress!, bias: nil, output: o.baseAddress!)
-                    }
-                }
-            }
-        }
-        return out.activated(config.activation)
+        return convolve(g, mid, pointwiseKernel.value, bias?.value)
     }
 }
 
@@ -293,7 +291,11 @@ public final class LocallyConnected2D: Layer {
     }
 
     public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
-        let x = inputs[0]
+        try linearForward(inputs[0]).activated(config.activation)
+    }
+
+    /// The unshared convolution plus bias, before the activation.
+    func linearForward(_ x: Tensor) throws -> Tensor {
         guard Array(x.shape.dropFirst()) == inputShape else {
             throw LayerError(name, "expects input \(Shape.describe([-1] + inputShape)), got \(Shape.describe(x.shape))")
         }
@@ -324,6 +326,188 @@ public final class LocallyConnected2D: Layer {
                 }
             }
         }
-        return out.activated(config.activation)
+        return out
+    }
+}
+
+// MARK: - training
+
+/// Runs `conv2dBackward` for tensors, returning dX when asked and adding into the variables' gradients.
+func convBackward(_ g: ConvGeometry, x: Tensor, kernel: Variable, bias: Variable?, dz: Tensor, needInput: Bool) -> Tensor? {
+    var dx: Tensor? = needInput ? Tensor(uninitializedShape: x.shape) : nil
+    x.withUnsafeBufferPointer { xi in
+        kernel.value.withUnsafeBufferPointer { k in
+            dz.withUnsafeBufferPointer { gz in
+                withTrainableGradient(kernel) { gk in
+                    withTrainableGradient(bias) { gb in
+                        if var d = dx {
+                            d.withUnsafeMutableBufferPointer { dp in
+                                ConvolutionKernels.conv2dBackward(g, input: xi.baseAddress!, kernel: k.baseAddress!, gradOutput: gz.baseAddress!,
+                                                                  gradInput: dp.baseAddress!, gradKernel: gk, gradBias: gb)
+                            }
+                            dx = d
+                        } else {
+                            ConvolutionKernels.conv2dBackward(g, input: xi.baseAddress!, kernel: k.baseAddress!, gradOutput: gz.baseAddress!,
+                                                              gradInput: nil, gradKernel: gk, gradBias: gb)
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return dx
+}
+
+/// Runs `depthwiseBackward` for tensors.
+func depthwiseBackward(_ g: ConvGeometry, multiplier: Int, x: Tensor, kernel: Variable, bias: Variable?, dz: Tensor,
+                       needInput: Bool) -> Tensor? {
+    var dx: Tensor? = needInput ? Tensor(uninitializedShape: x.shape) : nil
+    x.withUnsafeBufferPointer { xi in
+        kernel.value.withUnsafeBufferPointer { k in
+            dz.withUnsafeBufferPointer { gz in
+                withTrainableGradient(kernel) { gk in
+                    withTrainableGradient(bias) { gb in
+                        if var d = dx {
+                            d.withUnsafeMutableBufferPointer { dp in
+                                ConvolutionKernels.depthwiseBackward(g, multiplier: multiplier, input: xi.baseAddress!, kernel: k.baseAddress!,
+                                                                     gradOutput: gz.baseAddress!, gradInput: dp.baseAddress!, gradKernel: gk, gradBias: gb)
+                            }
+                            dx = d
+                        } else {
+                            ConvolutionKernels.depthwiseBackward(g, multiplier: multiplier, input: xi.baseAddress!, kernel: k.baseAddress!,
+                                                                 gradOutput: gz.baseAddress!, gradInput: nil, gradKernel: gk, gradBias: gb)
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return dx
+}
+
+extension Conv2D {
+    public var finalActivation: ActivationKind { config.activation }
+
+    func geometry(_ x: Tensor) -> ConvGeometry {
+        convGeometry(x, outChannels: config.filters, groups: config.groups, kernel: config.kernelSize,
+                     strides: config.strides, dilation: config.dilation, padding: config.padding)
+    }
+
+    public func forwardTrain(_ inputs: [Tensor], context: inout TrainingContext) throws -> (output: Tensor, cache: Any?) {
+        let z = try linearForward(inputs[0])
+        return config.activation == .linear ? (z, nil) : activationOutput(z, config.activation)
+    }
+
+    public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
+                         needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {
+        let dz = preActivationGradient(config.activation, cache: cache, output: output, gradOutput: gradOutput, preActivation: preActivation)
+        return [convBackward(geometry(inputs[0]), x: inputs[0], kernel: kernel, bias: bias, dz: dz, needInput: needsInputGradients[0])]
+    }
+}
+
+extension DepthwiseConv2D {
+    public var finalActivation: ActivationKind { config.activation }
+
+    public func forwardTrain(_ inputs: [Tensor], context: inout TrainingContext) throws -> (output: Tensor, cache: Any?) {
+        try checkRuntimeInput(name, inputs[0], channels: channels)
+        let z = depthwise(inputs[0], kernel: kernel.value, bias: bias?.value, kernelSize: config.kernelSize,
+                          strides: config.strides, dilation: config.dilation, padding: config.padding, multiplier: config.depthMultiplier)
+        return config.activation == .linear ? (z, nil) : activationOutput(z, config.activation)
+    }
+
+    public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
+                         needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {
+        let x = inputs[0]
+        let dz = preActivationGradient(config.activation, cache: cache, output: output, gradOutput: gradOutput, preActivation: preActivation)
+        let g = convGeometry(x, outChannels: x.shape[3] * config.depthMultiplier, groups: x.shape[3], kernel: config.kernelSize,
+                             strides: config.strides, dilation: config.dilation, padding: config.padding)
+        return [depthwiseBackward(g, multiplier: config.depthMultiplier, x: x, kernel: kernel, bias: bias, dz: dz, needInput: needsInputGradients[0])]
+    }
+}
+
+extension SeparableConv2D {
+    public var finalActivation: ActivationKind { config.activation }
+
+    struct Cache { let mid: Tensor; let z: Tensor? }
+
+    public func forwardTrain(_ inputs: [Tensor], context: inout TrainingContext) throws -> (output: Tensor, cache: Any?) {
+        try checkRuntimeInput(name, inputs[0], channels: channels)
+        let mid = depthwise(inputs[0], kernel: depthwiseKernel.value, bias: nil, kernelSize: config.kernelSize,
+                            strides: config.strides, dilation: config.dilation, padding: config.padding, multiplier: depthMultiplier)
+        let z = pointwise(mid)
+        return (z.activated(config.activation), Cache(mid: mid, z: config.activation == .linear ? nil : z))
+    }
+
+    public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
+                         needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {
+        let x = inputs[0]
+        guard let c = cache as? Cache else { throw LayerError(name, "backward needs a training-mode forward first") }
+        let dz = preActivationGradient(config.activation, cache: c.z.map { ActivationCache(z: $0, extra: nil) }, output: output,
+                                       gradOutput: gradOutput, preActivation: preActivation)
+        let gp = convGeometry(c.mid, outChannels: config.filters, groups: 1, kernel: [1, 1], strides: [1, 1], dilation: [1, 1], padding: .valid)
+        let needMid = needsInputGradients[0] || depthwiseKernel.isTrainable
+        guard let dmid = convBackward(gp, x: c.mid, kernel: pointwiseKernel, bias: bias, dz: dz, needInput: needMid) else { return [nil] }
+        let gd = convGeometry(x, outChannels: x.shape[3] * depthMultiplier, groups: x.shape[3], kernel: config.kernelSize,
+                              strides: config.strides, dilation: config.dilation, padding: config.padding)
+        return [depthwiseBackward(gd, multiplier: depthMultiplier, x: x, kernel: depthwiseKernel, bias: nil, dz: dmid,
+                                  needInput: needsInputGradients[0])]
+    }
+}
+
+extension LocallyConnected2D {
+    public var finalActivation: ActivationKind { config.activation }
+
+    public func forwardTrain(_ inputs: [Tensor], context: inout TrainingContext) throws -> (output: Tensor, cache: Any?) {
+        let z = try linearForward(inputs[0])
+        return config.activation == .linear ? (z, nil) : activationOutput(z, config.activation)
+    }
+
+    public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
+                         needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {
+        let x = inputs[0]
+        let dz = preActivationGradient(config.activation, cache: cache, output: output, gradOutput: gradOutput, preActivation: preActivation)
+        let N = x.shape[0], F = config.filters
+        let g = convGeometry(x, outChannels: F, groups: 1, kernel: config.kernelSize, strides: config.strides, dilation: [1, 1], padding: .valid)
+        let L = g.h.output * g.w.output, P = g.patch
+        var cols = Tensor(uninitializedShape: [N * L, P])
+        cols.withUnsafeMutableBufferPointer { c in
+            x.withUnsafeBufferPointer { xi in
+                ConvolutionKernels.im2col(g, input: xi.baseAddress!, rows: 0..<(N * L), channelOffset: 0, channels: x.shape[3], cols: c.baseAddress!)
+            }
+        }
+        dz.withUnsafeBufferPointer { gz in
+            cols.withUnsafeBufferPointer { c in
+                withTrainableGradient(kernel) { gk in
+                    guard let gk else { return }
+                    for l in 0..<L {
+                        sgemm(transposeA: true, m: P, n: F, k: N, a: c.baseAddress! + l * P, lda: L * P, b: gz.baseAddress! + l * F, ldb: L * F,
+                              beta: 1, c: gk + l * P * F, ldc: F)
+                    }
+                }
+                withTrainableGradient(bias) { gb in
+                    guard let gb else { return }
+                    for n in 0..<N { for i in 0..<(L * F) { gb[i] += gz[n * L * F + i] } }
+                }
+            }
+        }
+        guard needsInputGradients[0] else { return [nil] }
+        var dcols = Tensor(uninitializedShape: [N * L, P])
+        dcols.withUnsafeMutableBufferPointer { dc in
+            dz.withUnsafeBufferPointer { gz in
+                kernel.value.withUnsafeBufferPointer { k in
+                    for l in 0..<L {
+                        sgemm(transposeB: true, m: N, n: P, k: F, a: gz.baseAddress! + l * F, lda: L * F, b: k.baseAddress! + l * P * F, ldb: F,
+                              c: dc.baseAddress! + l * P, ldc: L * P)
+                    }
+                }
+            }
+        }
+        var dx = Tensor(shape: x.shape, repeating: 0)
+        dx.withUnsafeMutableBufferPointer { d in
+            dcols.withUnsafeBufferPointer { dc in
+                ConvolutionKernels.col2imAdd(g, cols: dc.baseAddress!, rows: 0..<(N * L), channelOffset: 0, channels: x.shape[3], gradInput: d.baseAddress!)
+            }
+        }
+        return [dx]
     }
 }

@@ -59,24 +59,14 @@ public final class Dense: Layer {
     }
 
     public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
-        let x = inputs[0]
+        try linearPart(checked(inputs[0])).activated(activation)
+    }
+
+    func checked(_ x: Tensor) throws -> Tensor {
         guard x.rank >= 2, x.shape.last == inFeatures else {
             throw LayerError(name, "expects inputs with last dimension \(inFeatures), got \(Shape.describe(x.shape))")
         }
-        let rows = x.count / inFeatures
-        var out = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [units])
-        out.withUnsafeMutableBufferPointer { o in
-            x.withUnsafeBufferPointer { xi in
-                kernel.value.withUnsafeBufferPointer { k in
-                    sgemm(m: rows, n: units, k: inFeatures, a: xi.baseAddress!, lda: inFeatures, b: k.baseAddress!, ldb: units,
-                          c: o.baseAddress!, ldc: units)
-                }
-            }
-            if let b = bias?.value {
-                b.withUnsafeBufferPointer { ConvolutionKernels.addChannelBias(o.baseAddress!, rows: rows, channels: units, bias: $0.baseAddress!) }
-            }
-        }
-        return out.activated(activation)
+        return x
     }
 }
 
@@ -159,4 +149,141 @@ public final class InferenceIdentity: Layer {
     }
 
     public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor { inputs[0] }
+}
+
+// MARK: - training
+
+/// Pointer to a variable's gradient when it is trainable, else nil (frozen parameters get no gradient).
+func withTrainableGradient<R>(_ v: Variable?, _ body: (UnsafeMutablePointer<Float>?) throws -> R) rethrows -> R {
+    guard let v, v.isTrainable else { return try body(nil) }
+    return try v.withGradient { try body($0) }
+}
+
+/// `(output, cache)` for a layer whose last step is `activation` applied to `z`.
+func activationOutput(_ z: Tensor, _ activation: ActivationKind, extra: Any? = nil) -> (output: Tensor, cache: Any?) {
+    (z.activated(activation), ActivationCache(z: z, extra: extra))
+}
+
+/// The gradient of the pre-activation from the gradient of the output.
+func preActivationGradient(_ activation: ActivationKind, cache: Any?, output: Tensor, gradOutput: Tensor,
+                           preActivation: Bool) -> Tensor {
+    if preActivation || activation == .linear { return gradOutput }
+    let z = (cache as? ActivationCache)?.z ?? output
+    return Tensor.activationGradient(activation, z: z, y: output, dy: gradOutput)
+}
+
+extension InputLayer {
+    public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
+                         needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {
+        [needsInputGradients.first == true ? gradOutput : nil]
+    }
+}
+
+extension Dense {
+    public var finalActivation: ActivationKind { activation }
+
+    public func forwardTrain(_ inputs: [Tensor], context: inout TrainingContext) throws -> (output: Tensor, cache: Any?) {
+        let z = linearPart(try checked(inputs[0]))
+        return activation == .linear ? (z, nil) : activationOutput(z, activation)
+    }
+
+    /// `x · kernel + bias` over the last axis.
+    func linearPart(_ x: Tensor) -> Tensor {
+        let rows = x.count / inFeaturesForBackward
+        var out = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [units])
+        out.withUnsafeMutableBufferPointer { o in
+            x.withUnsafeBufferPointer { xi in
+                kernel.value.withUnsafeBufferPointer { k in
+                    sgemm(m: rows, n: units, k: inFeaturesForBackward, a: xi.baseAddress!, lda: inFeaturesForBackward,
+                          b: k.baseAddress!, ldb: units, c: o.baseAddress!, ldc: units)
+                }
+            }
+            if let b = bias?.value {
+                b.withUnsafeBufferPointer { ConvolutionKernels.addChannelBias(o.baseAddress!, rows: rows, channels: units, bias: $0.baseAddress!) }
+            }
+        }
+        return out
+    }
+
+    var inFeaturesForBackward: Int { kernel.value.shape[0] }
+
+    public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
+                         needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {
+        let x = inputs[0]
+        let dz = preActivationGradient(activation, cache: cache, output: output, gradOutput: gradOutput, preActivation: preActivation)
+        let fin = inFeaturesForBackward, rows = x.count / fin
+        dz.withUnsafeBufferPointer { g in
+            x.withUnsafeBufferPointer { xi in
+                withTrainableGradient(kernel) { gk in
+                    if let gk {
+                        sgemm(transposeA: true, m: fin, n: units, k: rows, a: xi.baseAddress!, lda: fin, b: g.baseAddress!, ldb: units,
+                              beta: 1, c: gk, ldc: units)
+                    }
+                }
+                withTrainableGradient(bias) { gb in
+                    if let gb { for r in 0..<rows { for c in 0..<units { gb[c] += g[r * units + c] } } }
+                }
+            }
+        }
+        guard needsInputGradients[0] else { return [nil] }
+        var dx = Tensor(uninitializedShape: x.shape)
+        dx.withUnsafeMutableBufferPointer { d in
+            dz.withUnsafeBufferPointer { g in
+                kernel.value.withUnsafeBufferPointer { k in
+                    sgemm(transposeB: true, m: rows, n: fin, k: units, a: g.baseAddress!, lda: units, b: k.baseAddress!, ldb: units,
+                          c: d.baseAddress!, ldc: fin)
+                }
+            }
+        }
+        return [dx]
+    }
+}
+
+extension Flatten {
+    public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
+                         needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {
+        [gradOutput.reshaped(inputs[0].shape)]
+    }
+}
+
+extension Reshape {
+    public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
+                         needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {
+        [gradOutput.reshaped(inputs[0].shape)]
+    }
+}
+
+extension InferenceIdentity {
+    /// Training-mode behaviour: `Dropout` (inverted), `SpatialDropout2D` (whole channels), `GaussianDropout`
+    /// (multiplicative N(1, p/(1−p))), `GaussianNoise` (additive N(0, stddev²)); the multiplier is cached.
+    public func forwardTrain(_ inputs: [Tensor], context: inout TrainingContext) throws -> (output: Tensor, cache: Any?) {
+        let x = inputs[0]
+        guard rate > 0 else { return (x, nil) }
+        switch kerasClassName {
+        case "Dropout", "SpatialDropout2D":
+            guard rate < 1 else { return (Tensor(shape: x.shape, repeating: 0), Tensor(shape: x.shape, repeating: 0)) }
+            let keep = 1 - rate
+            var maskShape = x.shape
+            if kerasClassName == "SpatialDropout2D" && x.rank == 4 { maskShape = [x.shape[0], 1, 1, x.shape[3]] }
+            var values = [Float](repeating: 0, count: maskShape.reduce(1, *))
+            for i in values.indices { values[i] = context.rng.uniform(0, 1) < keep ? 1 / keep : 0 }
+            let mask = Tensor(shape: maskShape, values: values)
+            return (try x.elementwise(.multiply, mask), mask)
+        case "GaussianDropout":
+            let sd = (rate / (1 - rate)).squareRoot()
+            let mask = Tensor(shape: x.shape, values: (0..<x.count).map { _ in 1 + sd * context.rng.normal() })
+            return (try x.elementwise(.multiply, mask), mask)
+        case "GaussianNoise":
+            let noise = Tensor(shape: x.shape, values: (0..<x.count).map { _ in rate * context.rng.normal() })
+            return (try x.elementwise(.add, noise), nil)
+        default:
+            return (x, nil)
+        }
+    }
+
+    public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
+                         needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {
+        guard let mask = cache as? Tensor else { return [gradOutput] }
+        return [try gradOutput.elementwise(.multiply, mask)]
+    }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import GraftTensor
 
 /// A named tensor owned by a layer: a trainable parameter, or a buffer (BatchNormalization's running
@@ -9,6 +10,8 @@ public final class Variable {
     public let isBuffer: Bool
     /// Set by `freeze`; a frozen parameter gets no gradient and no update.
     public var frozen: Bool = false
+    /// The gradient accumulated by the last backward pass (nil until one ran, or after `zeroGradient`).
+    public var grad: Tensor?
 
     public init(_ value: Tensor, isBuffer: Bool = false) {
         self.value = value
@@ -18,6 +21,20 @@ public final class Variable {
     /// True when an optimizer may update it (Keras's "trainable weights").
     public var isTrainable: Bool { !isBuffer && !frozen }
     public var shape: [Int] { value.shape }
+
+    /// Adds into the gradient through a pointer, allocating a zero gradient first if needed.
+    public func withGradient<R>(_ body: (UnsafeMutablePointer<Float>) throws -> R) rethrows -> R {
+        var g = grad ?? Tensor(shape: value.shape, repeating: 0)
+        grad = nil   // keep the storage uniquely referenced, so the write below does not copy
+        defer { grad = g }
+        return try g.withUnsafeMutableBufferPointer { try body($0.baseAddress!) }
+    }
+
+    /// Adds `g` (same shape) to the gradient.
+    public func accumulate(_ g: Tensor) {
+        precondition(g.shape == value.shape || g.count == value.count, "gradient \(g.shape) for variable \(value.shape)")
+        withGradient { dst in g.withUnsafeBufferPointer { src in for i in 0..<src.count { dst[i] += src[i] } } }
+    }
 }
 
 /// Errors raised while building or running a network: each names the layer.
@@ -47,12 +64,52 @@ public protocol Layer: AnyObject {
     func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor
     /// Maps a weight name found in a checkpoint to this layer's key (handles Keras 2/3 and Keras 1 spellings).
     func variableKey(forCheckpointName name: String) -> String?
+    /// Training-mode forward: the output and whatever `backward` needs (batch statistics, masks, pre-activations).
+    func forwardTrain(_ inputs: [Tensor], context: inout TrainingContext) throws -> (output: Tensor, cache: Any?)
+    /// Gradients with respect to the inputs (nil where `needsInputGradients` is false), adding parameter gradients
+    /// into the trainable variables' `grad`. With `preActivation`, `gradOutput` is already the gradient of the
+    /// layer's pre-activation (a fused softmax–cross-entropy).
+    func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
+                  needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?]
+    /// The activation applied last (softmax heads let the loss fuse with it).
+    var finalActivation: ActivationKind { get }
+}
+
+/// State threaded through a training-mode forward pass.
+public struct TrainingContext {
+    /// Drives dropout masks and noise.
+    public var rng: SplitMix64
+    /// Frozen BatchNormalization layers keep updating their moving statistics (Keras does not; off by default).
+    public var updateFrozenBatchNormStatistics: Bool
+    /// Set by a model for the nested model it is about to run: which of its inputs need a gradient.
+    var nestedInputsNeedGradients: [Bool]?
+
+    public init(seed: UInt64, updateFrozenBatchNormStatistics: Bool = false) {
+        rng = SplitMix64(seed: seed)
+        self.updateFrozenBatchNormStatistics = updateFrozenBatchNormStatistics
+    }
+}
+
+/// What a layer with a built-in activation keeps for its backward pass.
+public struct ActivationCache {
+    /// The pre-activation (logits for a softmax head).
+    public let z: Tensor
+    public let extra: Any?
 }
 
 extension Layer {
     public func variableKey(forCheckpointName name: String) -> String? {
         variables.contains { $0.key == name } ? name : nil
     }
+
+    public func forwardTrain(_ inputs: [Tensor], context: inout TrainingContext) throws -> (output: Tensor, cache: Any?) {
+        (try forward(inputs, training: true), nil)
+    }
+
+    public var finalActivation: ActivationKind { .linear }
+
+    /// True when at least one of its parameters can be trained.
+    public var hasTrainableParameters: Bool { variables.contains { $0.variable.isTrainable } }
 
     /// The variable with `key`, if any.
     public func variable(_ key: String) -> Variable? {
@@ -92,6 +149,13 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
     /// A uniform Float in [lo, hi).
     public mutating func uniform(_ lo: Float, _ hi: Float) -> Float {
         lo + (hi - lo) * Float(next() >> 40) / Float(1 << 24)
+    }
+
+    /// A standard normal sample (Box–Muller).
+    public mutating func normal() -> Float {
+        let u1 = max(Double(next() >> 11) / Double(1 << 53), 1e-300)
+        let u2 = Double(next() >> 11) / Double(1 << 53)
+        return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
     }
 }
 

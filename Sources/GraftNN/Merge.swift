@@ -146,3 +146,109 @@ public final class TensorOp: Layer {
         }
     }
 }
+
+// MARK: - training
+
+/// Gradients of `op(a, b)` with broadcasting, reduced back to each operand's shape.
+func binaryGradients(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, _ dy: Tensor) throws -> (Tensor, Tensor) {
+    switch op {
+    case .add:
+        return (dy.reduced(toShape: a.shape), dy.reduced(toShape: b.shape))
+    case .subtract:
+        return (dy.reduced(toShape: a.shape),
+                try dy.elementwise(.multiply, Tensor(shape: [1], repeating: -1)).reduced(toShape: b.shape))
+    case .multiply:
+        return (try dy.elementwise(.multiply, b).reduced(toShape: a.shape), try dy.elementwise(.multiply, a).reduced(toShape: b.shape))
+    case .divide:
+        let da = try dy.elementwise(.divide, b)
+        let db = try (try da.elementwise(.multiply, a)).elementwise(.divide, b)
+        return (da.reduced(toShape: a.shape), try db.elementwise(.multiply, Tensor(shape: [1], repeating: -1)).reduced(toShape: b.shape))
+    case .maximum, .minimum:
+        // The gradient goes to the chosen operand (ties to the first, as Keras/TensorFlow do).
+        let shape = Tensor.broadcastShape(a.shape, b.shape) ?? dy.shape
+        let ab = try Tensor(shape: shape, repeating: 0).elementwise(.add, a)
+        let bb = try Tensor(shape: shape, repeating: 0).elementwise(.add, b)
+        var ma = Tensor(uninitializedShape: shape), mb = Tensor(uninitializedShape: shape)
+        ma.withUnsafeMutableBufferPointer { pa in
+            mb.withUnsafeMutableBufferPointer { pb in
+                ab.withUnsafeBufferPointer { va in
+                    bb.withUnsafeBufferPointer { vb in
+                        for i in 0..<va.count {
+                            let first = op == .maximum ? va[i] >= vb[i] : va[i] <= vb[i]
+                            pa[i] = first ? 1 : 0
+                            pb[i] = first ? 0 : 1
+                        }
+                    }
+                }
+            }
+        }
+        return (try dy.elementwise(.multiply, ma).reduced(toShape: a.shape), try dy.elementwise(.multiply, mb).reduced(toShape: b.shape))
+    }
+}
+
+extension Merge {
+    public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
+                         needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {
+        switch kind {
+        case .add:
+            return inputs.map { gradOutput.reduced(toShape: $0.shape) }
+        case .average:
+            let g = try gradOutput.elementwise(.multiply, Tensor(shape: [1], repeating: 1 / Float(inputs.count)))
+            return inputs.map { g.reduced(toShape: $0.shape) }
+        case .subtract:
+            let (da, db) = try binaryGradients(.subtract, inputs[0], inputs[1], gradOutput)
+            return [da, db]
+        case .multiply:
+            // d/dx_i of Π x_j = dy · Π_{j≠i} x_j.
+            return try inputs.indices.map { i in
+                var others = gradOutput
+                for (j, x) in inputs.enumerated() where j != i { others = try others.elementwise(.multiply, x) }
+                return others.reduced(toShape: inputs[i].shape)
+            }
+        case .maximum, .minimum:
+            // Re-run the chain of pairwise choices, sending the gradient to the winner of each.
+            let op: BinaryOp = kind == .maximum ? .maximum : .minimum
+            var acc = inputs[0]
+            var partials: [Tensor] = []
+            for x in inputs.dropFirst() {
+                partials.append(acc)
+                acc = try acc.elementwise(op, x)
+            }
+            var grads = [Tensor?](repeating: nil, count: inputs.count)
+            var g = gradOutput
+            for i in stride(from: inputs.count - 1, through: 1, by: -1) {
+                let (dPrev, dX) = try binaryGradients(op, partials[i - 1], inputs[i], g)
+                grads[i] = dX
+                g = dPrev
+            }
+            grads[0] = g.reduced(toShape: inputs[0].shape)
+            return grads
+        }
+    }
+}
+
+extension Concatenate {
+    public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
+                         needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {
+        let ax = axis < 0 ? axis + gradOutput.rank : axis
+        return gradOutput.split(axis: ax, sizes: inputs.map { $0.shape[ax] })
+    }
+}
+
+extension TensorOp {
+    public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
+                         needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {
+        func value(_ o: Operand) -> Tensor {
+            switch o {
+            case .input(let i): return inputs[i]
+            case .constant(let c): return Tensor(shape: [1], repeating: c)
+            }
+        }
+        let (da, db) = try binaryGradients(op, value(operands[0]), value(operands[1]), gradOutput)
+        var grads = [Tensor?](repeating: nil, count: inputs.count)
+        for (o, g) in zip(operands, [da, db]) {
+            if case .input(let i) = o { grads[i] = try grads[i].map { try $0.elementwise(.add, g) } ?? g }
+        }
+        return grads
+    }
+}

@@ -15,6 +15,8 @@ public final class BatchNormalization: Layer {
     public private(set) var beta: Variable?
     public private(set) var movingMean = Variable(Tensor(shape: [0]), isBuffer: true)
     public private(set) var movingVariance = Variable(Tensor(shape: [0]), isBuffer: true)
+    /// Keras's `trainable = False`: the layer runs in inference mode, also while training (set by `freeze`).
+    public var frozen = false
     private var channels = 0
 
     public init(name: String, epsilon: Float = 1e-3, momentum: Float = 0.99, center: Bool = true, scale: Bool = true,
@@ -169,5 +171,121 @@ public final class Normalization: Layer {
             return x.channelAffine(scale: sd, shift: m)
         }
         return x.channelAffine(scale: sd.map { 1 / $0 }, shift: zip(m, sd).map { -$0 / $1 })
+    }
+}
+
+// MARK: - training
+
+extension BatchNormalization {
+    struct TrainCache { let xhat: Tensor; let invStd: [Float] }
+
+    /// Training mode (layer not frozen): normalises with the batch mean and (biased) variance over every axis but the
+    /// last, and updates `moving = momentum · moving + (1 − momentum) · batch`. A frozen layer runs in inference mode.
+    public func forwardTrain(_ inputs: [Tensor], context: inout TrainingContext) throws -> (output: Tensor, cache: Any?) {
+        let x = inputs[0]
+        guard x.shape.last == channels else {
+            throw LayerError(name, "expects \(channels) channels, got \(Shape.describe(x.shape))")
+        }
+        let C = channels, rows = x.count / max(C, 1)
+        var mean = [Double](repeating: 0, count: C), variance = mean
+        x.withUnsafeBufferPointer { p in
+            for r in 0..<rows { for c in 0..<C { mean[c] += Double(p[r * C + c]) } }
+            for c in 0..<C { mean[c] /= Double(max(rows, 1)) }
+            for r in 0..<rows { for c in 0..<C { let d = Double(p[r * C + c]) - mean[c]; variance[c] += d * d } }
+            for c in 0..<C { variance[c] /= Double(max(rows, 1)) }
+        }
+        if !frozen || context.updateFrozenBatchNormStatistics {
+            let m = momentum
+            let mm = movingMean.value.scalars, mv = movingVariance.value.scalars
+            movingMean.value = Tensor(shape: [C], values: (0..<C).map { m * mm[$0] + (1 - m) * Float(mean[$0]) })
+            movingVariance.value = Tensor(shape: [C], values: (0..<C).map { m * mv[$0] + (1 - m) * Float(variance[$0]) })
+        }
+        if frozen {
+            let (s, t) = inferenceAffine()
+            return (x.channelAffine(scale: s, shift: t), nil)
+        }
+        let invStd = variance.map { Float(1 / ($0 + Double(epsilon)).squareRoot()) }
+        let xhat = x.channelAffine(scale: invStd, shift: (0..<C).map { -Float(mean[$0]) * invStd[$0] })
+        let g = gamma?.value.scalars ?? [Float](repeating: 1, count: C)
+        let b = beta?.value.scalars ?? [Float](repeating: 0, count: C)
+        return (xhat.channelAffine(scale: g, shift: b), TrainCache(xhat: xhat, invStd: invStd))
+    }
+
+    public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
+                         needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {
+        let C = channels, rows = gradOutput.count / max(C, 1)
+        let g = gamma?.value.scalars ?? [Float](repeating: 1, count: C)
+        guard let c = cache as? TrainCache else {
+            // Inference mode (frozen): y = x · scale + shift.
+            let (s, _) = inferenceAffine()
+            if let gamma, gamma.isTrainable || beta?.isTrainable == true {
+                // Parameters trainable while the statistics are fixed: d/dgamma = dy · x̂ with x̂ from moving statistics.
+                let mean = movingMean.value.scalars, variance = movingVariance.value.scalars
+                let inv = variance.map { 1 / ($0 + epsilon).squareRoot() }
+                let xhat = inputs[0].channelAffine(scale: inv, shift: (0..<C).map { -mean[$0] * inv[$0] })
+                accumulateAffineGradients(xhat: xhat, dy: gradOutput, rows: rows, gamma: gamma, beta: beta)
+            }
+            return [needsInputGradients[0] ? gradOutput.channelAffine(scale: s, shift: [Float](repeating: 0, count: C)) : nil]
+        }
+        accumulateAffineGradients(xhat: c.xhat, dy: gradOutput, rows: rows, gamma: gamma, beta: beta)
+        guard needsInputGradients[0] else { return [nil] }
+        // dx = invStd · γ / M · (M·dy − Σdy − x̂·Σ(dy·x̂))
+        var sumDy = [Double](repeating: 0, count: C), sumDyX = sumDy
+        gradOutput.withUnsafeBufferPointer { dy in
+            c.xhat.withUnsafeBufferPointer { xh in
+                for r in 0..<rows { for ch in 0..<C {
+                    sumDy[ch] += Double(dy[r * C + ch])
+                    sumDyX[ch] += Double(dy[r * C + ch]) * Double(xh[r * C + ch])
+                } }
+            }
+        }
+        var dx = Tensor(uninitializedShape: gradOutput.shape)
+        let M = Float(rows)
+        dx.withUnsafeMutableBufferPointer { d in
+            gradOutput.withUnsafeBufferPointer { dy in
+                c.xhat.withUnsafeBufferPointer { xh in
+                    for r in 0..<rows { for ch in 0..<C {
+                        let k = c.invStd[ch] * g[ch] / M
+                        d[r * C + ch] = k * (M * dy[r * C + ch] - Float(sumDy[ch]) - xh[r * C + ch] * Float(sumDyX[ch]))
+                    } }
+                }
+            }
+        }
+        return [dx]
+    }
+
+    func accumulateAffineGradients(xhat: Tensor, dy: Tensor, rows: Int, gamma: Variable?, beta: Variable?) {
+        let C = channels
+        dy.withUnsafeBufferPointer { g in
+            xhat.withUnsafeBufferPointer { xh in
+                withTrainableGradient(gamma) { gg in
+                    guard let gg else { return }
+                    for r in 0..<rows { for c in 0..<C { gg[c] += g[r * C + c] * xh[r * C + c] } }
+                }
+                withTrainableGradient(beta) { gb in
+                    guard let gb else { return }
+                    for r in 0..<rows { for c in 0..<C { gb[c] += g[r * C + c] } }
+                }
+            }
+        }
+    }
+}
+
+extension Rescaling {
+    public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
+                         needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {
+        let c = gradOutput.shape.last ?? 1
+        return [gradOutput.channelAffine(scale: scale.count == 1 ? [Float](repeating: scale[0], count: c) : scale,
+                                         shift: [Float](repeating: 0, count: c))]
+    }
+}
+
+extension Normalization {
+    public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
+                         needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {
+        let c = gradOutput.shape.last ?? 1
+        let v = fixedVariance ?? variance?.value.scalars ?? [1]
+        let sd = (v.count == 1 ? [Float](repeating: v[0], count: c) : v).map { max($0.squareRoot(), 1e-7) }
+        return [gradOutput.channelAffine(scale: invert ? sd : sd.map { 1 / $0 }, shift: [Float](repeating: 0, count: c))]
     }
 }

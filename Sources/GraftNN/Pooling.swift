@@ -84,3 +84,41 @@ public final class GlobalPooling2D: Layer {
         return out
     }
 }
+
+// MARK: - training
+
+extension Pooling2D {
+    public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
+                         needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {
+        let x = inputs[0]
+        let h = AxisGeometry(input: x.shape[1], kernel: poolSize[0], stride: strides[0], padding: padding)
+        let w = AxisGeometry(input: x.shape[2], kernel: poolSize[1], stride: strides[1], padding: padding)
+        var dx = Tensor(uninitializedShape: x.shape)
+        dx.withUnsafeMutableBufferPointer { d in
+            x.withUnsafeBufferPointer { xi in
+                gradOutput.withUnsafeBufferPointer { g in
+                    PoolingKernels.pool2dBackward(kind, batch: x.shape[0], channels: x.shape[3], h: h, w: w,
+                                                  input: xi.baseAddress!, gradOutput: g.baseAddress!, gradInput: d.baseAddress!)
+                }
+            }
+        }
+        return [dx]
+    }
+}
+
+extension GlobalPooling2D {
+    public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
+                         needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {
+        let x = inputs[0]
+        var dx = Tensor(uninitializedShape: x.shape)
+        dx.withUnsafeMutableBufferPointer { d in
+            x.withUnsafeBufferPointer { xi in
+                gradOutput.withUnsafeBufferPointer { g in
+                    PoolingKernels.globalPoolBackward(kind, batch: x.shape[0], spatial: x.shape[1] * x.shape[2], channels: x.shape[3],
+                                                      input: xi.baseAddress!, gradOutput: g.baseAddress!, gradInput: d.baseAddress!)
+                }
+            }
+        }
+        return [dx]
+    }
+}

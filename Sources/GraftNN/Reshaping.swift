@@ -15,7 +15,7 @@ public final class Padding2D: Layer {
         self.isCropping = cropping
     }
 
-    private var sign: Int { isCropping ? -1 : 1 }
+    var sign: Int { isCropping ? -1 : 1 }
 
     public func build(inputShapes: [[Int]], rng: inout SplitMix64) throws -> [Int] {
         try requireInputs(inputShapes, count: 1)
@@ -66,5 +66,24 @@ public final class UpSampling2D: Layer {
         } catch let e as ShapeError {
             throw LayerError(name, e.description)
         }
+    }
+}
+
+// MARK: - training
+
+extension Padding2D {
+    public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
+                         needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {
+        // The adjoint of padding is cropping, and of cropping, zero-padding.
+        let s = -sign
+        return [try gradOutput.padded2D(top: s * amounts[0][0], bottom: s * amounts[0][1],
+                                        left: s * amounts[1][0], right: s * amounts[1][1])]
+    }
+}
+
+extension UpSampling2D {
+    public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
+                         needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {
+        [bilinear ? gradOutput.upsampleBilinearBackward(size[0], size[1]) : gradOutput.upsampleNearestBackward(size[0], size[1])]
     }
 }

@@ -1,0 +1,176 @@
+import Foundation
+
+extension ActivationKind {
+    /// `dz = f'(z) · dy` for element-wise activations, given the pre-activation `z` and the output `y = f(z)`.
+    /// Softmax is not element-wise: use `softmaxBackwardLastAxis`.
+    public func backward(z: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                         dz: UnsafeMutablePointer<Float>, count: Int) {
+        Parallel.forEach(count, grain: 32768) { r in
+            for i in r {
+                let x = z[i], o = y[i], g = dy[i]
+                let d: Float
+                switch self {
+                case .linear: d = 1
+                case .relu: d = x > 0 ? 1 : 0
+                case .relu6: d = x > 0 && x < 6 ? 1 : 0
+                case .sigmoid: d = o * (1 - o)
+                case .tanh: d = 1 - o * o
+                case .softplus: d = ActivationKind.sigmoid(x)
+                case .softsign: let a = 1 + Swift.abs(x); d = 1 / (a * a)
+                case .exponential: d = o
+                case .swish: let s = ActivationKind.sigmoid(x); d = s + x * s * (1 - s)
+                case .elu(let a): d = x > 0 ? 1 : a * Foundation.exp(x)
+                case .selu:
+                    let alpha: Float = 1.6732632423543772, scale: Float = 1.0507009873554805
+                    d = x > 0 ? scale : scale * alpha * Foundation.exp(x)
+                case .gelu(let approx):
+                    if approx {
+                        let k: Float = 0.7978845608028654
+                        let u = k * (x + 0.044715 * x * x * x)
+                        let t = Foundation.tanh(u)
+                        d = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * 0.044715 * x * x)
+                    } else {
+                        let cdf = 0.5 * (1 + Foundation.erf(x / Float(2).squareRoot()))
+                        let pdf = Foundation.exp(-0.5 * x * x) / Float(2 * Float.pi).squareRoot()
+                        d = cdf + x * pdf
+                    }
+                case .hardSigmoid(let keras2):
+                    if keras2 { d = x > -2.5 && x < 2.5 ? 0.2 : 0 } else { d = x > -3 && x < 3 ? 1.0 / 6 : 0 }
+                case .hardSwish: d = x <= -3 ? 0 : (x >= 3 ? 1 : (2 * x + 3) / 6)
+                case .leakyReLU(let a): d = x > 0 ? 1 : a
+                case .mish:
+                    let sp = ActivationKind.softplus(x), t = Foundation.tanh(sp)
+                    d = t + x * (1 - t * t) * ActivationKind.sigmoid(x)
+                case .reluGeneral(let maxValue, let slope, let threshold):
+                    if x > threshold {
+                        d = x > 0 && (maxValue.map { x < $0 } ?? true) ? 1 : 0
+                    } else {
+                        d = slope
+                    }
+                case .softmax:
+                    d = .nan
+                }
+                dz[i] = d * g
+            }
+        }
+    }
+}
+
+/// Backward of softmax along the last axis: `dz = y ⊙ (dy − Σ dy ⊙ y)` per row.
+public func softmaxBackwardLastAxis(y: UnsafePointer<Float>, dy: UnsafePointer<Float>, dz: UnsafeMutablePointer<Float>,
+                                    rows: Int, n: Int) {
+    Parallel.forEach(rows, grain: max(1, 4096 / max(n, 1))) { range in
+        for r in range {
+            let o = y + r * n, g = dy + r * n, out = dz + r * n
+            var dot: Float = 0
+            for i in 0..<n { dot += o[i] * g[i] }
+            for i in 0..<n { out[i] = o[i] * (g[i] - dot) }
+        }
+    }
+}
+
+extension Tensor {
+    /// Gradient of `activated(kind)`: `z` is this layer's input to the activation, `y` its output.
+    public static func activationGradient(_ kind: ActivationKind, z: Tensor, y: Tensor, dy: Tensor) -> Tensor {
+        if kind == .linear { return dy }
+        var dz = Tensor(uninitializedShape: dy.shape)
+        let o = dz.basePointer
+        if kind == .softmax {
+            let n = dy.shape.last ?? 1
+            softmaxBackwardLastAxis(y: y.basePointer, dy: dy.basePointer, dz: o, rows: dy.count / Swift.max(n, 1), n: n)
+        } else {
+            kind.backward(z: z.basePointer, y: y.basePointer, dy: dy.basePointer, dz: o, count: dy.count)
+        }
+        return dz
+    }
+
+    /// Sums this gradient over the axes that broadcasting expanded, returning a tensor of `shape`.
+    public func reduced(toShape target: [Int]) -> Tensor {
+        if shape == target { return self }
+        let r = shape.count
+        let padded = [Int](repeating: 1, count: r - target.count) + target
+        var out = Tensor(shape: target, repeating: 0)
+        let o = out.basePointer, x = basePointer
+        var tStrides = [Int](repeating: 0, count: r)
+        var acc = 1
+        for i in stride(from: r - 1, through: 0, by: -1) {
+            tStrides[i] = padded[i] == 1 ? 0 : acc
+            acc *= padded[i]
+        }
+        var index = [Int](repeating: 0, count: r)
+        for flat in 0..<count {
+            var off = 0
+            for d in 0..<r { off += index[d] * tStrides[d] }
+            o[off] += x[flat]
+            var d = r - 1
+            while d >= 0 {
+                index[d] += 1
+                if index[d] < shape[d] { break }
+                index[d] = 0
+                d -= 1
+            }
+        }
+        return out
+    }
+
+    /// Splits along `axis` into pieces of the given sizes (the backward of `concatenate`).
+    public func split(axis: Int, sizes: [Int]) -> [Tensor] {
+        let ax = axis < 0 ? axis + rank : axis
+        let outer = shape[..<ax].reduce(1, *)
+        let inner = shape[(ax + 1)...].reduce(1, *)
+        let total = shape[ax]
+        var offset = 0
+        return sizes.map { size in
+            var s = shape
+            s[ax] = size
+            var part = Tensor(uninitializedShape: s)
+            let p = part.basePointer, x = basePointer
+            for i in 0..<outer {
+                (p + i * size * inner).update(from: x + (i * total + offset) * inner, count: size * inner)
+            }
+            offset += size
+            return part
+        }
+    }
+
+    /// Backward of `upsampledNearest`: sums each `fh × fw` block.
+    public func upsampleNearestBackward(_ fh: Int, _ fw: Int) -> Tensor {
+        let (N, OH, OW, C) = (shape[0], shape[1], shape[2], shape[3])
+        let H = OH / fh, W = OW / fw
+        var out = Tensor(shape: [N, H, W, C], repeating: 0)
+        let o = out.basePointer, g = basePointer
+        for n in 0..<N { for y in 0..<OH { for x in 0..<OW {
+            let src = g + ((n * OH + y) * OW + x) * C, dst = o + ((n * H + y / fh) * W + x / fw) * C
+            for c in 0..<C { dst[c] += src[c] }
+        } } }
+        return out
+    }
+
+    /// Backward of `upsampledBilinear` to an input of `H × W`.
+    public func upsampleBilinearBackward(_ fh: Int, _ fw: Int) -> Tensor {
+        let (N, OH, OW, C) = (shape[0], shape[1], shape[2], shape[3])
+        let H = OH / fh, W = OW / fw
+        var out = Tensor(shape: [N, H, W, C], repeating: 0)
+        let o = out.basePointer, g = basePointer
+        func source(_ i: Int, _ f: Int, _ size: Int) -> (Int, Int, Float) {
+            let s = Swift.max((Float(i) + 0.5) / Float(f) - 0.5, 0)
+            let i0 = Swift.min(Int(s), size - 1)
+            return (i0, Swift.min(i0 + 1, size - 1), s - Float(i0))
+        }
+        for n in 0..<N { for y in 0..<OH {
+            let (y0, y1, dy) = source(y, fh, H)
+            for x in 0..<OW {
+                let (x0, x1, dx) = source(x, fw, W)
+                let src = g + ((n * OH + y) * OW + x) * C
+                for c in 0..<C {
+                    let v = src[c]
+                    o[((n * H + y0) * W + x0) * C + c] += v * (1 - dy) * (1 - dx)
+                    o[((n * H + y0) * W + x1) * C + c] += v * (1 - dy) * dx
+                    o[((n * H + y1) * W + x0) * C + c] += v * dy * (1 - dx)
+                    o[((n * H + y1) * W + x1) * C + c] += v * dy * dx
+                }
+            }
+        } }
+        return out
+    }
+}
