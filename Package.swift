@@ -35,7 +35,7 @@ let package = Package(
         .executableTarget(
             name: "graft",
             dependencies: [
-                "GraftHDF5", "GraftKeras", "GraftData", "GraftRecipes",
+                "GraftHDF5", "GraftKeras", "GraftData", "GraftTrain", "GraftRecipes",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -45,6 +45,7 @@ let package = Package(
         .testTarget(name: "GraftNNTests", dependencies: ["GraftNN"]),
         .testTarget(name: "GraftKerasTests", dependencies: ["GraftKeras", "GraftHDF5", "GraftData", "GraftTestSupport"]),
         .testTarget(name: "GraftDataTests", dependencies: ["GraftData", "GraftTestSupport"]),
+        .testTarget(name: "GraftTrainTests", dependencies: ["GraftTrain", "GraftKeras", "GraftTestSupport"]),
         .testTarget(name: "graftTests", dependencies: ["graft", "GraftData", "GraftTestSupport"]),
     ]
 )

@@ -11,7 +11,9 @@ public enum KerasWriter {
 
     /// Keras legacy full-model `.h5` (`model.save("x.h5")`): `model_config`, `keras_version`, `backend` and
     /// `model_weights`. With `weightsOnly`, a Keras 2 `save_weights` file: `layer_names` at the root.
-    public static func writeLegacyH5(_ model: Model, to path: String, weightsOnly: Bool = false, graftVersion: String) throws {
+    /// `extra` may add groups to the root (training state) inside the same atomic write.
+    public static func writeLegacyH5(_ model: Model, to path: String, weightsOnly: Bool = false, graftVersion: String,
+                                     extra: ((HDF5Group) throws -> Void)? = nil) throws {
         let config = weightsOnly ? nil : try KerasConfigEncoder.json(model)
         try HDF5File.writeAtomically(path) { file in
             let root = try file.root()
@@ -28,6 +30,7 @@ public enum KerasWriter {
             try weights.setAttribute("backend", strings: ["tensorflow"], scalar: true)
             try root.setAttribute("graft_version", strings: [graftVersion], scalar: true)
             try writeLegacyWeights(model, into: weights)
+            try extra?(root)
         }
     }
 

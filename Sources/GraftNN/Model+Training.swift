@@ -12,7 +12,7 @@ public struct Tape {
 extension Model {
     /// Forward pass in training mode, keeping what `backward` needs. `inputsNeedGradients` marks model inputs whose
     /// gradient the caller wants (a nested model inside a trainable path).
-    public func forwardTrain(_ inputs: [Tensor], context: inout TrainingContext,
+    public func forwardTraining(_ inputs: [Tensor], context: inout TrainingContext,
                              inputsNeedGradients: [Bool]? = nil) throws -> (outputs: [Tensor], tape: Tape) {
         guard inputs.count == inputNodes.count else {
             throw LayerError(name, "expects \(inputNodes.count) input tensors, got \(inputs.count)")
@@ -96,7 +96,7 @@ extension Model {
     public func forwardTrain(_ inputs: [Tensor], context: inout TrainingContext) throws -> (output: Tensor, cache: Any?) {
         let need = context.nestedInputsNeedGradients ?? inputs.map { _ in true }
         context.nestedInputsNeedGradients = nil
-        let (outs, tape) = try forwardTrain(inputs, context: &context, inputsNeedGradients: need)
+        let (outs, tape) = try forwardTraining(inputs, context: &context, inputsNeedGradients: need)
         return (outs[0], tape)
     }
 

@@ -191,6 +191,16 @@ public struct GraphBuilder {
         return nodes.count - 1
     }
 
+    /// Takes over `model`'s nodes as already built (used by `init(extending:)`).
+    mutating func adopt(_ model: Model) {
+        nodes = model.nodes
+        inputNodes = model.inputNodes
+        for n in model.nodes {
+            built[ObjectIdentifier(n.layer)] = (n.inputs.map { model.nodes[$0].outputShape }, n.outputShape)
+            names[n.layer.name] = ObjectIdentifier(n.layer)
+        }
+    }
+
     private mutating func checkName(_ layer: any Layer) throws {
         if let existing = names[layer.name], existing != ObjectIdentifier(layer) {
             throw LayerError(layer.name, "the name is used by two different layers")

@@ -23,14 +23,14 @@ struct GradientCheckTests {
                       samples: Int = 24, sourceLocation: SourceLocation = #_sourceLocation) throws {
         func loss(_ xs: [Tensor], _ r: Tensor) throws -> Double {
             var ctx = TrainingContext(seed: seed)
-            let y = try model.forwardTrain(xs, context: &ctx).outputs[0]
+            let y = try model.forwardTraining(xs, context: &ctx).outputs[0]
             var s = 0.0
             for (a, b) in zip(y.scalars, r.scalars) { s += Double(a) * Double(b) }
             return s
         }
         var ctx = TrainingContext(seed: seed)
         model.zeroGradients()
-        let (outs, tape) = try model.forwardTrain(inputs, context: &ctx, inputsNeedGradients: inputs.map { _ in true })
+        let (outs, tape) = try model.forwardTraining(inputs, context: &ctx, inputsNeedGradients: inputs.map { _ in true })
         let r = Tensor(shape: outs[0].shape, values: values(outs[0].count, seed: seed + 100, awayFromZero: 0))
         let inputGrads = try model.backward(tape, outputGradients: [r])
         var failures = 0

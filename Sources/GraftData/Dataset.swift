@@ -1,0 +1,148 @@
+import Foundation
+import GraftTensor
+
+/// A labelled image dataset in memory: raw pixel values (0…255 for 8-bit sources), NHWC, with class names and
+/// a source id per sample (file path or index), in source order.
+public struct ImageDataset: Sendable {
+    /// `[H, W, C]` of every image.
+    public var imageShape: [Int]
+    /// `count · H · W · C` values.
+    public var pixels: [Float]
+    public var labels: [Int]
+    public var ids: [String]
+    public var classNames: [String]
+
+    public init(imageShape: [Int], pixels: [Float], labels: [Int], ids: [String], classNames: [String]) {
+        precondition(pixels.count == labels.count * imageShape.reduce(1, *), "pixels do not match the image count")
+        self.imageShape = imageShape
+        self.pixels = pixels
+        self.labels = labels
+        self.ids = ids
+        self.classNames = classNames
+    }
+
+    public var count: Int { labels.count }
+    public var imageSize: Int { imageShape.reduce(1, *) }
+
+    /// The samples at `indices`, in that order.
+    public func subset(_ indices: [Int]) -> ImageDataset {
+        let n = imageSize
+        var px = [Float](repeating: 0, count: indices.count * n)
+        px.withUnsafeMutableBufferPointer { dst in
+            pixels.withUnsafeBufferPointer { src in
+                for (k, i) in indices.enumerated() {
+                    (dst.baseAddress! + k * n).update(from: src.baseAddress! + i * n, count: n)
+                }
+            }
+        }
+        return ImageDataset(imageShape: imageShape, pixels: px, labels: indices.map { labels[$0] },
+                            ids: indices.map { ids[$0] }, classNames: classNames)
+    }
+
+    /// Keeps the listed classes and renumbers them 0…k−1 in the order given (`[5, 6, 7, 8, 9]` → 0…4).
+    public func selectingClasses(_ classes: [Int]) throws -> ImageDataset {
+        for c in classes where c < 0 || c >= classNames.count {
+            throw DataError("classes", "class \(c) does not exist (the data has \(classNames.count) classes)")
+        }
+        guard Set(classes).count == classes.count else { throw DataError("classes", "a class is listed twice in \(classes)") }
+        let map = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
+        let keep = labels.indices.filter { map[labels[$0]] != nil }
+        var out = subset(keep)
+        out.labels = out.labels.map { map[$0] ?? 0 }
+        out.classNames = classes.map { classNames[$0] }
+        return out
+    }
+
+    /// At most `perClass` samples of each class: the first ones in source order, or a seeded random choice.
+    public func limitingPerClass(_ perClass: Int, seed: UInt64? = nil) -> ImageDataset {
+        var order = Array(labels.indices)
+        if let seed {
+            var rng = SeededGenerator(seed: seed)
+            order.shuffle(using: &rng)
+        }
+        var taken = [Int: Int]()
+        var keep: [Int] = []
+        for i in order where taken[labels[i], default: 0] < perClass {
+            taken[labels[i], default: 0] += 1
+            keep.append(i)
+        }
+        return subset(keep.sorted())
+    }
+
+    /// A stratified, seeded split: `fraction` of each class goes to the second part.
+    public func stratifiedSplit(fraction: Double, seed: UInt64) throws -> (ImageDataset, ImageDataset) {
+        guard fraction > 0 && fraction < 1 else { throw DataError("val-split", "fraction must be between 0 and 1, got \(fraction)") }
+        var rng = SeededGenerator(seed: seed)
+        var byClass: [Int: [Int]] = [:]
+        for (i, l) in labels.enumerated() { byClass[l, default: []].append(i) }
+        var a: [Int] = [], b: [Int] = []
+        for c in byClass.keys.sorted() {
+            var idx = byClass[c] ?? []
+            idx.shuffle(using: &rng)
+            let k = Int((Double(idx.count) * fraction).rounded())
+            b += idx.prefix(k)
+            a += idx.dropFirst(k)
+        }
+        return (subset(a.sorted()), subset(b.sorted()))
+    }
+
+    /// Samples per class, indexed by class.
+    public var classCounts: [Int] {
+        var c = [Int](repeating: 0, count: classNames.count)
+        for l in labels where l >= 0 && l < c.count { c[l] += 1 }
+        return c
+    }
+}
+
+/// SplitMix64 for data-side randomness (the same generator GraftNN uses; kept here so GraftData stands alone).
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    public mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 24) }
+}
+
+/// Built-in datasets from Debian packages.
+public enum BuiltinDatasets {
+    public static let fashionMNISTDirectory = "/usr/share/datasets/fashion-mnist"
+    public static let fashionMNISTClasses = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                             "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+    /// `fashion-mnist:train` (60,000 images) or `fashion-mnist:test` (10,000), 28×28×1, from `dataset-fashion-mnist`.
+    public static func fashionMNIST(split: String, directory: String = fashionMNISTDirectory) throws -> ImageDataset {
+        let prefix: String
+        switch split {
+        case "train": prefix = "train"
+        case "test": prefix = "t10k"
+        default: throw DataError("fashion-mnist:\(split)", "unknown split; use fashion-mnist:train or fashion-mnist:test")
+        }
+        let images = "\(directory)/\(prefix)-images-idx3-ubyte.gz", labels = "\(directory)/\(prefix)-labels-idx1-ubyte.gz"
+        guard FileManager.default.fileExists(atPath: images) else {
+            throw DataError("fashion-mnist:\(split)", "\(images) is missing; install the Debian package dataset-fashion-mnist (tools/setup does)")
+        }
+        return try idxPair(images: images, labels: labels, classNames: fashionMNISTClasses, label: "fashion-mnist:\(split)")
+    }
+
+    /// An IDX image file (N×H×W) with its IDX label file (N).
+    public static func idxPair(images: String, labels: String, classNames: [String]? = nil, label: String? = nil) throws -> ImageDataset {
+        let (shape, px) = try IDX.read(images)
+        let (lshape, lb) = try IDX.read(labels)
+        guard shape.count == 3 || shape.count == 4 else { throw DataError(images, "expected N×H×W images, found shape \(shape)") }
+        guard lshape.count == 1, lshape[0] == shape[0] else {
+            throw DataError(labels, "\(lshape.first ?? 0) labels for \(shape[0]) images")
+        }
+        let labelInts = lb.map(Int.init)
+        let k = classNames?.count ?? ((labelInts.max() ?? 0) + 1)
+        if let bad = labelInts.first(where: { $0 >= k }) { throw DataError(labels, "label \(bad) outside 0..<\(k)") }
+        let names = classNames ?? (0..<k).map(String.init)
+        let imageShape = shape.count == 3 ? [shape[1], shape[2], 1] : Array(shape[1...])
+        return ImageDataset(imageShape: imageShape, pixels: px.map(Float.init), labels: labelInts,
+                            ids: (0..<shape[0]).map(String.init), classNames: names)
+    }
+}

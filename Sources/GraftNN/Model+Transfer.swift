@@ -1,0 +1,210 @@
+import GraftTensor
+
+/// Which layers a freeze or unfreeze applies to (layers in model order, nested models flattened).
+public enum FreezeSpec: Sendable, Equatable, CustomStringConvertible {
+    case all
+    case none
+    /// From the first layer up to and including the named one.
+    case until(String)
+    /// From the named layer (inclusive) to the end.
+    case from(String)
+    /// Layers whose names match any of these glob patterns (`block5_*`, `conv?_block1_*`).
+    case patterns([String])
+
+    /// Parses `all`, `none`, `until:NAME`, `from:NAME`, or comma-separated names/patterns (`pattern:` optional).
+    public init(parsing text: String) {
+        let t = text.trimmingCharacters(in: .whitespaces)
+        if t == "all" { self = .all } else if t == "none" { self = .none }
+        else if t.hasPrefix("until:") { self = .until(String(t.dropFirst(6))) }
+        else if t.hasPrefix("from:") { self = .from(String(t.dropFirst(5))) }
+        else {
+            let body = t.hasPrefix("pattern:") ? String(t.dropFirst(8)) : t
+            self = .patterns(body.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .all: return "all"
+        case .none: return "none"
+        case .until(let n): return "until:\(n)"
+        case .from(let n): return "from:\(n)"
+        case .patterns(let p): return p.joined(separator: ",")
+        }
+    }
+}
+
+/// How BatchNormalization layers behave when their parameters are unfrozen.
+public enum BatchNormMode: String, Sendable, Codable {
+    /// Keep normalising with the moving statistics (Keras's advice for fine-tuning), training only gamma and beta.
+    case inference
+    /// Normalise with batch statistics and update the moving averages.
+    case train
+}
+
+/// The head `replaceHead` grafts on.
+public struct HeadConfig: Sendable, Codable, Equatable {
+    public enum Pooling: String, Sendable, Codable { case avg, max, flatten, none }
+    public var classes: Int
+    public var pooling: Pooling = .avg
+    public var hidden: [Int] = []
+    public var dropout: Float = 0
+    /// `softmax` for single-label, `sigmoid` for multi-label.
+    public var activation: ActivationKind = .softmax
+
+    public init(classes: Int, pooling: Pooling = .avg, hidden: [Int] = [], dropout: Float = 0, activation: ActivationKind = .softmax) {
+        self.classes = classes
+        self.pooling = pooling
+        self.hidden = hidden
+        self.dropout = dropout
+        self.activation = activation
+    }
+}
+
+extension Model {
+    /// Every layer in model order, nested models flattened (the order freeze specs count in).
+    public var flattenedLayers: [any Layer] {
+        layers.flatMap { l -> [any Layer] in
+            if let m = l as? Model { return m.flattenedLayers }
+            return l is InputLayer ? [] : [l]
+        }
+    }
+
+    /// The layers `spec` selects; throws when a named layer does not exist.
+    public func layers(matching spec: FreezeSpec) throws -> [any Layer] {
+        let all = flattenedLayers
+        func index(_ n: String) throws -> Int {
+            guard let i = all.firstIndex(where: { $0.name == n }) else {
+                throw LayerError(n, "no such layer in model \(name) (see graft summary)")
+            }
+            return i
+        }
+        switch spec {
+        case .all: return all
+        case .none: return []
+        case .until(let n): return Array(all[...(try index(n))])
+        case .from(let n): return Array(all[(try index(n))...])
+        case .patterns(let ps):
+            let chosen = all.filter { l in ps.contains { globMatches($0, l.name) } }
+            if chosen.isEmpty { throw LayerError(ps.joined(separator: ","), "matches no layer in model \(name)") }
+            return chosen
+        }
+    }
+
+    /// Freezes the selected layers: their parameters get no gradients and no updates, and BatchNormalization runs
+    /// in inference mode (as Keras's `trainable = False`). Returns the number of layers frozen.
+    @discardableResult
+    public func freeze(_ spec: FreezeSpec) throws -> Int {
+        let chosen = try layers(matching: spec)
+        for l in chosen {
+            for (_, v) in l.variables { v.frozen = true }
+            (l as? BatchNormalization)?.frozen = true
+        }
+        return chosen.count
+    }
+
+    /// Unfreezes the selected layers. BatchNormalization layers stay in inference mode unless `batchNorm` is `.train`.
+    @discardableResult
+    public func unfreeze(_ spec: FreezeSpec, batchNorm: BatchNormMode = .inference) throws -> Int {
+        let chosen = try layers(matching: spec)
+        for l in chosen {
+            for (_, v) in l.variables { v.frozen = false }
+            if let bn = l as? BatchNormalization { bn.frozen = batchNorm == .inference }
+        }
+        return chosen.count
+    }
+
+    /// The sub-model from the inputs up to the output of layer `layerName` (top level or inside a nested model),
+    /// sharing this model's layers and weights.
+    public func cut(at layerName: String) throws -> Model {
+        if let target = nodeIndex(ofLayer: layerName) {
+            var keep = [Bool](repeating: false, count: nodes.count)
+            var stack = [target]
+            while let i = stack.popLast() {
+                if keep[i] { continue }
+                keep[i] = true
+                stack.append(contentsOf: nodes[i].inputs)
+            }
+            guard inputNodes.allSatisfy({ keep[$0] }) else {
+                throw LayerError(layerName, "does not depend on every model input, so the model cannot be cut there")
+            }
+            var remap: [Int: Int] = [:]
+            var kept: [Node] = []
+            for (i, n) in nodes.enumerated() where keep[i] {
+                remap[i] = kept.count
+                kept.append(Node(layer: n.layer, inputs: n.inputs.compactMap { remap[$0] }, outputShape: n.outputShape))
+            }
+            return Model(name: name, kerasClassName: kerasClassName == "Sequential" ? "Sequential" : "Functional", nodes: kept,
+                         inputNodes: inputNodes.compactMap { remap[$0] }, outputNodes: [remap[target] ?? 0])
+        }
+        // Inside a nested model: cut the nested model, then replace it by the cut version in a copy of this graph.
+        for n in nodes {
+            guard let nested = n.layer as? Model, nested.layer(named: layerName) != nil, let feed = n.inputs.first else { continue }
+            let inner = try nested.cut(at: layerName)
+            let prefix = try cut(at: nodes[feed].layer.name)
+            var b = GraphBuilder(extending: prefix)
+            let out = try b.add(inner, inputs: prefix.outputNodes)
+            return try b.finish(outputs: [out], inputs: prefix.inputNodes)
+        }
+        throw LayerError(layerName, "no such layer in model \(name) (see graft summary)")
+    }
+
+    /// This model (usually cut) with a new classification head: pooling (if the output is spatial), optional hidden
+    /// Dense+ReLU layers with dropout, and a Dense of `classes` units, freshly initialised from `seed`.
+    public func replacingHead(_ head: HeadConfig, seed: UInt64) throws -> Model {
+        guard outputNodes.count == 1 else { throw LayerError(name, "a new head needs a single-output model") }
+        guard head.classes > 0 else { throw LayerError("head", "classes must be positive, got \(head.classes)") }
+        var b = GraphBuilder(extending: self, seed: seed)
+        var x = outputNodes[0]
+        var used = Set(flattenedLayers.map(\.name))
+        func fresh(_ n: String) -> String {
+            var candidate = n, k = 1
+            while used.contains(candidate) { candidate = "\(n)_\(k)"; k += 1 }
+            used.insert(candidate)
+            return candidate
+        }
+        if nodes[x].outputShape.count == 3 {
+            switch head.pooling {
+            case .avg: x = try b.add(GlobalPooling2D(name: fresh("head_pool"), kind: .average), inputs: [x])
+            case .max: x = try b.add(GlobalPooling2D(name: fresh("head_pool"), kind: .max), inputs: [x])
+            case .flatten: x = try b.add(Flatten(name: fresh("head_flatten")), inputs: [x])
+            case .none: break
+            }
+        } else if nodes[x].outputShape.count > 1 {
+            x = try b.add(Flatten(name: fresh("head_flatten")), inputs: [x])
+        }
+        for (i, units) in head.hidden.enumerated() {
+            x = try b.add(Dense(name: fresh("head_dense_\(i + 1)"), units: units, activation: .relu), inputs: [x])
+            if head.dropout > 0 {
+                x = try b.add(InferenceIdentity(name: fresh("head_dropout_\(i + 1)"), kerasClassName: "Dropout", rate: head.dropout), inputs: [x])
+            }
+        }
+        if head.dropout > 0 && head.hidden.isEmpty {
+            x = try b.add(InferenceIdentity(name: fresh("head_dropout"), kerasClassName: "Dropout", rate: head.dropout), inputs: [x])
+        }
+        x = try b.add(Dense(name: fresh("predictions"), units: head.classes, activation: head.activation), inputs: [x])
+        return try b.finish(outputs: [x], inputs: inputNodes)
+    }
+}
+
+/// Shell-style glob matching (`*`, `?`).
+public func globMatches(_ pattern: String, _ text: String) -> Bool {
+    let p = Array(pattern), t = Array(text)
+    var pi = 0, ti = 0, star = -1, mark = 0
+    while ti < t.count {
+        if pi < p.count && (p[pi] == "?" || p[pi] == t[ti]) { pi += 1; ti += 1 }
+        else if pi < p.count && p[pi] == "*" { star = pi; mark = ti; pi += 1 }
+        else if star >= 0 { pi = star + 1; mark += 1; ti = mark }
+        else { return false }
+    }
+    while pi < p.count && p[pi] == "*" { pi += 1 }
+    return pi == p.count
+}
+
+extension GraphBuilder {
+    /// A builder that continues an existing model's graph (its layers already built, their weights shared).
+    public init(extending model: Model, seed: UInt64 = 0) {
+        self.init(name: model.name, kerasClassName: model.kerasClassName == "Sequential" ? "Sequential" : "Functional", seed: seed)
+        adopt(model)
+    }
+}

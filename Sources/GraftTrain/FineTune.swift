@@ -1,0 +1,236 @@
+import Foundation
+import GraftData
+import GraftKeras
+import GraftNN
+import GraftTensor
+
+/// One training stage: which layers train, for how long, and how.
+public struct StageConfig: Codable, Sendable, Equatable {
+    public var name: String
+    /// Freeze spec applied before the stage (`all`, `none`, `until:LAYER`, `from:LAYER`, patterns).
+    public var freeze: String?
+    /// Unfreeze spec applied after `freeze`.
+    public var unfreeze: String?
+    public var epochs: Int
+    public var optimizer: String = "adam"
+    public var learningRate: Float = 1e-3
+    public var schedule: String = "constant"
+    /// BatchNormalization layers this stage unfreezes: `inference` (default, Keras's advice) or `train`.
+    public var batchNorm: BatchNormMode = .inference
+    /// Stop after this many epochs without improvement of the monitored metric.
+    public var earlyStoppingPatience: Int?
+    /// Divide the learning rate by 10 after this many epochs without improvement.
+    public var reduceOnPlateauPatience: Int?
+    public var clipNorm: Float?
+    /// Frozen BatchNormalization layers keep updating their moving statistics.
+    public var updateFrozenBatchNormStatistics = false
+
+    public init(name: String, freeze: String? = nil, unfreeze: String? = nil, epochs: Int, optimizer: String = "adam",
+                learningRate: Float = 1e-3, schedule: String = "constant") {
+        self.name = name
+        self.freeze = freeze
+        self.unfreeze = unfreeze
+        self.epochs = epochs
+        self.optimizer = optimizer
+        self.learningRate = learningRate
+        self.schedule = schedule
+    }
+}
+
+/// Everything a fine-tuning run needs; `graft fine-tune` flags and recipes both produce one.
+public struct FineTuneConfig: Codable, Sendable {
+    public var model: String
+    public var architecture: String?
+    public var cut: String?
+    /// The new head; nil keeps the model's own output (its class count must match the data).
+    public var head: HeadConfig?
+    public var train: String
+    public var validation: String?
+    public var validationSplit: Double?
+    public var test: String?
+    public var classSubset: [Int]?
+    public var limitPerClass: Int?
+    public var preprocess: String = "1/255"
+    public var fit: Preprocessor.Fit = .pad
+    public var batchSize: Int = 32
+    public var seed: UInt64 = 0
+    public var labelSmoothing: Float = 0
+    public var monitor: String = "val_accuracy"
+    public var stages: [StageConfig]
+    public var outputDirectory: String
+    public var showProgress = true
+
+    public init(model: String, train: String, stages: [StageConfig], outputDirectory: String) {
+        self.model = model
+        self.train = train
+        self.stages = stages
+        self.outputDirectory = outputDirectory
+    }
+}
+
+/// What a fine-tuning run produced.
+public struct FineTuneReport {
+    /// The trained model, as saved in `finalCheckpoint`.
+    public var model: Model
+    public var history: [EpochRecord]
+    public var testAccuracy: Double?
+    public var testLoss: Double?
+    public var finalCheckpoint: String
+    public var bestCheckpoint: String?
+    public var outcome: FitOutcome
+    public var runDirectory: String
+}
+
+/// Runs a fine-tuning job: load, cut, graft a head, train stage by stage, save, evaluate.
+public final class FineTuneJob {
+    public let config: FineTuneConfig
+    public let graftVersion: String
+    /// Lines of the run log (also printed to stderr).
+    public private(set) var log: [String] = []
+
+    public init(_ config: FineTuneConfig, graftVersion: String) {
+        self.config = config
+        self.graftVersion = graftVersion
+    }
+
+    func say(_ line: String) {
+        log.append(line)
+        if config.showProgress { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+    }
+
+    /// Loads and subsets a data source.
+    func loadData(_ spec: String) throws -> ImageDataset {
+        var d = try DataSource.load(spec)
+        if let subset = config.classSubset { d = try d.selectingClasses(subset) }
+        if let limit = config.limitPerClass { d = d.limitingPerClass(limit, seed: config.seed) }
+        return d
+    }
+
+    /// Builds the model to train: loaded, cut, with its new head; returns it and the new head's layer names
+    /// (empty when the model's own output is kept). Without an explicit cut, a replaced head drops the old
+    /// classifier: the last layer with weights and everything after it.
+    public func prepareModel(classes: Int) throws -> (Model, [String]) {
+        var model = try KerasLoader.load(config.model, architecture: config.architecture).model
+        if let cut = config.cut { model = try model.cut(at: cut) }
+        let outputClasses = model.outputShapes.first?.last ?? 0
+        guard config.head != nil || config.cut != nil || outputClasses != classes else { return (model, []) }
+        if config.cut == nil {
+            var node = model.outputNodes[0]
+            while model.nodes[node].layer.variables.isEmpty, let previous = model.nodes[node].inputs.first { node = previous }
+            guard let feed = model.nodes[node].inputs.first else {
+                throw TrainError(config.model, "has no classifier layer to replace; give a cut layer")
+            }
+            model = try model.cut(at: model.nodes[feed].layer.name)
+        }
+        var head = config.head ?? HeadConfig(classes: classes)
+        if head.classes <= 0 { head.classes = classes }
+        let before = Set(model.flattenedLayers.map(\.name))
+        let grafted = try model.replacingHead(head, seed: config.seed &+ 17)
+        return (grafted, grafted.flattenedLayers.map(\.name).filter { !before.contains($0) })
+    }
+
+    public func run() throws -> FineTuneReport {
+        guard !config.stages.isEmpty else { throw TrainError("stages", "a fine-tuning run needs at least one stage") }
+        for s in config.stages where s.epochs <= 0 { throw TrainError("stage \(s.name)", "epochs must be positive, got \(s.epochs)") }
+        let run = try RunDirectory(config.outputDirectory)
+        var train = try loadData(config.train)
+        var validation: ImageDataset?
+        if let v = config.validation {
+            validation = try loadData(v)
+        } else if let f = config.validationSplit {
+            (train, validation) = try train.stratifiedSplit(fraction: f, seed: config.seed)
+        }
+        let test = try config.test.map { try loadData($0) }
+        let classes = train.classNames.count
+        let (model, headNames) = try prepareModel(classes: classes)
+        let newHead = !headNames.isEmpty
+        guard let inputShape = model.inputShapes.first, inputShape.count == 3 else {
+            throw TrainError(config.model, "fine-tuning needs a model with one image input (H, W, C)")
+        }
+        let target = zip(inputShape, train.imageShape).map { $0 < 0 ? $1 : $0 }
+        let pre = Preprocessor(targetShape: target, fit: config.fit, mode: try PreprocessMode(parsing: config.preprocess))
+        say("model \(model.name): \(grouped(model.parameterCounts.total)) parameters\(newHead ? ", new \(classes)-class head" : ""); data: \(train.count) training, \(validation?.count ?? 0) validation, \(test?.count ?? 0) test images; input \(Shape.describe([-1] + target)), preprocessing \(pre.mode)")
+        var outcome = FitOutcome.completed
+        var best: BestCheckpoint?
+        let loss = Loss(.categoricalCrossentropy, labelSmoothing: config.labelSmoothing)
+        var epochOffset = 0
+        for (k, stage) in config.stages.enumerated() {
+            if let f = stage.freeze { try model.freeze(FreezeSpec(parsing: f)) }
+            else if k == 0 && newHead && stage.unfreeze == nil {
+                // Default for a grafted head: train the head only.
+                try model.freeze(.all)
+                try model.unfreeze(.patterns(headNames))
+            }
+            if let u = stage.unfreeze { try model.unfreeze(FreezeSpec(parsing: u), batchNorm: stage.batchNorm) }
+            let counts = model.parameterCounts
+            say("stage \(stage.name): \(stage.epochs) epochs, \(stage.optimizer) lr \(stage.learningRate); trainable params \(grouped(counts.trainable)), non-trainable \(grouped(counts.nonTrainable))")
+            let optimizer = try makeOptimizer(stage.optimizer, learningRate: stage.learningRate)
+            let trainer = Trainer(model: model, optimizer: optimizer, preprocessor: pre)
+            let offset = epochOffset
+            trainer.onEpoch = { [weak self] r in
+                var r = r
+                r.epoch += offset
+                try run.append(r)
+                self?.say(String(format: "%@ epoch %d: loss %.4f acc %.4f%@ (%.1f s, %.0f img/s)", r.stage, r.epoch, r.loss, r.accuracy,
+                                 r.valAccuracy.map { String(format: " val_loss %.4f val_acc %.4f", r.valLoss ?? 0, $0) } ?? "", r.seconds, r.imagesPerSecond))
+            }
+            trainer.onInterrupt = { [graftVersion] epoch in
+                try TrainingCheckpoint.save(model, optimizer: optimizer, epoch: offset + epoch, stage: stage.name,
+                                            to: run.path("interrupted.h5"), graftVersion: graftVersion)
+            }
+            var callbacks: [any TrainingCallback] = []
+            if best == nil {
+                best = BestCheckpoint(monitor: validation == nil ? "accuracy" : config.monitor) { [graftVersion] t, r in
+                    try TrainingCheckpoint.save(t.model, optimizer: t.optimizer, epoch: r.epoch + offset, stage: stage.name,
+                                                to: run.path("best.h5"), graftVersion: graftVersion)
+                }
+            }
+            if let best { callbacks.append(best) }
+            if let p = stage.earlyStoppingPatience { callbacks.append(EarlyStopping(monitor: validation == nil ? "loss" : "val_loss", patience: p)) }
+            if let p = stage.reduceOnPlateauPatience {
+                callbacks.append(ReduceLROnPlateau(monitor: validation == nil ? "loss" : "val_loss", factor: 0.1, patience: p))
+            }
+            var options = FitOptions(epochs: stage.epochs, batchSize: config.batchSize, loss: loss)
+            let steps = (train.count + config.batchSize - 1) / config.batchSize
+            options.schedule = try LearningRateSchedule(parsing: stage.schedule, epochs: stage.epochs, stepsPerEpoch: steps)
+            options.clipNorm = stage.clipNorm
+            options.updateFrozenBatchNormStatistics = stage.updateFrozenBatchNormStatistics
+            options.seed = config.seed &+ UInt64(k) &* 1_000_003
+            options.stage = stage.name
+            options.showProgress = config.showProgress
+            outcome = try trainer.fit(train: train, validation: validation, options: options, callbacks: callbacks)
+            epochOffset += trainer.history.count
+            if case .interrupted = outcome { break }
+        }
+        let finalPath = run.path("final.h5")
+        try TrainingCheckpoint.save(model, optimizer: nil, epoch: epochOffset, stage: config.stages.last?.name ?? "train",
+                                    to: finalPath, graftVersion: graftVersion)
+        var report = FineTuneReport(model: model, history: run.records, testAccuracy: nil, testLoss: nil, finalCheckpoint: finalPath,
+                                    bestCheckpoint: best?.bestEpoch != nil ? run.path("best.h5") : nil, outcome: outcome,
+                                    runDirectory: run.url.path)
+        if let test {
+            let evaluator = Trainer(model: model, optimizer: SGD(), preprocessor: pre)
+            let ev = try evaluator.evaluate(test, batchSize: config.batchSize, loss: loss)
+            report.testAccuracy = ev.accuracy
+            report.testLoss = ev.loss
+            try run.write(confusionCSV(ev.metrics, names: test.classNames), to: "confusion.csv")
+            say(String(format: "test: loss %.4f accuracy %.4f on %d images", ev.loss, ev.accuracy, test.count))
+        }
+        try run.write(model.summary() + "\n\n" + log.joined(separator: "\n") + "\n", to: "summary.txt")
+        return report
+    }
+
+    func headLayerNames(_ model: Model) -> [String] {
+        model.flattenedLayers.map(\.name).filter { $0.hasPrefix("head_") || $0.hasPrefix("predictions") }
+    }
+}
+
+/// `true\predicted` table with class names, as written to `confusion.csv`.
+public func confusionCSV(_ m: ClassificationMetrics, names: [String]) -> String {
+    func q(_ s: String) -> String { s.contains(",") || s.contains("\"") ? "\"\(s.replacingOccurrences(of: "\"", with: "\"\""))\"" : s }
+    var out = "true\\predicted," + names.map(q).joined(separator: ",") + "\n"
+    for (i, row) in m.confusion.enumerated() {
+        out += q(i < names.count ? names[i] : "\(i)") + "," + row.map(String.init).joined(separator: ",") + "\n"
+    }
+    return out
+}

@@ -1,2 +1,0 @@
-// GraftTrain: see ../shared/DESIGN.md for what this module owns. Its contents arrive with the issues that need them.
-import GraftNN

@@ -1,0 +1,109 @@
+import Foundation
+import GraftData
+import GraftHDF5
+import GraftKeras
+import GraftNN
+import GraftTensor
+
+/// A run directory: metrics (`metrics.csv`, `metrics.jsonl`), checkpoints and reports. Every file is written
+/// atomically; the folder is checked for writability before training starts.
+public final class RunDirectory {
+    public let url: URL
+    public private(set) var records: [EpochRecord] = []
+
+    public init(_ path: String) throws {
+        url = URL(fileURLWithPath: path)
+        do {
+            try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        } catch {
+            throw TrainError(path, "cannot create the run directory (\(error.localizedDescription))")
+        }
+        let probe = url.appendingPathComponent(".graft-write-test")
+        guard FileManager.default.createFile(atPath: probe.path, contents: Data("ok".utf8)) else {
+            throw TrainError(path, "the run directory is not writable")
+        }
+        try? FileManager.default.removeItem(at: probe)
+    }
+
+    public func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+
+    /// Writes a text file atomically.
+    public func write(_ text: String, to name: String) throws {
+        do {
+            try AtomicFile.write(Data(text.utf8), to: path(name))
+        } catch {
+            throw TrainError(path(name), "\(error)")
+        }
+    }
+
+    /// Records an epoch and rewrites `metrics.csv` and `metrics.jsonl`.
+    public func append(_ record: EpochRecord) throws {
+        records.append(record)
+        func f(_ v: Double?) -> String { v.map { String(format: "%.6f", $0) } ?? "" }
+        var csv = "stage,epoch,loss,accuracy,val_loss,val_accuracy,learning_rate,seconds,images_per_second\n"
+        var jsonl = ""
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        for r in records {
+            csv += "\(r.stage),\(r.epoch),\(f(r.loss)),\(f(r.accuracy)),\(f(r.valLoss)),\(f(r.valAccuracy)),\(String(format: "%.6g", r.learningRate)),\(f(r.seconds)),\(String(format: "%.1f", r.imagesPerSecond))\n"
+            jsonl += String(decoding: try encoder.encode(r), as: UTF8.self) + "\n"
+        }
+        try write(csv, to: "metrics.csv")
+        try write(jsonl, to: "metrics.jsonl")
+    }
+}
+
+/// Checkpoints: a Keras legacy `.h5` full model (Keras loads it), plus Graft's training state in a `graft_training`
+/// group (optimizer name, step, learning rate, slots per parameter path; epoch and stage), so a run resumes exactly.
+public enum TrainingCheckpoint {
+    public static func save(_ model: Model, optimizer: (any Optimizer)?, epoch: Int, stage: String, to path: String,
+                            graftVersion: String) throws {
+        try KerasWriter.writeLegacyH5(model, to: path, graftVersion: graftVersion) { root in
+            let g = try root.createGroup("graft_training")
+            try g.setAttribute("epoch", value: Int64(epoch))
+            try g.setAttribute("stage", strings: [stage], scalar: true)
+            guard let optimizer else { return }
+            try g.setAttribute("optimizer", strings: [optimizer.name], scalar: true)
+            try g.setAttribute("iterations", value: Int64(optimizer.iterations))
+            try g.setAttribute("learning_rate", value: Double(optimizer.learningRate))
+            let slots = try g.createGroup("slots")
+            for (path, byKey) in optimizer.slots.sorted(by: { $0.key < $1.key }) {
+                for (key, t) in byKey.sorted(by: { $0.key < $1.key }) {
+                    try slots.createDataset("\(path)/\(key)", values: t.scalars, shape: t.shape)
+                }
+            }
+        }
+    }
+
+    /// Restores optimizer state saved by `save`; returns the epoch and stage recorded.
+    public static func restore(_ path: String, into optimizer: any Optimizer) throws -> (epoch: Int, stage: String) {
+        let root = try HDF5File.open(path).root()
+        guard root.kind(of: "graft_training") == .group else {
+            throw TrainError(path, "holds no Graft training state (graft_training group); cannot resume from it")
+        }
+        let g = try root.group("graft_training")
+        let epoch = Int(try g.readAttribute("epoch", as: Int64.self).first ?? 0)
+        let stage = (try? g.readStringAttribute("stage")) ?? "train"
+        if let name = try? g.readStringAttribute("optimizer") {
+            guard name == optimizer.name else {
+                throw TrainError(path, "was trained with optimizer \(name), not \(optimizer.name)")
+            }
+            optimizer.iterations = Int(try g.readAttribute("iterations", as: Int64.self).first ?? 0)
+            optimizer.learningRate = Float(try g.readAttribute("learning_rate", as: Double.self).first ?? Double(optimizer.learningRate))
+            var slots: [String: [String: Tensor]] = [:]
+            func walk(_ group: HDF5Group, _ prefix: [String]) throws {
+                for c in try group.children() {
+                    if c.kind == .group { try walk(try group.group(c.name), prefix + [c.name]) }
+                    else if c.kind == .dataset {
+                        let ds = try group.dataset(c.name)
+                        slots[prefix.joined(separator: "/"), default: [:]][c.name] = Tensor(shape: try ds.shape(), values: try ds.read(Float.self))
+                    }
+                }
+            }
+            if g.kind(of: "slots") == .group { try walk(try g.group("slots"), []) }
+            optimizer.slots = slots
+        }
+        return (epoch, stage)
+    }
+}

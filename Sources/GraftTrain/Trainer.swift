@@ -1,0 +1,202 @@
+import Foundation
+import GraftData
+import GraftNN
+import GraftTensor
+
+/// One epoch's numbers, as written to `metrics.csv` and `metrics.jsonl`.
+public struct EpochRecord: Sendable, Codable, Equatable {
+    public var stage: String
+    public var epoch: Int
+    public var loss: Double
+    public var accuracy: Double
+    public var valLoss: Double?
+    public var valAccuracy: Double?
+    public var learningRate: Double
+    public var seconds: Double
+    public var imagesPerSecond: Double
+
+    /// The monitored value by Keras name (`val_loss`, `val_accuracy`, `loss`, `accuracy`).
+    public func value(_ monitor: String) -> Double? {
+        switch monitor {
+        case "val_loss": return valLoss
+        case "val_accuracy": return valAccuracy
+        case "loss": return loss
+        case "accuracy": return accuracy
+        default: return nil
+        }
+    }
+}
+
+/// Options of one `fit`.
+public struct FitOptions: Sendable {
+    public var epochs: Int
+    public var batchSize: Int
+    public var loss: Loss
+    public var schedule: LearningRateSchedule = .constant
+    /// Clip gradients to this global norm.
+    public var clipNorm: Float?
+    public var seed: UInt64 = 0
+    public var shuffle = true
+    public var showProgress = true
+    public var updateFrozenBatchNormStatistics = false
+    /// Label written into the records (`warmup`, `finetune`).
+    public var stage = "train"
+    /// Epochs already done (resuming): training starts at `initialEpoch + 1`.
+    public var initialEpoch = 0
+
+    public init(epochs: Int, batchSize: Int, loss: Loss = Loss()) {
+        self.epochs = epochs
+        self.batchSize = batchSize
+        self.loss = loss
+    }
+}
+
+/// Why `fit` returned.
+public enum FitOutcome: Equatable, Sendable {
+    case completed
+    case stoppedEarly(epoch: Int)
+    case interrupted(signal: Int32, epoch: Int)
+}
+
+/// A callback's answer after an epoch.
+public enum CallbackDecision { case proceed, stop }
+
+/// Hooks run after every epoch (early stopping, best checkpoint, reduce-on-plateau).
+public protocol TrainingCallback: AnyObject {
+    func epochEnded(_ record: EpochRecord, trainer: Trainer) throws -> CallbackDecision
+}
+
+/// Data augmentation applied to a training batch in place (GraftData's augmenters conform).
+public protocol BatchAugmenter {
+    func augment(_ batch: inout Tensor, labels: inout [Int], rng: inout SeededGenerator)
+}
+
+/// Result of `evaluate`.
+public struct Evaluation: Sendable {
+    public let loss: Double
+    public let metrics: ClassificationMetrics
+    public var accuracy: Double { metrics.accuracy }
+}
+
+/// The training loop: a short visible `for` over epochs and batches, with events for callbacks.
+public final class Trainer {
+    public let model: Model
+    public var optimizer: any Optimizer
+    public var preprocessor: Preprocessor
+    public var augmenter: (any BatchAugmenter)?
+    /// Multiplies the scheduled rate (ReduceLROnPlateau lowers it).
+    public var learningRateScale: Float = 1
+    /// The base learning rate the schedule starts from.
+    public var baseLearningRate: Float
+    /// Called after every epoch with the record (the run directory writes it out).
+    public var onEpoch: ((EpochRecord) throws -> Void)?
+    /// Called when an interrupt stops training, to save a resumable checkpoint.
+    public var onInterrupt: ((Int) throws -> Void)?
+    public private(set) var history: [EpochRecord] = []
+    /// Backward statistics of the last step (tests count skipped nodes with it).
+    public let lastBackward = BackwardStats()
+    var globalStep = 0
+
+    public init(model: Model, optimizer: any Optimizer, preprocessor: Preprocessor) {
+        self.model = model
+        self.optimizer = optimizer
+        self.preprocessor = preprocessor
+        baseLearningRate = optimizer.learningRate
+    }
+
+    public var classes: Int { model.outputShapes.first?.last ?? 1 }
+
+    /// One optimisation step on a prepared batch; returns the loss and the output scores.
+    public func trainStep(_ x: Tensor, labels: [Int], loss: Loss, clipNorm: Float?, context: inout TrainingContext) throws -> (Double, Tensor) {
+        model.zeroGradients()
+        let (outs, tape) = try model.forwardTraining([x], context: &context)
+        let y = outs[0]
+        let targets = loss.targets(labels, classes: y.shape.last ?? 1)
+        let result = loss.compute(output: y, logits: model.outputPreActivation(tape), finalActivation: model.finalActivation,
+                                  targets: targets, sampleWeights: loss.sampleWeights(labels))
+        lastBackward.nodesRun = 0
+        lastBackward.layersRun = []
+        try model.backward(tape, outputGradients: [result.gradient], preActivation: [result.isPreActivation], stats: lastBackward)
+        let params = model.namedVariables
+        if let clipNorm { clipGradients(params, maxNorm: clipNorm) }
+        optimizer.step(params)
+        return (result.value, y)
+    }
+
+    /// Trains for `options.epochs` epochs, validating after each when `validation` is given.
+    @discardableResult
+    public func fit(train: ImageDataset, validation: ImageDataset?, options: FitOptions,
+                    callbacks: [any TrainingCallback] = []) throws -> FitOutcome {
+        guard train.count > 0 else { throw TrainError("data", "the training set is empty") }
+        guard options.batchSize > 0 else { throw TrainError("batch", "batch size must be positive") }
+        if let bad = train.labels.first(where: { $0 < 0 || $0 >= classes }) {
+            throw TrainError("data", "label \(bad) does not fit the model's \(classes) outputs")
+        }
+        var context = TrainingContext(seed: options.seed &+ 0x5EED, updateFrozenBatchNormStatistics: options.updateFrozenBatchNormStatistics)
+        var augmentRNG = SeededGenerator(seed: options.seed &+ 0xA06)
+        let stepsPerEpoch = (train.count + options.batchSize - 1) / options.batchSize
+        globalStep = options.initialEpoch * stepsPerEpoch
+        for epoch in (options.initialEpoch + 1)...max(options.initialEpoch + 1, options.epochs) where epoch <= options.epochs {
+            let started = Date()
+            // Every epoch's randomness derives from (seed, epoch) alone, so a resumed run repeats it exactly.
+            context.rng = SplitMix64(seed: options.seed &+ 0x5EED &+ UInt64(epoch) &* 0x9E37_79B9)
+            augmentRNG = SeededGenerator(seed: options.seed &+ 0xA06 &+ UInt64(epoch) &* 0x85EB_CA6B)
+            let batches = epochBatches(count: train.count, batchSize: options.batchSize, shuffle: options.shuffle,
+                                       seed: options.seed &+ UInt64(epoch) &* 7919)
+            let bar = ProgressBar(label: "\(options.stage) epoch \(epoch)/\(options.epochs)", total: batches.count, enabled: options.showProgress)
+            var lossSum = 0.0, seen = 0
+            var metrics = ClassificationMetrics(classes: classes)
+            for (b, indices) in batches.enumerated() {
+                optimizer.learningRate = options.schedule.rate(base: baseLearningRate, step: globalStep, stepsPerEpoch: stepsPerEpoch) * learningRateScale
+                var (x, labels) = preprocessor.batch(train, indices)
+                augmenter?.augment(&x, labels: &labels, rng: &augmentRNG)
+                let (l, y) = try trainStep(x, labels: labels, loss: options.loss, clipNorm: options.clipNorm, context: &context)
+                guard l.isFinite else {
+                    throw TrainError("epoch \(epoch), batch \(b + 1)", "the loss became \(l); lower the learning rate or clip gradients (last good checkpoint: the previous epoch's)")
+                }
+                lossSum += l * Double(indices.count)
+                seen += indices.count
+                metrics.add(scores: y.scalars, labels: labels)
+                globalStep += 1
+                bar.update(b + 1, images: seen, metrics: [("loss", lossSum / Double(seen)), ("acc", metrics.accuracy)])
+                if let sig = Interrupt.pending {
+                    try onInterrupt?(epoch - 1)
+                    return .interrupted(signal: sig, epoch: epoch)
+                }
+            }
+            let seconds = Date().timeIntervalSince(started)
+            var record = EpochRecord(stage: options.stage, epoch: epoch, loss: lossSum / Double(max(seen, 1)), accuracy: metrics.accuracy,
+                                     valLoss: nil, valAccuracy: nil, learningRate: Double(optimizer.learningRate),
+                                     seconds: seconds, imagesPerSecond: Double(seen) / max(seconds, 1e-9))
+            if let validation {
+                let ev = try evaluate(validation, batchSize: options.batchSize, loss: options.loss)
+                record.valLoss = ev.loss
+                record.valAccuracy = ev.accuracy
+            }
+            history.append(record)
+            try onEpoch?(record)
+            var stop = false
+            for cb in callbacks where try cb.epochEnded(record, trainer: self) == .stop { stop = true }
+            if stop { return .stoppedEarly(epoch: epoch) }
+        }
+        return .completed
+    }
+
+    /// Loss and classification metrics over a dataset (inference mode).
+    public func evaluate(_ data: ImageDataset, batchSize: Int, loss: Loss = Loss()) throws -> Evaluation {
+        var metrics = ClassificationMetrics(classes: classes)
+        var total = 0.0
+        for indices in epochBatches(count: data.count, batchSize: batchSize, shuffle: false, seed: 0) {
+            let (x, labels) = preprocessor.batch(data, indices)
+            let y = try model.predict([x])[0]
+            if let bad = labels.first(where: { $0 < 0 || $0 >= classes }) {
+                throw TrainError("data", "label \(bad) does not fit the model's \(classes) outputs")
+            }
+            let r = loss.compute(output: y, logits: nil, finalActivation: model.finalActivation,
+                                 targets: loss.targets(labels, classes: classes), sampleWeights: loss.sampleWeights(labels))
+            total += r.value * Double(labels.count)
+            metrics.add(scores: y.scalars, labels: labels)
+        }
+        return Evaluation(loss: total / Double(max(data.count, 1)), metrics: metrics)
+    }
+}

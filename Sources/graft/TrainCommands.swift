@@ -1,0 +1,236 @@
+import ArgumentParser
+import Foundation
+import GraftData
+import GraftKeras
+import GraftNN
+import GraftTensor
+import GraftTrain
+
+/// `graft fine-tune MODEL --data TRAIN --out RUN_DIR …`: graft a head, train it, optionally unfreeze and fine-tune.
+struct FineTune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fine-tune",
+        abstract: "Fine-tune a Keras checkpoint on new data: new head, frozen base, then optional unfreezing.")
+
+    @OptionGroup var options: ModelOptions
+
+    @Option(help: "Training data (fashion-mnist:train, idx:IMAGES,LABELS).")
+    var data: String
+
+    @Option(help: "Validation data (same syntax as --data).")
+    var val: String?
+
+    @Option(name: .customLong("val-split"), help: "Hold out this stratified fraction of the training data for validation.")
+    var valSplit: Double?
+
+    @Option(help: "Test data, evaluated once at the end (confusion.csv).")
+    var test: String?
+
+    @Option(help: "Classes of the new head: a number, or auto (the data's class count).")
+    var classes = "auto"
+
+    @Option(name: .customLong("class-subset"), help: "Keep only these classes, renumbered 0…k−1 (e.g. 5,6,7,8,9).")
+    var classSubset: String?
+
+    @Option(name: .customLong("limit-per-class"), help: "At most this many training images per class (seeded choice).")
+    var limitPerClass: Int?
+
+    @Option(help: "Cut the model at this layer before grafting the head.")
+    var cut: String?
+
+    @Option(name: .customLong("head-pooling"), help: "avg, max, flatten or none.")
+    var headPooling = "avg"
+
+    @Option(name: .customLong("head-hidden"), help: "Hidden Dense sizes of the head, e.g. 256,128.")
+    var headHidden: String?
+
+    @Option(name: .customLong("head-dropout"), help: "Dropout rate in the head.")
+    var headDropout: Float = 0
+
+    @Option(help: "Freeze spec for the first stage: all, none, until:LAYER, from:LAYER or name patterns (default: all but the new head).")
+    var freeze: String?
+
+    @Option(help: "Epochs of the first stage.")
+    var epochs = 5
+
+    @Option(help: "Batch size.")
+    var batch = 32
+
+    @Option(help: "sgd, momentum, nesterov, adam, adamw or rmsprop.")
+    var optimizer = "adam"
+
+    @Option(help: "Learning rate of the first stage.")
+    var lr: Float = 1e-3
+
+    @Option(help: "Schedule: constant, step:EVERY:FACTOR, exponential:STEPS:RATE, cosine[:WARMUP_EPOCHS], onecycle.")
+    var schedule = "constant"
+
+    @Option(help: "Second stage: unfreeze these layers (spec as --freeze) and train again.")
+    var unfreeze: String?
+
+    @Option(name: .customLong("fine-tune-epochs"), help: "Epochs of the second stage.")
+    var fineTuneEpochs = 3
+
+    @Option(name: .customLong("fine-tune-lr"), help: "Learning rate of the second stage (default: first / 10).")
+    var fineTuneLR: Float?
+
+    @Option(name: .customLong("batch-norm"), help: "Unfrozen BatchNormalization: inference (moving statistics) or train.")
+    var batchNorm = "inference"
+
+    @Option(help: "Input preprocessing: 1/255, tf, caffe, torch, scale:S or none.")
+    var preprocess = "1/255"
+
+    @Option(help: "Fit images to the model input by pad, resize or nearest.")
+    var fit = "pad"
+
+    @Option(name: .customLong("label-smoothing"), help: "Label smoothing for the cross-entropy.")
+    var labelSmoothing: Float = 0
+
+    @Option(name: .customLong("early-stopping"), help: "Stop a stage after this many epochs without improvement.")
+    var earlyStopping: Int?
+
+    @Option(name: .customLong("clip-norm"), help: "Clip gradients to this global norm.")
+    var clipNorm: Float?
+
+    @Option(name: .customLong("reduce-lr-patience"), help: "Divide the learning rate by 10 after this many epochs without improvement.")
+    var reduceLRPatience: Int?
+
+    @Flag(name: .customLong("update-frozen-bn-statistics"), help: "Frozen BatchNormalization layers keep updating their moving statistics.")
+    var updateFrozenBNStatistics = false
+
+    @Option(help: "Seed for initialisation, shuffling, splits and dropout.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Run directory (metrics, checkpoints, reports).")
+    var out: String
+
+    @Flag(help: "No progress bar or log lines on stderr.")
+    var quiet = false
+
+    func validate() throws {
+        guard batch > 0 else { throw ValidationError("--batch must be positive, got \(batch)") }
+        guard epochs > 0 else { throw ValidationError("--epochs must be positive, got \(epochs)") }
+        guard lr > 0 else { throw ValidationError("--lr must be positive, got \(lr)") }
+        if val != nil && valSplit != nil { throw ValidationError("give --val or --val-split, not both") }
+        guard ["inference", "train"].contains(batchNorm) else { throw ValidationError("--batch-norm must be inference or train") }
+        guard Preprocessor.Fit(rawValue: fit) != nil else { throw ValidationError("--fit must be pad, resize or nearest") }
+        guard HeadConfig.Pooling(rawValue: headPooling) != nil else { throw ValidationError("--head-pooling must be avg, max, flatten or none") }
+    }
+
+    func config() throws -> FineTuneConfig {
+        var stages = [StageConfig(name: "warmup", freeze: freeze, epochs: epochs, optimizer: optimizer, learningRate: lr, schedule: schedule)]
+        stages[0].earlyStoppingPatience = earlyStopping
+        stages[0].clipNorm = clipNorm
+        stages[0].reduceOnPlateauPatience = reduceLRPatience
+        stages[0].updateFrozenBatchNormStatistics = updateFrozenBNStatistics
+        if let unfreeze {
+            var s = StageConfig(name: "finetune", unfreeze: unfreeze, epochs: fineTuneEpochs, optimizer: optimizer,
+                                learningRate: fineTuneLR ?? lr / 10, schedule: schedule)
+            s.batchNorm = BatchNormMode(rawValue: batchNorm) ?? .inference
+            s.earlyStoppingPatience = earlyStopping
+            s.clipNorm = clipNorm
+            s.reduceOnPlateauPatience = reduceLRPatience
+            s.updateFrozenBatchNormStatistics = updateFrozenBNStatistics
+            stages.append(s)
+        }
+        var c = FineTuneConfig(model: options.model, train: data, stages: stages, outputDirectory: out)
+        c.architecture = options.architecture
+        c.validation = val
+        c.validationSplit = valSplit
+        c.test = test
+        c.cut = cut
+        c.limitPerClass = limitPerClass
+        if let classSubset {
+            let ids = classSubset.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard ids.allSatisfy({ $0 != nil }) else { throw ValidationError("--class-subset must be integers, got \(classSubset)") }
+            c.classSubset = ids.compactMap { $0 }
+        }
+        let hidden = try (headHidden ?? "").split(separator: ",").map { s -> Int in
+            guard let v = Int(s), v > 0 else { throw ValidationError("--head-hidden must be positive integers, got \(headHidden ?? "")") }
+            return v
+        }
+        var headClasses = 0
+        if classes != "auto" {
+            guard let n = Int(classes), n > 0 else { throw ValidationError("--classes must be a positive number or auto, got \(classes)") }
+            headClasses = n
+        }
+        if cut != nil || headClasses > 0 || !hidden.isEmpty || headDropout > 0 || headPooling != "avg" {
+            c.head = HeadConfig(classes: headClasses, pooling: HeadConfig.Pooling(rawValue: headPooling) ?? .avg,
+                                hidden: hidden, dropout: headDropout)
+        }
+        c.preprocess = preprocess
+        c.fit = Preprocessor.Fit(rawValue: fit) ?? .pad
+        c.batchSize = batch
+        c.seed = seed
+        c.labelSmoothing = labelSmoothing
+        c.showProgress = !quiet
+        return c
+    }
+
+    func run() throws {
+        let c = try config()
+        Interrupt.install()
+        let report = try FineTuneJob(c, graftVersion: graftVersion).run()
+        print("run directory: \(report.runDirectory)")
+        if let last = report.history.last {
+            print(String(format: "last epoch: loss %.4f accuracy %.4f", last.loss, last.accuracy)
+                  + (last.valAccuracy.map { String(format: " val_accuracy %.4f", $0) } ?? ""))
+        }
+        if let acc = report.testAccuracy { print(String(format: "test accuracy: %.4f", acc)) }
+        print("final model: \(report.finalCheckpoint)")
+        if case .interrupted(let sig, let epoch) = report.outcome {
+            FileHandle.standardError.write(Data("interrupted during epoch \(epoch); resumable checkpoint: \(report.runDirectory)/interrupted.h5\n".utf8))
+            throw ExitCode(128 + sig)
+        }
+    }
+}
+
+/// `graft evaluate MODEL --data DATA [--json]`: loss, accuracy, top-5, per-class precision and recall.
+struct Evaluate: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Evaluate a model on labelled data.")
+
+    @OptionGroup var options: ModelOptions
+
+    @Option(help: "Data to evaluate on (fashion-mnist:test, idx:IMAGES,LABELS).")
+    var data: String
+
+    @Option(name: .customLong("class-subset"), help: "Keep only these classes, renumbered 0…k−1.")
+    var classSubset: String?
+
+    @Option(help: "Batch size.")
+    var batch = 64
+
+    @Option(help: "Input preprocessing: 1/255, tf, caffe, torch, scale:S or none.")
+    var preprocess = "1/255"
+
+    @Option(help: "Fit images to the model input by pad, resize or nearest.")
+    var fit = "pad"
+
+    @Flag(help: "Print JSON instead of text.")
+    var json = false
+
+    func run() throws {
+        let model = try options.load().model
+        var d = try DataSource.load(data)
+        if let classSubset { d = try d.selectingClasses(classSubset.split(separator: ",").compactMap { Int($0) }) }
+        guard let input = model.inputShapes.first, input.count == 3 else { throw CLIError("\(options.model): needs one image input") }
+        guard let fitMode = Preprocessor.Fit(rawValue: fit) else { throw ValidationError("--fit must be pad, resize or nearest") }
+        let pre = Preprocessor(targetShape: zip(input, d.imageShape).map { $0 < 0 ? $1 : $0 }, fit: fitMode,
+                               mode: try PreprocessMode(parsing: preprocess))
+        let ev = try Trainer(model: model, optimizer: SGD(), preprocessor: pre).evaluate(d, batchSize: batch)
+        if json {
+            let obj: [String: Any] = ["loss": ev.loss, "accuracy": ev.accuracy, "top5_accuracy": ev.metrics.topKAccuracy,
+                                      "count": d.count, "classes": d.classNames,
+                                      "precision": ev.metrics.precision.map { $0.isNaN ? NSNull() as Any : $0 as Any },
+                                      "recall": ev.metrics.recall.map { $0.isNaN ? NSNull() as Any : $0 as Any },
+                                      "confusion": ev.metrics.confusion]
+            let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print(String(format: "%d images: loss %.4f, accuracy %.4f, top-5 accuracy %.4f", d.count, ev.loss, ev.accuracy, ev.metrics.topKAccuracy))
+            for (i, name) in d.classNames.enumerated() where i < ev.metrics.classes {
+                print(String(format: "  %-14@ precision %.3f recall %.3f", name, ev.metrics.precision[i], ev.metrics.recall[i]))
+            }
+        }
+    }
+}

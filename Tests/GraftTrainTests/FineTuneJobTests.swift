@@ -1,0 +1,82 @@
+import Foundation
+import Testing
+import GraftData
+import GraftHDF5
+import GraftKeras
+import GraftNN
+import GraftTensor
+import GraftTestSupport
+@testable import GraftTrain
+
+/// The whole transfer-learning move: Keras checkpoint in, new head, frozen base, partial unfreeze, Keras checkpoint out.
+struct FineTuneJobTests {
+    @Test(.enabled(if: FashionMNISTTests.available, "dataset-fashion-mnist is not installed"))
+    func twoStageFineTuneSavesAModelThatReloadsIdentically() throws {
+        let dir = try TestSupport.makeTemporaryDirectory()
+        let checkpoint = dir.appendingPathComponent("lenet.h5").path
+        let original = try Zoo.build("lenet5", options: Zoo.Options(classes: 10, inputShape: [28, 28, 1], seed: 4))
+        try KerasWriter.writeLegacyH5(original, to: checkpoint, graftVersion: "test")
+        var config = FineTuneConfig(model: checkpoint, train: "fashion-mnist:train", stages: [
+            StageConfig(name: "warmup", epochs: 1, learningRate: 1e-3),
+            StageConfig(name: "finetune", unfreeze: "from:conv3", epochs: 1, learningRate: 1e-4),
+        ], outputDirectory: dir.appendingPathComponent("run").path)
+        config.classSubset = [5, 6, 7, 8, 9]
+        config.limitPerClass = 60
+        config.validationSplit = 0.2
+        config.test = "fashion-mnist:test"
+        config.batchSize = 16
+        config.seed = 2
+        config.showProgress = false
+        let job = FineTuneJob(config, graftVersion: "test")
+        let report = try job.run()
+        let model = report.model
+        // New 5-class head replacing the old classifier only (fc1 kept).
+        #expect(model.outputShapes == [[5]])
+        #expect(model.flattenedLayers.map(\.name).contains("fc1"))
+        // conv1/conv2 were frozen in both stages: bit-identical to the checkpoint; conv3 was unfrozen in stage 2.
+        for path in ["conv1/kernel", "conv1/bias", "conv2/kernel"] {
+            #expect(model.variable(path) == original.variable(path), "\(path) changed")
+        }
+        #expect(model.variable("conv3/kernel") != original.variable("conv3/kernel"))
+        #expect(report.history.map(\.stage) == ["warmup", "finetune"])
+        #expect(report.history.map(\.epoch) == [1, 2])
+        #expect(report.history.allSatisfy { $0.valAccuracy != nil })
+        #expect((report.testAccuracy ?? 0) > 0.3)   // 5 classes, 240 images, 2 short epochs: well above chance (0.2)
+        // The saved model reloads with identical outputs.
+        let reloaded = try KerasLoader.load(report.finalCheckpoint).model
+        let x = Tensor(shape: [3, 28, 28, 1], values: (0..<(3 * 784)).map { Float($0 % 255) / 255 })
+        #expect(try reloaded.predict([x])[0] == (try model.predict([x])[0]))
+        let run = URL(fileURLWithPath: report.runDirectory)
+        for name in ["final.h5", "best.h5", "metrics.csv", "metrics.jsonl", "summary.txt", "confusion.csv"] {
+            #expect(FileManager.default.fileExists(atPath: run.appendingPathComponent(name).path), "\(name) missing")
+        }
+        let csv = try String(contentsOf: run.appendingPathComponent("metrics.csv"), encoding: .utf8)
+        #expect(csv.split(separator: "\n").count == 3)
+        let confusion = try String(contentsOf: run.appendingPathComponent("confusion.csv"), encoding: .utf8)
+        #expect(confusion.hasPrefix("true\\predicted,Sandal,Shirt,Sneaker,Bag,Ankle boot"))
+        // Training state rides along in the checkpoint for resuming.
+        let state = try HDF5File.open(run.appendingPathComponent("best.h5").path).root()
+        #expect(state.kind(of: "graft_training/slots") == .group)
+    }
+
+    @Test func badConfigurationsFailBeforeTraining() throws {
+        let dir = try TestSupport.makeTemporaryDirectory()
+        var config = FineTuneConfig(model: "/nonexistent/model.h5", train: "fashion-mnist:train",
+                                    stages: [StageConfig(name: "s", epochs: 1)], outputDirectory: dir.path)
+        config.showProgress = false
+        #expect(throws: (any Error).self) { try FineTuneJob(config, graftVersion: "t").run() }
+        config.stages = []
+        #expect(throws: TrainError.self) { try FineTuneJob(config, graftVersion: "t").run() }
+        config.stages = [StageConfig(name: "s", epochs: 0)]
+        #expect(throws: TrainError.self) { try FineTuneJob(config, graftVersion: "t").run() }
+        config.stages = [StageConfig(name: "s", epochs: 1)]
+        config.train = "mnist-of-the-future:train"
+        config.model = TestSupport.fixture("keras/tfkeras_lenet.h5")
+        do {
+            _ = try FineTuneJob(config, graftVersion: "t").run()
+            Issue.record("unknown data source accepted")
+        } catch {
+            #expect("\(error)".contains("mnist-of-the-future"))
+        }
+    }
+}

@@ -1,0 +1,48 @@
+import Foundation
+import Testing
+import GraftTestSupport
+
+/// `graft fine-tune` and `graft evaluate` end to end on Fashion-MNIST.
+struct TrainCommandTests {
+    static let available = FileManager.default.fileExists(atPath: "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
+
+    @Test(.enabled(if: available, "dataset-fashion-mnist is not installed"))
+    func fineTuneThenEvaluate() throws {
+        let dir = try TestSupport.makeTemporaryDirectory()
+        let base = dir.appendingPathComponent("lenet.h5").path
+        #expect(try TestSupport.runGraft(["zoo", "lenet5", "--output", base, "--input-shape", "28,28,1"]).status == 0)
+        let run = dir.appendingPathComponent("run").path
+        let r = try TestSupport.runGraft(["fine-tune", base, "--data", "fashion-mnist:test", "--class-subset", "0,1,2",
+                                          "--limit-per-class", "40", "--val-split", "0.25", "--epochs", "1", "--batch", "16",
+                                          "--unfreeze", "from:conv3", "--fine-tune-epochs", "1", "--out", run, "--seed", "3", "--quiet"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.isEmpty)
+        #expect(r.stdout.contains("run directory: \(run)"))
+        #expect(r.stdout.contains("final model: \(run)/final.h5"))
+        let csv = try String(contentsOfFile: "\(run)/metrics.csv", encoding: .utf8)
+        #expect(csv.contains("\nwarmup,1,") && csv.contains("\nfinetune,2,"))
+        let e = try TestSupport.runGraft(["evaluate", "\(run)/final.h5", "--data", "fashion-mnist:test", "--class-subset", "0,1,2", "--json"])
+        #expect(e.status == 0, "\(e.stderr)")
+        let obj = try JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as? [String: Any]
+        #expect((obj?["count"] as? Int) == 3000)
+        #expect(((obj?["accuracy"] as? Double) ?? 0) > 0.34)   // 3 classes: chance is 1/3
+        #expect((obj?["classes"] as? [String]) == ["T-shirt/top", "Trouser", "Pullover"])
+    }
+
+    @Test func badArgumentsGiveOneLineErrors() throws {
+        let dir = try TestSupport.makeTemporaryDirectory()
+        let model = TestSupport.fixture("keras/tfkeras_lenet.h5")
+        let cases: [([String], String)] = [
+            (["fine-tune", model, "--data", "nowhere:train", "--out", dir.path], "nowhere:train"),
+            (["fine-tune", model, "--data", "fashion-mnist:train", "--out", dir.path, "--batch", "0"], "--batch"),
+            (["fine-tune", model, "--data", "fashion-mnist:train", "--out", dir.path, "--optimizer", "adagrad"], "adagrad"),
+            (["fine-tune", model, "--data", "fashion-mnist:train", "--out", "/proc/graft-run"], "/proc/graft-run"),
+            (["evaluate", model, "--data", "fashion-mnist:validation"], "fashion-mnist:validation"),
+        ]
+        for (args, mention) in cases {
+            let r = try TestSupport.runGraft(args + ["--quiet"].filter { _ in args[0] == "fine-tune" })
+            #expect(r.status != 0, "\(args)")
+            #expect(r.stderr.contains(mention), "\(args): \(r.stderr)")
+        }
+    }
+}
