@@ -96,7 +96,8 @@ enum KerasLayerFactory {
         case "ActivityRegularization":
             return InferenceIdentity(name: name, kerasClassName: className, rate: 0)
         case "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum":
-            return Merge(name: name, kind: Merge.Kind(rawValue: className)!)
+            guard let kind = Merge.Kind(rawValue: className) else { throw KerasError("layer \(name): unsupported merge \(className)") }
+            return Merge(name: name, kind: kind)
         case "Concatenate":
             return Concatenate(name: name, axis: try c["axis"].int(default: -1))
         case "Rescaling":

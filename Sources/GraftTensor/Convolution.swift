@@ -101,7 +101,10 @@ public enum ConvolutionKernels {
                 for kw in 0..<g.w.kernel {
                     let iw = ow * g.w.stride - g.w.padBefore + kw * g.w.dilation
                     if iw < 0 || iw >= inW {
-                        dst.update(repeating: 0, count: cg)
+                        for c in 0..<cg { dst[c] = 0 }
+                    } else if cg < 16 {
+                        let src = rowBase + iw * C
+                        for c in 0..<cg { dst[c] = src[c] }   // a call to memmove costs more than a few floats
                     } else {
                         dst.update(from: rowBase + iw * C, count: cg)
                     }

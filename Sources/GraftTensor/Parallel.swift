@@ -30,8 +30,8 @@ public enum Parallel {
         }
     }
 
-    /// Sets OpenBLAS's thread count (once, at start-up).
+    /// OpenBLAS runs single-threaded: Graft's workers split GEMMs themselves (see `sgemm`).
     public static let configureBLAS: Void = {
-        openblas_set_num_threads(Int32(workers))
+        openblas_set_num_threads(1)
     }()
 }

@@ -16,6 +16,29 @@ struct KernelTests {
         return zip(a, b).map { abs($0 - $1) }.max() ?? 0
     }
 
+    /// Every parallel split of `sgemm` (rows, reduction, columns) with every transpose and a non-zero beta.
+    @Test(arguments: [(600, 20, 100), (25, 16, 6400), (10, 1000, 300), (5, 7, 9)])   // rows, reduction, columns, single
+    func gemmSplitsMatchReference(_ m: Int, _ n: Int, _ k: Int) {
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let a = Self.random(m * k, seed: 3), b = Self.random(k * n, seed: 4)
+            // Reference on the logical (untransposed) matrices.
+            let aLogical = ta ? (0..<(m * k)).map { i in a[(i % k) * m + i / k] } : a
+            let bLogical = tb ? (0..<(k * n)).map { i in b[(i % n) * k + i / n] } : b
+            let ref = referenceGEMM(m: m, n: n, k: k, a: aLogical, b: bLogical)
+            var c = [Float](repeating: 1, count: m * n)
+            a.withUnsafeBufferPointer { ap in
+                b.withUnsafeBufferPointer { bp in
+                    c.withUnsafeMutableBufferPointer { cp in
+                        sgemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 2, a: ap.baseAddress!, lda: ta ? m : k,
+                              b: bp.baseAddress!, ldb: tb ? k : n, beta: 0.5, c: cp.baseAddress!, ldc: n)
+                    }
+                }
+            }
+            let expected = ref.map { 2 * $0 + 0.5 }
+            #expect(Self.maxError(c, expected) < 1e-3 * Float(k).squareRoot(), "m\(m) n\(n) k\(k) ta\(ta) tb\(tb)")
+        }
+    }
+
     @Test func gemmMatchesReference() {
         for (m, n, k) in [(1, 1, 1), (7, 5, 3), (64, 33, 17), (3, 128, 300)] {
             let a = Self.random(m * k, seed: 1), b = Self.random(k * n, seed: 2)
