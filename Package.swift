@@ -29,7 +29,7 @@ let package = Package(
         .target(name: "GraftTensor", dependencies: ["CBLAS"]),
         .target(name: "GraftNN", dependencies: ["GraftTensor"]),
         .target(name: "GraftKeras", dependencies: ["GraftNN", "GraftHDF5", "ZIPFoundation"]),
-        .target(name: "GraftData", dependencies: ["GraftTensor", "CImage"]),
+        .target(name: "GraftData", dependencies: ["GraftTensor", "CImage", "ZIPFoundation"]),
         .target(name: "GraftTrain", dependencies: ["GraftNN", "GraftData", "GraftKeras"]),
         .target(name: "GraftRecipes", dependencies: ["GraftTrain"]),
         .executableTarget(

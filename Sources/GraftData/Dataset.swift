@@ -1,60 +1,54 @@
 import Foundation
 import GraftTensor
 
-/// A labelled image dataset in memory: raw pixel values (0…255 for 8-bit sources), NHWC, with class names and
-/// a source id per sample (file path or index), in source order.
-public struct ImageDataset: Sendable {
-    /// `[H, W, C]` of every image.
-    public var imageShape: [Int]
-    /// `count · H · W · C` values.
-    public var pixels: [Float]
-    public var labels: [Int]
-    public var ids: [String]
-    public var classNames: [String]
+/// How an image is fitted to the model's input size.
+public enum ImageFit: String, Sendable, Codable, CaseIterable {
+    /// Centre it on a zero canvas (28×28 → 32×32 for LeNet-5); crop the middle when larger.
+    case pad
+    /// Bilinear resize to the target size (half-pixel centres, as TensorFlow/Keras resize).
+    case resize
+    /// Nearest-neighbour resize.
+    case nearest
+    /// Centre-crop to the target's aspect ratio, then bilinear resize (Keras `crop_to_aspect_ratio`).
+    case crop
+    /// Pad to the target's aspect ratio, then bilinear resize (Keras `pad_to_aspect_ratio`).
+    case padAspect = "pad-aspect"
+}
 
-    public init(imageShape: [Int], pixels: [Float], labels: [Int], ids: [String], classNames: [String]) {
-        precondition(pixels.count == labels.count * imageShape.reduce(1, *), "pixels do not match the image count")
-        self.imageShape = imageShape
-        self.pixels = pixels
-        self.labels = labels
-        self.ids = ids
-        self.classNames = classNames
-    }
-
-    public var count: Int { labels.count }
-    public var imageSize: Int { imageShape.reduce(1, *) }
-
+/// Labelled images that can be read one at a time: in memory (IDX, NPY/NPZ) or from files (folders, CSV).
+/// Labels, ids and class names are always in memory; pixels of file sources are decoded on demand.
+public protocol ImageSource: Sendable {
+    var labels: [Int] { get }
+    /// The source id of every sample: its file path, or its index.
+    var ids: [String] { get }
+    var classNames: [String] { get }
+    /// The shape every image has, when known without decoding (in-memory sources); nil for files.
+    var imageShape: [Int]? { get }
     /// The samples at `indices`, in that order.
-    public func subset(_ indices: [Int]) -> ImageDataset {
-        let n = imageSize
-        var px = [Float](repeating: 0, count: indices.count * n)
-        px.withUnsafeMutableBufferPointer { dst in
-            pixels.withUnsafeBufferPointer { src in
-                for (k, i) in indices.enumerated() {
-                    (dst.baseAddress! + k * n).update(from: src.baseAddress! + i * n, count: n)
-                }
-            }
-        }
-        return ImageDataset(imageShape: imageShape, pixels: px, labels: indices.map { labels[$0] },
-                            ids: indices.map { ids[$0] }, classNames: classNames)
-    }
+    func subset(_ indices: [Int]) -> Self
+    /// The same images with new labels and class names.
+    func relabeled(_ labels: [Int], classNames: [String]) -> Self
+    /// Writes sample `i`, fitted to `target` (`[H, W, C]`) with channel conversion, on the 0…255 scale, at `dst`.
+    func fill(_ i: Int, target: [Int], fit: ImageFit, into dst: UnsafeMutablePointer<Float>) throws
+}
+
+extension ImageSource {
+    public var count: Int { labels.count }
 
     /// Keeps the listed classes and renumbers them 0…k−1 in the order given (`[5, 6, 7, 8, 9]` → 0…4).
-    public func selectingClasses(_ classes: [Int]) throws -> ImageDataset {
+    public func selectingClasses(_ classes: [Int]) throws -> Self {
         for c in classes where c < 0 || c >= classNames.count {
             throw DataError("classes", "class \(c) does not exist (the data has \(classNames.count) classes)")
         }
         guard Set(classes).count == classes.count else { throw DataError("classes", "a class is listed twice in \(classes)") }
         let map = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
         let keep = labels.indices.filter { map[labels[$0]] != nil }
-        var out = subset(keep)
-        out.labels = out.labels.map { map[$0] ?? 0 }
-        out.classNames = classes.map { classNames[$0] }
-        return out
+        let sub = subset(keep)
+        return sub.relabeled(sub.labels.map { map[$0] ?? 0 }, classNames: classes.map { classNames[$0] })
     }
 
     /// At most `perClass` samples of each class: the first ones in source order, or a seeded random choice.
-    public func limitingPerClass(_ perClass: Int, seed: UInt64? = nil) -> ImageDataset {
+    public func limitingPerClass(_ perClass: Int, seed: UInt64? = nil) -> Self {
         var order = Array(labels.indices)
         if let seed {
             var rng = SeededGenerator(seed: seed)
@@ -70,7 +64,7 @@ public struct ImageDataset: Sendable {
     }
 
     /// A stratified, seeded split: `fraction` of each class goes to the second part.
-    public func stratifiedSplit(fraction: Double, seed: UInt64) throws -> (ImageDataset, ImageDataset) {
+    public func stratifiedSplit(fraction: Double, seed: UInt64) throws -> (Self, Self) {
         guard fraction > 0 && fraction < 1 else { throw DataError("val-split", "fraction must be between 0 and 1, got \(fraction)") }
         var rng = SeededGenerator(seed: seed)
         var byClass: [Int: [Int]] = [:]
@@ -91,6 +85,57 @@ public struct ImageDataset: Sendable {
         var c = [Int](repeating: 0, count: classNames.count)
         for l in labels where l >= 0 && l < c.count { c[l] += 1 }
         return c
+    }
+}
+
+/// A labelled image dataset in memory: raw pixel values (0…255 for 8-bit sources), NHWC, with class names and
+/// a source id per sample (file path or index), in source order.
+public struct ImageDataset: ImageSource {
+    /// `[H, W, C]` of every image.
+    public var shape: [Int]
+    /// `count · H · W · C` values.
+    public var pixels: [Float]
+    public var labels: [Int]
+    public var ids: [String]
+    public var classNames: [String]
+
+    public init(imageShape: [Int], pixels: [Float], labels: [Int], ids: [String], classNames: [String]) {
+        precondition(pixels.count == labels.count * imageShape.reduce(1, *), "pixels do not match the image count")
+        self.shape = imageShape
+        self.pixels = pixels
+        self.labels = labels
+        self.ids = ids
+        self.classNames = classNames
+    }
+
+    public var imageShape: [Int]? { shape }
+    public var imageSize: Int { shape.reduce(1, *) }
+
+    public func subset(_ indices: [Int]) -> ImageDataset {
+        let n = imageSize
+        var px = [Float](repeating: 0, count: indices.count * n)
+        px.withUnsafeMutableBufferPointer { dst in
+            pixels.withUnsafeBufferPointer { src in
+                for (k, i) in indices.enumerated() {
+                    (dst.baseAddress! + k * n).update(from: src.baseAddress! + i * n, count: n)
+                }
+            }
+        }
+        return ImageDataset(imageShape: shape, pixels: px, labels: indices.map { labels[$0] },
+                            ids: indices.map { ids[$0] }, classNames: classNames)
+    }
+
+    public func relabeled(_ labels: [Int], classNames: [String]) -> ImageDataset {
+        var d = self
+        d.labels = labels
+        d.classNames = classNames
+        return d
+    }
+
+    public func fill(_ i: Int, target: [Int], fit: ImageFit, into dst: UnsafeMutablePointer<Float>) throws {
+        pixels.withUnsafeBufferPointer { px in
+            ImagePlacement.place(px.baseAddress! + i * imageSize, shape, into: dst, target, fit: fit)
+        }
     }
 }
 

@@ -27,6 +27,21 @@ public enum PreprocessMode: Sendable, Equatable, Codable, CustomStringConvertibl
         }
     }
 
+    /// The `preprocess_input` mode of a keras.applications architecture, recognised by model name
+    /// (`vgg16`, `resnet50`, `mobilenetv2_1.00_224`, …); `1/255` for anything else.
+    public static func `default`(forModel name: String) -> PreprocessMode {
+        let n = name.lowercased()
+        if n.hasPrefix("vgg") || n == "resnet50" || n.hasPrefix("resnet101") && !n.hasSuffix("v2") || n.hasPrefix("resnet152") && !n.hasSuffix("v2") {
+            return .caffe
+        }
+        if n.hasPrefix("mobilenet") || n.hasPrefix("inception") || n.hasPrefix("xception") || n.hasPrefix("nasnet") || n.hasSuffix("v2") && n.hasPrefix("resnet") {
+            return .tf
+        }
+        if n.hasPrefix("densenet") { return .torch }
+        if n.hasPrefix("efficientnet") || n.hasPrefix("convnext") || n.hasPrefix("regnet") { return .none }   // rescaling is inside the model
+        return .scale(1.0 / 255)
+    }
+
     /// Parses `caffe`, `tf`, `torch`, `none`, `scale:0.00392`, `1/255`.
     public init(parsing text: String) throws {
         switch text {
@@ -70,60 +85,103 @@ public enum PreprocessMode: Sendable, Equatable, Codable, CustomStringConvertibl
     }
 }
 
-/// Turns dataset images into model-ready batches: size fitting, channel conversion, preprocessing.
+/// Turns dataset images into model-ready batches: size fitting, channel conversion, augmentation, preprocessing.
 public struct Preprocessor: Sendable {
-    /// How an image is fitted to the model's size.
-    public enum Fit: String, Sendable, Codable {
-        /// Centre it on a zero canvas (28×28 → 32×32 for LeNet-5); crop when larger.
-        case pad
-        /// Bilinear resize to the target size.
-        case resize
-        /// Nearest-neighbour resize.
-        case nearest
-    }
+    public typealias Fit = ImageFit
 
     public var targetShape: [Int]
-    public var fit: Fit
+    public var fit: ImageFit
     public var mode: PreprocessMode
 
-    public init(targetShape: [Int], fit: Fit = .pad, mode: PreprocessMode) {
+    public init(targetShape: [Int], fit: ImageFit = .pad, mode: PreprocessMode) {
         self.targetShape = targetShape
         self.fit = fit
         self.mode = mode
     }
 
-    /// The batch tensor `[n, H, W, C]` for the samples at `indices`, and their labels.
-    public func batch(_ data: ImageDataset, _ indices: [Int]) -> (Tensor, [Int]) {
+    /// A prepared batch: inputs `[n, H, W, C]`, integer labels, and soft targets when mixup/cutmix mixed them.
+    public struct Batch {
+        public var x: Tensor
+        public var labels: [Int]
+        public var targets: Tensor?
+    }
+
+    /// The batch for the samples at `indices`: decoded and fitted in parallel, augmented on the 0…255 scale (when
+    /// an augmenter is given), then preprocessed.
+    public func batch(_ data: any ImageSource, _ indices: [Int], augmenter: Augmenter? = nil,
+                      rng: inout SeededGenerator) throws -> Batch {
         let (H, W, C) = (targetShape[0], targetShape[1], targetShape[2])
         let size = H * W * C
         var out = Tensor(uninitializedShape: [indices.count, H, W, C])
-        let src = data.imageShape
+        let failure = FirstError()
+        // Per-image seeds drawn up front keep augmentation deterministic however the work is split.
+        let seeds = indices.map { _ in rng.next() }
         out.withUnsafeMutableBufferPointer { o in
-            data.pixels.withUnsafeBufferPointer { px in
-                Parallel.forEach(indices.count, grain: 16) { range in
-                    for k in range {
-                        let dst = o.baseAddress! + k * size
-                        let image = px.baseAddress! + indices[k] * data.imageSize
-                        Preprocessor.place(image, src, into: dst, H, W, C, fit: fit)
-                        mode.apply(dst, count: size, channels: C)
+            let base = o.baseAddress!
+            Parallel.forEach(indices.count, grain: 4) { range in
+                for k in range {
+                    let dst = base + k * size
+                    do {
+                        try data.fill(indices[k], target: targetShape, fit: fit, into: dst)
+                    } catch {
+                        failure.record(error)
+                        dst.update(repeating: 0, count: size)
+                    }
+                    if let augmenter {
+                        var r = SeededGenerator(seed: seeds[k])
+                        augmenter.augmentImage(dst, H, W, C, rng: &r)
                     }
                 }
             }
         }
-        return (out, indices.map { data.labels[$0] })
+        if let error = failure.error { throw error }
+        var batch = Batch(x: out, labels: indices.map { data.labels[$0] }, targets: nil)
+        if let augmenter { augmenter.augmentBatch(&batch, classes: data.classNames.count, rng: &rng) }
+        batch.x.withUnsafeMutableBufferPointer { o in
+            let base = o.baseAddress!
+            Parallel.forEach(indices.count, grain: 16) { range in
+                for k in range { mode.apply(base + k * size, count: size, channels: C) }
+            }
+        }
+        return batch
     }
 
-    /// Copies one image into a `H×W×C` slot: channel conversion (gray ↔ RGB, dropping alpha), then fitting.
-    static func place(_ image: UnsafePointer<Float>, _ s: [Int], into dst: UnsafeMutablePointer<Float>,
-                      _ H: Int, _ W: Int, _ C: Int, fit: Fit) {
+    /// Convenience without augmentation.
+    public func batch(_ data: any ImageSource, _ indices: [Int]) throws -> (Tensor, [Int]) {
+        var rng = SeededGenerator(seed: 0)
+        let b = try batch(data, indices, augmenter: nil, rng: &rng)
+        return (b.x, b.labels)
+    }
+}
+
+/// Keeps the first error thrown by parallel workers.
+final class FirstError: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var error: Error?
+    func record(_ e: Error) {
+        lock.lock()
+        if error == nil { error = e }
+        lock.unlock()
+    }
+}
+
+/// Fitting one decoded image into a model-sized slot.
+public enum ImagePlacement {
+    /// Copies an image of shape `s` into a `target` slot: channel conversion (gray ↔ RGB via ITU-R 601 luma,
+    /// alpha dropped), then the fit.
+    public static func place(_ image: UnsafePointer<Float>, _ s: [Int], into dst: UnsafeMutablePointer<Float>,
+                             _ target: [Int], fit: ImageFit) {
+        let (H, W, C) = (target[0], target[1], target[2])
         let (sh, sw, sc) = (s[0], s[1], s[2])
         @inline(__always) func pixel(_ y: Int, _ x: Int, _ c: Int) -> Float {
             let base = image + (y * sw + x) * sc
             if sc == C { return base[c] }
-            if sc == 1 { return base[0] }                                   // gray → RGB
-            if C == 1 { return (base[0] * 0.299 + base[1] * 0.587 + base[2] * 0.114) }  // RGB(A) → gray (ITU-R 601)
-            return base[min(c, sc - 1)]                                     // RGBA → RGB
+            if sc <= 2 { return base[0] }                                              // gray(+alpha) → RGB
+            if C == 1 { return base[0] * 0.299 + base[1] * 0.587 + base[2] * 0.114 }     // RGB(A) → gray
+            return base[min(c, 2)]                                                      // RGBA → RGB
         }
+        // The source window that maps onto the target (the whole image, or an aspect-ratio crop or pad).
+        var y0 = 0.0, x0 = 0.0, hh = Double(sh), ww = Double(sw)
         switch fit {
         case .pad:
             dst.update(repeating: 0, count: H * W * C)
@@ -133,6 +191,7 @@ public struct Preprocessor: Sendable {
                     for c in 0..<C { dst[((y + oy) * W + x + ox) * C + c] = pixel(y, x, c) }
                 }
             }
+            return
         case .nearest:
             for y in 0..<H {
                 let sy = min(sh - 1, y * sh / H)
@@ -141,18 +200,33 @@ public struct Preprocessor: Sendable {
                     for c in 0..<C { dst[(y * W + x) * C + c] = pixel(sy, sx, c) }
                 }
             }
+            return
         case .resize:
-            for y in 0..<H {
-                let fy = max(0, (Float(y) + 0.5) * Float(sh) / Float(H) - 0.5)
-                let y0 = min(Int(fy), sh - 1), y1 = min(y0 + 1, sh - 1), dy = fy - Float(y0)
-                for x in 0..<W {
-                    let fx = max(0, (Float(x) + 0.5) * Float(sw) / Float(W) - 0.5)
-                    let x0 = min(Int(fx), sw - 1), x1 = min(x0 + 1, sw - 1), dx = fx - Float(x0)
-                    for c in 0..<C {
-                        let top = pixel(y0, x0, c) * (1 - dx) + pixel(y0, x1, c) * dx
-                        let bottom = pixel(y1, x0, c) * (1 - dx) + pixel(y1, x1, c) * dx
-                        dst[(y * W + x) * C + c] = top * (1 - dy) + bottom * dy
+            break
+        case .crop:
+            let targetAspect = Double(W) / Double(H)
+            if Double(sw) / Double(sh) > targetAspect { ww = Double(sh) * targetAspect; x0 = (Double(sw) - ww) / 2 }
+            else { hh = Double(sw) / targetAspect; y0 = (Double(sh) - hh) / 2 }
+        case .padAspect:
+            let targetAspect = Double(W) / Double(H)
+            if Double(sw) / Double(sh) > targetAspect { hh = Double(sw) / targetAspect; y0 = (Double(sh) - hh) / 2 }
+            else { ww = Double(sh) * targetAspect; x0 = (Double(sw) - ww) / 2 }
+        }
+        // Bilinear with half-pixel centres over the window; outside the image (pad-aspect) reads 0.
+        for y in 0..<H {
+            let fy = y0 + max(0, (Double(y) + 0.5) * hh / Double(H) - 0.5)
+            let iy0 = Int(fy.rounded(.down)), dy = Float(fy - Double(iy0))
+            for x in 0..<W {
+                let fx = x0 + max(0, (Double(x) + 0.5) * ww / Double(W) - 0.5)
+                let ix0 = Int(fx.rounded(.down)), dx = Float(fx - Double(ix0))
+                for c in 0..<C {
+                    func at(_ yy: Int, _ xx: Int) -> Float {
+                        if fit == .padAspect && (yy < 0 || yy >= sh || xx < 0 || xx >= sw) { return 0 }
+                        return pixel(min(max(yy, 0), sh - 1), min(max(xx, 0), sw - 1), c)
                     }
+                    let top = at(iy0, ix0) * (1 - dx) + at(iy0, ix0 + 1) * dx
+                    let bottom = at(iy0 + 1, ix0) * (1 - dx) + at(iy0 + 1, ix0 + 1) * dx
+                    dst[(y * W + x) * C + c] = top * (1 - dy) + bottom * dy
                 }
             }
         }

@@ -50,8 +50,15 @@ public struct FineTuneConfig: Codable, Sendable {
     public var test: String?
     public var classSubset: [Int]?
     public var limitPerClass: Int?
-    public var preprocess: String = "1/255"
-    public var fit: Preprocessor.Fit = .pad
+    /// Preprocessing mode; nil picks the keras.applications mode for a known architecture, else `1/255`.
+    public var preprocess: String?
+    public var fit: ImageFit = .pad
+    /// Augmentation items (`flip:h`, `rotate:15`, …), training only.
+    public var augment: [String] = []
+    /// Input size `[H, W]` for models whose input size is not fixed and data whose size is not known.
+    public var inputSize: [Int]?
+    /// Skip unreadable images (reported) instead of failing.
+    public var skipBad = false
     public var batchSize: Int = 32
     public var seed: UInt64 = 0
     public var labelSmoothing: Float = 0
@@ -99,8 +106,10 @@ public final class FineTuneJob {
     }
 
     /// Loads and subsets a data source.
-    func loadData(_ spec: String) throws -> ImageDataset {
-        var d = try DataSource.load(spec)
+    func loadData(_ spec: String) throws -> any ImageSource {
+        let loaded = try DataSource.load(spec, skipBad: config.skipBad)
+        if loaded.skipped > 0 { say("\(spec): skipped \(loaded.skipped) unreadable files") }
+        var d = loaded.source
         if let subset = config.classSubset { d = try d.selectingClasses(subset) }
         if let limit = config.limitPerClass { d = d.limitingPerClass(limit, seed: config.seed) }
         return d
@@ -134,7 +143,7 @@ public final class FineTuneJob {
         for s in config.stages where s.epochs <= 0 { throw TrainError("stage \(s.name)", "epochs must be positive, got \(s.epochs)") }
         let run = try RunDirectory(config.outputDirectory)
         var train = try loadData(config.train)
-        var validation: ImageDataset?
+        var validation: (any ImageSource)?
         if let v = config.validation {
             validation = try loadData(v)
         } else if let f = config.validationSplit {
@@ -147,8 +156,16 @@ public final class FineTuneJob {
         guard let inputShape = model.inputShapes.first, inputShape.count == 3 else {
             throw TrainError(config.model, "fine-tuning needs a model with one image input (H, W, C)")
         }
-        let target = zip(inputShape, train.imageShape).map { $0 < 0 ? $1 : $0 }
-        let pre = Preprocessor(targetShape: target, fit: config.fit, mode: try PreprocessMode(parsing: config.preprocess))
+        var target = inputShape
+        for i in 0..<2 where target[i] < 0 {
+            guard let size = config.inputSize?[i] ?? train.imageShape?[i] else {
+                throw TrainError(config.model, "the model accepts any image size and the data has none fixed; give an input size")
+            }
+            target[i] = size
+        }
+        let mode = try config.preprocess.map { try PreprocessMode(parsing: $0) } ?? PreprocessMode.default(forModel: model.name)
+        let pre = Preprocessor(targetShape: target, fit: config.fit, mode: mode)
+        let augmenter = config.augment.isEmpty ? nil : try Augmenter(items: config.augment)
         say("model \(model.name): \(grouped(model.parameterCounts.total)) parameters\(newHead ? ", new \(classes)-class head" : ""); data: \(train.count) training, \(validation?.count ?? 0) validation, \(test?.count ?? 0) test images; input \(Shape.describe([-1] + target)), preprocessing \(pre.mode)")
         var outcome = FitOutcome.completed
         var best: BestCheckpoint?
@@ -166,8 +183,9 @@ public final class FineTuneJob {
             say("stage \(stage.name): \(stage.epochs) epochs, \(stage.optimizer) lr \(stage.learningRate); trainable params \(grouped(counts.trainable)), non-trainable \(grouped(counts.nonTrainable))")
             let optimizer = try makeOptimizer(stage.optimizer, learningRate: stage.learningRate)
             let trainer = Trainer(model: model, optimizer: optimizer, preprocessor: pre)
+            trainer.augmenter = augmenter
             let offset = epochOffset
-            trainer.onEpoch = { [weak self] r in
+            trainer.onEpoch = { [weak self] (r: EpochRecord) in
                 var r = r
                 r.epoch += offset
                 try run.append(r)

@@ -66,11 +66,6 @@ public protocol TrainingCallback: AnyObject {
     func epochEnded(_ record: EpochRecord, trainer: Trainer) throws -> CallbackDecision
 }
 
-/// Data augmentation applied to a training batch in place (GraftData's augmenters conform).
-public protocol BatchAugmenter {
-    func augment(_ batch: inout Tensor, labels: inout [Int], rng: inout SeededGenerator)
-}
-
 /// Result of `evaluate`.
 public struct Evaluation: Sendable {
     public let loss: Double
@@ -83,7 +78,8 @@ public final class Trainer {
     public let model: Model
     public var optimizer: any Optimizer
     public var preprocessor: Preprocessor
-    public var augmenter: (any BatchAugmenter)?
+    /// Training-time augmentation (never used by `evaluate`).
+    public var augmenter: Augmenter?
     /// Multiplies the scheduled rate (ReduceLROnPlateau lowers it).
     public var learningRateScale: Float = 1
     /// The base learning rate the schedule starts from.
@@ -107,11 +103,13 @@ public final class Trainer {
     public var classes: Int { model.outputShapes.first?.last ?? 1 }
 
     /// One optimisation step on a prepared batch; returns the loss and the output scores.
-    public func trainStep(_ x: Tensor, labels: [Int], loss: Loss, clipNorm: Float?, context: inout TrainingContext) throws -> (Double, Tensor) {
+    /// `softTargets` replaces the one-hot targets (mixup, cutmix).
+    public func trainStep(_ x: Tensor, labels: [Int], softTargets: Tensor? = nil, loss: Loss, clipNorm: Float?,
+                          context: inout TrainingContext) throws -> (Double, Tensor) {
         model.zeroGradients()
         let (outs, tape) = try model.forwardTraining([x], context: &context)
         let y = outs[0]
-        let targets = loss.targets(labels, classes: y.shape.last ?? 1)
+        let targets = softTargets ?? loss.targets(labels, classes: y.shape.last ?? 1)
         let result = loss.compute(output: y, logits: model.outputPreActivation(tape), finalActivation: model.finalActivation,
                                   targets: targets, sampleWeights: loss.sampleWeights(labels))
         lastBackward.nodesRun = 0
@@ -125,7 +123,7 @@ public final class Trainer {
 
     /// Trains for `options.epochs` epochs, validating after each when `validation` is given.
     @discardableResult
-    public func fit(train: ImageDataset, validation: ImageDataset?, options: FitOptions,
+    public func fit(train: any ImageSource, validation: (any ImageSource)?, options: FitOptions,
                     callbacks: [any TrainingCallback] = []) throws -> FitOutcome {
         guard train.count > 0 else { throw TrainError("data", "the training set is empty") }
         guard options.batchSize > 0 else { throw TrainError("batch", "batch size must be positive") }
@@ -133,33 +131,36 @@ public final class Trainer {
             throw TrainError("data", "label \(bad) does not fit the model's \(classes) outputs")
         }
         var context = TrainingContext(seed: options.seed &+ 0x5EED, updateFrozenBatchNormStatistics: options.updateFrozenBatchNormStatistics)
-        var augmentRNG = SeededGenerator(seed: options.seed &+ 0xA06)
         let stepsPerEpoch = (train.count + options.batchSize - 1) / options.batchSize
         globalStep = options.initialEpoch * stepsPerEpoch
         for epoch in (options.initialEpoch + 1)...max(options.initialEpoch + 1, options.epochs) where epoch <= options.epochs {
             let started = Date()
             // Every epoch's randomness derives from (seed, epoch) alone, so a resumed run repeats it exactly.
             context.rng = SplitMix64(seed: options.seed &+ 0x5EED &+ UInt64(epoch) &* 0x9E37_79B9)
-            augmentRNG = SeededGenerator(seed: options.seed &+ 0xA06 &+ UInt64(epoch) &* 0x85EB_CA6B)
             let batches = epochBatches(count: train.count, batchSize: options.batchSize, shuffle: options.shuffle,
                                        seed: options.seed &+ UInt64(epoch) &* 7919)
             let bar = ProgressBar(label: "\(options.stage) epoch \(epoch)/\(options.epochs)", total: batches.count, enabled: options.showProgress)
             var lossSum = 0.0, seen = 0
             var metrics = ClassificationMetrics(classes: classes)
-            for (b, indices) in batches.enumerated() {
+            let loader = BatchLoader(source: train, batches: batches, preprocessor: preprocessor, augmenter: augmenter,
+                                     seed: options.seed &+ 0xA06 &+ UInt64(epoch) &* 0x85EB_CA6B)
+            var b = 0
+            while let batch = try loader.next() {
                 optimizer.learningRate = options.schedule.rate(base: baseLearningRate, step: globalStep, stepsPerEpoch: stepsPerEpoch) * learningRateScale
-                var (x, labels) = preprocessor.batch(train, indices)
-                augmenter?.augment(&x, labels: &labels, rng: &augmentRNG)
-                let (l, y) = try trainStep(x, labels: labels, loss: options.loss, clipNorm: options.clipNorm, context: &context)
+                let (l, y) = try trainStep(batch.x, labels: batch.labels, softTargets: batch.targets, loss: options.loss,
+                                           clipNorm: options.clipNorm, context: &context)
                 guard l.isFinite else {
+                    loader.cancel()
                     throw TrainError("epoch \(epoch), batch \(b + 1)", "the loss became \(l); lower the learning rate or clip gradients (last good checkpoint: the previous epoch's)")
                 }
-                lossSum += l * Double(indices.count)
-                seen += indices.count
-                metrics.add(scores: y.scalars, labels: labels)
+                lossSum += l * Double(batch.labels.count)
+                seen += batch.labels.count
+                metrics.add(scores: y.scalars, labels: batch.labels)
                 globalStep += 1
-                bar.update(b + 1, images: seen, metrics: [("loss", lossSum / Double(seen)), ("acc", metrics.accuracy)])
+                b += 1
+                bar.update(b, images: seen, metrics: [("loss", lossSum / Double(seen)), ("acc", metrics.accuracy)])
                 if let sig = Interrupt.pending {
+                    loader.cancel()
                     try onInterrupt?(epoch - 1)
                     return .interrupted(signal: sig, epoch: epoch)
                 }
@@ -183,11 +184,13 @@ public final class Trainer {
     }
 
     /// Loss and classification metrics over a dataset (inference mode).
-    public func evaluate(_ data: ImageDataset, batchSize: Int, loss: Loss = Loss()) throws -> Evaluation {
+    public func evaluate(_ data: any ImageSource, batchSize: Int, loss: Loss = Loss()) throws -> Evaluation {
         var metrics = ClassificationMetrics(classes: classes)
         var total = 0.0
-        for indices in epochBatches(count: data.count, batchSize: batchSize, shuffle: false, seed: 0) {
-            let (x, labels) = preprocessor.batch(data, indices)
+        let loader = BatchLoader(source: data, batches: epochBatches(count: data.count, batchSize: batchSize, shuffle: false, seed: 0),
+                                 preprocessor: preprocessor, augmenter: nil, seed: 0)
+        while let batch = try loader.next() {
+            let (x, labels) = (batch.x, batch.labels)
             let y = try model.predict([x])[0]
             if let bad = labels.first(where: { $0 < 0 || $0 >= classes }) {
                 throw TrainError("data", "label \(bad) does not fit the model's \(classes) outputs")

@@ -14,7 +14,7 @@ struct FineTune: ParsableCommand {
 
     @OptionGroup var options: ModelOptions
 
-    @Option(help: "Training data (fashion-mnist:train, idx:IMAGES,LABELS).")
+    @Option(help: "Training data: a class folder, a .csv of path,label, an .npz (x, y), X.npy,Y.npy, idx:IMAGES,LABELS, fashion-mnist:train.")
     var data: String
 
     @Option(help: "Validation data (same syntax as --data).")
@@ -77,11 +77,20 @@ struct FineTune: ParsableCommand {
     @Option(name: .customLong("batch-norm"), help: "Unfrozen BatchNormalization: inference (moving statistics) or train.")
     var batchNorm = "inference"
 
-    @Option(help: "Input preprocessing: 1/255, tf, caffe, torch, scale:S or none.")
-    var preprocess = "1/255"
+    @Option(help: "Input preprocessing: 1/255, tf, caffe, torch, scale:S or none (default: the keras.applications mode of a known architecture, else 1/255).")
+    var preprocess: String?
 
-    @Option(help: "Fit images to the model input by pad, resize or nearest.")
+    @Option(help: "Fit images to the model input: pad, resize, nearest, crop (to aspect, then resize) or pad-aspect.")
     var fit = "pad"
+
+    @Option(help: "Training augmentation, e.g. flip:h,rotate:15,zoom:0.1,translate:0.1,crop:4,brightness:0.2,contrast:0.2,noise:0.05,cutout:0.25,mixup:0.2,cutmix:1.")
+    var augment: String?
+
+    @Option(name: .customLong("input-size"), help: "H,W for models that accept any size when the images differ in size.")
+    var inputSize: String?
+
+    @Flag(name: .customLong("skip-bad"), help: "Leave out unreadable image files (the count is reported) instead of failing.")
+    var skipBad = false
 
     @Option(name: .customLong("label-smoothing"), help: "Label smoothing for the cross-entropy.")
     var labelSmoothing: Float = 0
@@ -113,7 +122,7 @@ struct FineTune: ParsableCommand {
         guard lr > 0 else { throw ValidationError("--lr must be positive, got \(lr)") }
         if val != nil && valSplit != nil { throw ValidationError("give --val or --val-split, not both") }
         guard ["inference", "train"].contains(batchNorm) else { throw ValidationError("--batch-norm must be inference or train") }
-        guard Preprocessor.Fit(rawValue: fit) != nil else { throw ValidationError("--fit must be pad, resize or nearest") }
+        guard ImageFit(rawValue: fit) != nil else { throw ValidationError("--fit must be pad, resize, nearest, crop or pad-aspect") }
         guard HeadConfig.Pooling(rawValue: headPooling) != nil else { throw ValidationError("--head-pooling must be avg, max, flatten or none") }
     }
 
@@ -159,7 +168,17 @@ struct FineTune: ParsableCommand {
                                 hidden: hidden, dropout: headDropout)
         }
         c.preprocess = preprocess
-        c.fit = Preprocessor.Fit(rawValue: fit) ?? .pad
+        c.fit = ImageFit(rawValue: fit) ?? .pad
+        if let augment {
+            _ = try Augmenter(spec: augment)   // validate now, before any work
+            c.augment = augment.split(separator: ",").map(String.init)
+        }
+        if let inputSize {
+            let dims = inputSize.split(separator: ",").compactMap { Int($0) }
+            guard dims.count == 2, dims.allSatisfy({ $0 > 0 }) else { throw ValidationError("--input-size must be H,W, got \(inputSize)") }
+            c.inputSize = dims
+        }
+        c.skipBad = skipBad
         c.batchSize = batch
         c.seed = seed
         c.labelSmoothing = labelSmoothing
@@ -191,8 +210,11 @@ struct Evaluate: ParsableCommand {
 
     @OptionGroup var options: ModelOptions
 
-    @Option(help: "Data to evaluate on (fashion-mnist:test, idx:IMAGES,LABELS).")
+    @Option(help: "Data to evaluate on (same syntax as fine-tune --data).")
     var data: String
+
+    @Flag(name: .customLong("skip-bad"), help: "Leave out unreadable image files instead of failing.")
+    var skipBad = false
 
     @Option(name: .customLong("class-subset"), help: "Keep only these classes, renumbered 0…k−1.")
     var classSubset: String?
@@ -200,10 +222,10 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Batch size.")
     var batch = 64
 
-    @Option(help: "Input preprocessing: 1/255, tf, caffe, torch, scale:S or none.")
-    var preprocess = "1/255"
+    @Option(help: "Input preprocessing: 1/255, tf, caffe, torch, scale:S or none (default: by architecture).")
+    var preprocess: String?
 
-    @Option(help: "Fit images to the model input by pad, resize or nearest.")
+    @Option(help: "Fit images to the model input: pad, resize, nearest, crop or pad-aspect.")
     var fit = "pad"
 
     @Flag(help: "Print JSON instead of text.")
@@ -211,15 +233,22 @@ struct Evaluate: ParsableCommand {
 
     func run() throws {
         let model = try options.load().model
-        var d = try DataSource.load(data)
+        let (loaded, skipped) = try DataSource.load(data, skipBad: skipBad)
+        if skipped > 0 { FileHandle.standardError.write(Data("\(data): skipped \(skipped) unreadable files\n".utf8)) }
+        var d = loaded
         if let classSubset { d = try d.selectingClasses(classSubset.split(separator: ",").compactMap { Int($0) }) }
         guard let input = model.inputShapes.first, input.count == 3 else { throw CLIError("\(options.model): needs one image input") }
-        guard let fitMode = Preprocessor.Fit(rawValue: fit) else { throw ValidationError("--fit must be pad, resize or nearest") }
-        let pre = Preprocessor(targetShape: zip(input, d.imageShape).map { $0 < 0 ? $1 : $0 }, fit: fitMode,
-                               mode: try PreprocessMode(parsing: preprocess))
+        guard let fitMode = ImageFit(rawValue: fit) else { throw ValidationError("--fit must be pad, resize, nearest, crop or pad-aspect") }
+        var target = input
+        for i in 0..<2 where target[i] < 0 {
+            guard let size = d.imageShape?[i] else { throw CLIError("\(options.model): accepts any image size; the data has no fixed size") }
+            target[i] = size
+        }
+        let mode = try preprocess.map { try PreprocessMode(parsing: $0) } ?? PreprocessMode.default(forModel: model.name)
+        let pre = Preprocessor(targetShape: target, fit: fitMode, mode: mode)
         let ev = try Trainer(model: model, optimizer: SGD(), preprocessor: pre).evaluate(d, batchSize: batch)
         if json {
-            let obj: [String: Any] = ["loss": ev.loss, "accuracy": ev.accuracy, "top5_accuracy": ev.metrics.topKAccuracy,
+            let obj: [String: Any] = ["preprocessing": mode.description, "loss": ev.loss, "accuracy": ev.accuracy, "top5_accuracy": ev.metrics.topKAccuracy,
                                       "count": d.count, "classes": d.classNames,
                                       "precision": ev.metrics.precision.map { $0.isNaN ? NSNull() as Any : $0 as Any },
                                       "recall": ev.metrics.recall.map { $0.isNaN ? NSNull() as Any : $0 as Any },

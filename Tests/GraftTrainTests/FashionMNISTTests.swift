@@ -14,8 +14,8 @@ struct FashionMNISTTests {
 
     @Test(.enabled(if: available, "dataset-fashion-mnist is not installed"))
     func leNet5LearnsFashionMNIST() throws {
-        let train = try DataSource.load("fashion-mnist:train").limitingPerClass(1200, seed: 1)
-        let test = try DataSource.load("fashion-mnist:test").subset(Array(0..<5000))
+        let train = try DataSource.load("fashion-mnist:train").source.limitingPerClass(1200, seed: 1)
+        let test = try DataSource.load("fashion-mnist:test").source.subset(Array(0..<5000))
         #expect(train.count == 12_000)
         let model = try Zoo.build("lenet5", options: Zoo.Options(classes: 10, inputShape: [32, 32, 1], seed: 1))
         let pre = Preprocessor(targetShape: [32, 32, 1], fit: .pad, mode: .scale(1.0 / 255))
