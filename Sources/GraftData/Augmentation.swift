@@ -58,7 +58,10 @@ public enum AugmentOp: Sendable, Equatable, Codable {
             let f = try number(1)
             guard f < 1 else { throw DataError("augment", "\(item): zoom must be below 1") }
             self = .zoom(fraction: f, fill: try fill(2))
-        case "crop": self = .crop(padding: Int(try number(1)))
+        case "crop":
+            let pad = try number(1)
+            guard pad <= 4096 else { throw DataError("augment", "\(item): crop padding must be at most 4096 pixels") }
+            self = .crop(padding: Int(pad))
         case "brightness": self = .brightness(factor: try number(1))
         case "contrast":
             let f = try number(1)
@@ -259,8 +262,8 @@ public enum Augmentations {
             for x in 0..<W {
                 // Output pixel → source: undo the shift, the scale and the rotation about the centre.
                 let oy = (Float(y) - cy - ty) * scale, ox = (Float(x) - cx - tx) * scale
-                let sy = cs * oy - sn * ox + cy
-                let sx = sn * oy + cs * ox + cx
+                let sy = cs * oy + sn * ox + cy
+                let sx = -sn * oy + cs * ox + cx
                 let y0 = Int(sy.rounded(.down)), x0 = Int(sx.rounded(.down))
                 let fy = sy - Float(y0), fx = sx - Float(x0)
                 for c in 0..<C {

@@ -115,8 +115,11 @@ public enum DataSource {
         }
         guard !rows.isEmpty else { throw DataError(path, "has no path,label rows") }
         let numeric = rows.allSatisfy { Int($0.1) != nil }
+        if numeric, let bad = rows.first(where: { (Int($0.1) ?? 0) < 0 || (Int($0.1) ?? 0) > 100_000 }) {
+            throw DataError("\(path):\(bad.2)", "label \(bad.1) is out of range")
+        }
         let classNames: [String] = numeric
-            ? (0...(rows.compactMap { Int($0.1) }.max() ?? 0)).map(String.init)
+            ? (0...max(0, rows.compactMap { Int($0.1) }.max() ?? 0)).map(String.init)
             : Array(Set(rows.map(\.1))).sorted()
         let index = Dictionary(uniqueKeysWithValues: classNames.enumerated().map { ($1, $0) })
         var paths: [String] = [], labels: [Int] = []
