@@ -21,8 +21,9 @@ public enum AugmentOp: Sendable, Equatable, Codable {
     case brightness(factor: Float)
     /// Scale around the per-channel mean by a random factor in [1 − f, 1 + f].
     case contrast(factor: Float)
-    /// Add Gaussian noise of standard deviation σ·255 (σ on the [0, 1] scale); the label is unchanged.
-    case noise(sigma: Float)
+    /// Add Gaussian noise of standard deviation σ·255 (σ on the [0, 1] scale); the label is unchanged. With
+    /// `copies` > 1 every epoch sees that many noisy copies of each training image.
+    case noise(sigma: Float, copies: Int)
     /// Erase a random square of side `fraction` · min(H, W) (random erasing / cutout).
     case cutout(fraction: Float)
     /// Batch level: blend each image with another, λ ~ Beta(α, α); targets blend the same way.
@@ -67,7 +68,10 @@ public enum AugmentOp: Sendable, Equatable, Codable {
             let f = try number(1)
             guard f <= 1 else { throw DataError("augment", "\(item): contrast must be at most 1") }
             self = .contrast(factor: f)
-        case "noise": self = .noise(sigma: try number(1))
+        case "noise":
+            let copies = parts.count > 2 ? Int(try number(2)) : 1
+            guard copies >= 1 && copies <= 100 else { throw DataError("augment", "\(item): copies must be 1…100") }
+            self = .noise(sigma: try number(1), copies: copies)
         case "cutout", "erase":
             let f = try number(1)
             guard f <= 1 else { throw DataError("augment", "\(item): cutout must be at most 1") }
@@ -119,7 +123,7 @@ public struct Augmenter: Sendable, Equatable, Codable {
             case .contrast(let f):
                 let factor = 1 + (rng.uniform() * 2 - 1) * f
                 Augmentations.contrast(p, H, W, C, factor: factor)
-            case .noise(let s):
+            case .noise(let s, _):
                 var g = GaussianSampler()
                 for i in 0..<(H * W * C) { p[i] = min(255, max(0, p[i] + s * 255 * g.next(&rng))) }
             case .cutout(let f):
@@ -189,6 +193,11 @@ public struct Augmenter: Sendable, Equatable, Codable {
         var t = [Float](repeating: 0, count: labels.count * k)
         for (i, l) in labels.enumerated() where l >= 0 && l < k { t[i * k + l] = 1 }
         return Tensor(shape: [labels.count, k], values: t)
+    }
+
+    /// How many times each training image is drawn per epoch (noisy copies; 1 otherwise).
+    public var copies: Int {
+        ops.reduce(1) { if case .noise(_, let c) = $1 { return max($0, c) }; return $0 }
     }
 
     /// True when the pipeline has batch-level steps that produce soft targets.

@@ -131,14 +131,16 @@ public final class Trainer {
             throw TrainError("data", "label \(bad) does not fit the model's \(classes) outputs")
         }
         var context = TrainingContext(seed: options.seed &+ 0x5EED, updateFrozenBatchNormStatistics: options.updateFrozenBatchNormStatistics)
-        let stepsPerEpoch = (train.count + options.batchSize - 1) / options.batchSize
+        let stepsPerEpoch = (train.count * (augmenter?.copies ?? 1) + options.batchSize - 1) / options.batchSize
         globalStep = options.initialEpoch * stepsPerEpoch
         for epoch in (options.initialEpoch + 1)...max(options.initialEpoch + 1, options.epochs) where epoch <= options.epochs {
             let started = Date()
             // Every epoch's randomness derives from (seed, epoch) alone, so a resumed run repeats it exactly.
             context.rng = SplitMix64(seed: options.seed &+ 0x5EED &+ UInt64(epoch) &* 0x9E37_79B9)
-            let batches = epochBatches(count: train.count, batchSize: options.batchSize, shuffle: options.shuffle,
-                                       seed: options.seed &+ UInt64(epoch) &* 7919)
+            // Noisy-copy augmentation draws every image `copies` times per epoch.
+            let copies = augmenter?.copies ?? 1
+            let batches = epochBatches(count: train.count * copies, batchSize: options.batchSize, shuffle: options.shuffle,
+                                       seed: options.seed &+ UInt64(epoch) &* 7919).map { $0.map { $0 % train.count } }
             let bar = ProgressBar(label: "\(options.stage) epoch \(epoch)/\(options.epochs)", total: batches.count, enabled: options.showProgress)
             var lossSum = 0.0, seen = 0
             var metrics = ClassificationMetrics(classes: classes)

@@ -91,3 +91,11 @@ struct AugmentTests {
         #expect(aug.mixesLabels)
     }
 }
+
+extension AugmentTests {
+    @Test func noisyCopies() throws {
+        #expect(try Augmenter(spec: "noise:0.05:3").copies == 3)
+        #expect(try Augmenter(spec: "noise:0.05,flip:h").copies == 1)
+        #expect(throws: DataError.self) { try Augmenter(spec: "noise:0.05:0") }
+    }
+}

@@ -46,3 +46,22 @@ struct TrainCommandTests {
         }
     }
 }
+
+extension TrainCommandTests {
+    /// A class folder of PNGs with augmentation, resized to the model's input.
+    @Test func fineTuneFromAnImageFolderWithAugmentation() throws {
+        let dir = try TestSupport.makeTemporaryDirectory()
+        let base = dir.appendingPathComponent("m.h5").path
+        #expect(try TestSupport.runGraft(["zoo", "lenet5", "--output", base, "--input-shape", "32,32,3", "--classes", "2"]).status == 0)
+        let run = dir.appendingPathComponent("run").path
+        let r = try TestSupport.runGraft(["fine-tune", base, "--data", TestSupport.fixture("images/folder"), "--fit", "resize",
+                                          "--augment", "flip:h,rotate:10,noise:0.02:2,mixup:0.2", "--freeze", "none",
+                                          "--epochs", "2", "--batch", "4", "--out", run, "--quiet"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let csv = try String(contentsOfFile: "\(run)/metrics.csv", encoding: .utf8)
+        #expect(csv.split(separator: "\n").count == 3)
+        let bad = try TestSupport.runGraft(["fine-tune", base, "--data", TestSupport.fixture("images/folder"), "--augment", "sparkle:1",
+                                            "--out", run, "--quiet"])
+        #expect(bad.status != 0 && bad.stderr.contains("sparkle"))
+    }
+}
