@@ -2,19 +2,33 @@ import Foundation
 import GraftNN
 import GraftTensor
 
-/// Writes a Graft `Model` as a Keras 2-style model config, the form both tf-keras and Keras 3's legacy
-/// loader accept. Layers Keras cannot express are refused with a message naming them.
+/// Writes a Graft `Model` as a Keras model config: Keras 2 style (what `.h5` files hold, read by tf-keras and by
+/// Keras 3's legacy loader) or Keras 3 style (what `.keras` archives hold: `module`, `registered_name`, and
+/// inbound nodes as `args` of Keras tensors). Layers Keras cannot express are refused with a message naming them.
 public enum KerasConfigEncoder {
+    public enum Style: Sendable { case keras2, keras3 }
+
     /// The model config JSON object (`{"class_name": …, "config": …}`).
-    public static func encode(_ model: Model) throws -> [String: Any] {
+    public static func encode(_ model: Model, style: Style = .keras2, nested: Bool = false) throws -> [String: Any] {
+        let k3 = style == .keras3
         if model.kerasClassName == "Sequential", isChain(model) {
             var layers: [[String: Any]] = []
             for node in model.nodes {
                 if let input = node.layer as? InputLayer {
-                    layers.append(["class_name": "InputLayer", "config": inputConfig(input)])
+                    layers.append(wrap(["class_name": "InputLayer", "config": inputConfig(input, style: style)], style))
                 } else {
-                    layers.append(try entry(node.layer))
+                    if let pair = try hardSigmoidPair(node.layer, style: style) {
+                        layers += pair   // hard_sigmoid as Rescaling + ReLU: the same in every Keras
+                    } else {
+                        layers.append(try entry(node.layer, style: style))
+                    }
                 }
+            }
+            if k3 {
+                let shape: [Any] = [NSNull()] + (model.inputShapes.first ?? []).map { $0 < 0 ? NSNull() as Any : $0 as Any }
+                return ["module": "keras", "class_name": "Sequential", "registered_name": NSNull(),
+                        "config": ["name": model.name, "trainable": true, "layers": layers],
+                        "build_config": ["input_shape": shape]]
             }
             return ["class_name": "Sequential", "config": ["name": model.name, "layers": layers]]
         }
@@ -27,36 +41,106 @@ public enum KerasConfigEncoder {
             let call = calls[id, default: 0]
             calls[id] = call + 1
             nodeRef[i] = (node.layer.name, call)
-            let inbound: [[Any]] = node.inputs.map { j in
-                let (name, k) = nodeRef[j] ?? ("?", 0)
-                return [name, k, 0, [String: Any]()]
+            let inbound: Any
+            if k3 {
+                // Keras 3: {"args": [tensor] or [[tensors…]] for layers taking a list, "kwargs": {}}.
+                var tensors: [Any] = []
+                for j in node.inputs {
+                    let (name, k) = nodeRef[j] ?? ("?", 0)
+                    tensors.append(kerasTensor(name: name, node: k, shape: model.nodes[j].outputShape))
+                }
+                let takesList = node.layer is Merge || node.layer is Concatenate || (node.layer is TensorOp && node.inputs.count > 1)
+                let args: [Any] = takesList ? [tensors] : tensors
+                let kwargs: [String: Any] = [:]
+                inbound = ["args": args, "kwargs": kwargs] as [String: Any]
+            } else {
+                inbound = node.inputs.map { j -> [Any] in
+                    let (name, k) = nodeRef[j] ?? ("?", 0)
+                    return [name, k, 0, [String: Any]()]
+                }
             }
             if let k = entryIndex[id] {
-                var nodes = entries[k]["inbound_nodes"] as? [[[Any]]] ?? []
+                var nodes = entries[k]["inbound_nodes"] as? [Any] ?? []
                 nodes.append(inbound)
                 entries[k]["inbound_nodes"] = nodes
                 continue
             }
+            if let pair = try hardSigmoidPair(node.layer, style: style) {
+                guard (calls[id] ?? 0) <= 1 else { throw KerasError("layer \(node.layer.name): a shared hard_sigmoid layer cannot be written") }
+                // Rescaling "<name>_affine" takes the inputs; ReLU "<name>" keeps the name later layers refer to.
+                var first = pair[0], second = pair[1]
+                first["name"] = "\(node.layer.name)_affine"
+                first["inbound_nodes"] = [inbound]
+                second["name"] = node.layer.name
+                let link: Any = k3
+                    ? ["args": [kerasTensor(name: "\(node.layer.name)_affine", node: 0, shape: node.outputShape)], "kwargs": [String: Any]()] as [String: Any]
+                    : [["\(node.layer.name)_affine", 0, 0, [String: Any]()]] as [Any]
+                second["inbound_nodes"] = [link]
+                entries.append(first)
+                entryIndex[id] = entries.count
+                entries.append(second)
+                continue
+            }
             var e: [String: Any]
             if let input = node.layer as? InputLayer {
-                e = ["class_name": "InputLayer", "config": inputConfig(input)]
+                e = wrap(["class_name": "InputLayer", "config": inputConfig(input, style: style)], style)
             } else {
-                e = try entry(node.layer)
+                e = try entry(node.layer, style: style)
             }
             e["name"] = node.layer.name
             e["inbound_nodes"] = node.inputs.isEmpty ? [] : [inbound]
             entryIndex[id] = entries.count
             entries.append(e)
         }
-        func refs(_ nodes: [Int]) -> [[Any]] { nodes.map { [model.nodes[$0].layer.name, nodeRef[$0]?.1 ?? 0, 0] } }
-        return ["class_name": "Functional",
-                "config": ["name": model.name, "layers": entries,
-                           "input_layers": refs(model.inputNodes), "output_layers": refs(model.outputNodes)]]
+        // Keras 3 writes a single input or output as one reference, not a list of one.
+        func refs(_ nodes: [Int]) -> Any {
+            let list: [[Any]] = nodes.map { [model.nodes[$0].layer.name, nodeRef[$0]?.1 ?? 0, 0] }
+            // Keras 3's legacy loader also needs it for a model nested in another (tf-keras reads both forms).
+            return (k3 || nested) && list.count == 1 ? list[0] : list
+        }
+        let config: [String: Any] = ["name": model.name, "layers": entries, "trainable": true,
+                                     "input_layers": refs(model.inputNodes), "output_layers": refs(model.outputNodes)]
+        if k3 {
+            return ["module": "keras.src.models.functional", "class_name": "Functional", "registered_name": "Functional", "config": config]
+        }
+        return ["class_name": "Functional", "config": config]
+    }
+
+    /// A Keras 3 `__keras_tensor__` reference to the output of `name`'s call `node`.
+    static func kerasTensor(name: String, node: Int, shape: [Int]) -> [String: Any] {
+        var dims: [Any] = [NSNull()]
+        for d in shape { dims.append(d < 0 ? NSNull() as Any : d as Any) }
+        let history: [Any] = [name, node, 0]
+        let config: [String: Any] = ["shape": dims, "dtype": "float32", "keras_history": history]
+        return ["class_name": "__keras_tensor__", "config": config]
+    }
+
+    /// An Activation layer applying hard_sigmoid, written as `Rescaling(s, 0.5)` then `ReLU(max_value=1)`:
+    /// Keras 2 defines hard_sigmoid as clip(0.2·x + 0.5, 0, 1), Keras 3 as relu6(x + 3)/6 = clip(x/6 + 0.5, 0, 1), and
+    /// Keras 3 reads the name in either kind of file with its own meaning. Written by name only where that is exact
+    /// (Keras 3's meaning in a Keras 3 file). Returns nil when no expansion is needed.
+    static func hardSigmoidPair(_ l: any Layer, style: Style) throws -> [[String: Any]]? {
+        guard let a = l as? ActivationLayer, case .hardSigmoid(let keras2) = a.activation else { return nil }
+        if style == .keras3 && !keras2 { return nil }
+        let affine: [String: Any] = ["name": "\(a.name)_affine", "trainable": true, "dtype": "float32",
+                                     "scale": keras2 ? 0.2 : 1.0 / 6, "offset": 0.5]
+        let clip: [String: Any] = ["name": a.name, "trainable": true, "dtype": "float32",
+                                   "max_value": 1.0, "negative_slope": 0.0, "threshold": 0.0]
+        return [wrap(["class_name": "Rescaling", "config": affine], style), wrap(["class_name": "ReLU", "config": clip], style)]
+    }
+
+    /// Adds Keras 3's `module` and `registered_name` to a built-in layer's entry.
+    static func wrap(_ e: [String: Any], _ style: Style) -> [String: Any] {
+        guard style == .keras3 else { return e }
+        var w = e
+        w["module"] = "keras.layers"
+        w["registered_name"] = NSNull()
+        return w
     }
 
     /// The config as a JSON string.
-    public static func json(_ model: Model) throws -> String {
-        let data = try JSONSerialization.data(withJSONObject: try encode(model), options: [.sortedKeys])
+    public static func json(_ model: Model, style: Style = .keras2) throws -> String {
+        let data = try JSONSerialization.data(withJSONObject: try encode(model, style: style), options: [.sortedKeys])
         return String(decoding: data, as: UTF8.self)
     }
 
@@ -65,9 +149,10 @@ public enum KerasConfigEncoder {
             && m.nodes.enumerated().allSatisfy { i, n in i == 0 ? n.inputs.isEmpty : n.inputs == [i - 1] }
     }
 
-    static func inputConfig(_ l: InputLayer) -> [String: Any] {
-        ["batch_input_shape": [NSNull()] + l.shape.map { $0 < 0 ? NSNull() as Any : $0 as Any },
-         "dtype": "float32", "sparse": false, "ragged": false, "name": l.name]
+    static func inputConfig(_ l: InputLayer, style: Style) -> [String: Any] {
+        let shape: [Any] = [NSNull()] + l.shape.map { $0 < 0 ? NSNull() as Any : $0 as Any }
+        if style == .keras3 { return ["batch_shape": shape, "dtype": "float32", "sparse": false, "name": l.name] }
+        return ["batch_input_shape": shape, "dtype": "float32", "sparse": false, "ragged": false, "name": l.name]
     }
 
     static func base(_ l: any Layer) -> [String: Any] {
@@ -75,7 +160,7 @@ public enum KerasConfigEncoder {
         return ["name": l.name, "trainable": trainable, "dtype": "float32"]
     }
 
-    static func activationName(_ a: ActivationKind, layer: String) throws -> String {
+    static func activationName(_ a: ActivationKind, layer: String, style: Style) throws -> String {
         switch a {
         case .linear: return "linear"
         case .relu: return "relu"
@@ -90,7 +175,10 @@ public enum KerasConfigEncoder {
         case .elu(let alpha) where alpha == 1: return "elu"
         case .selu: return "selu"
         case .gelu(approximate: false): return "gelu"
-        case .hardSigmoid(keras2: true): return "hard_sigmoid"
+        case .hardSigmoid(keras2: true) where style == .keras2: return "hard_sigmoid"
+        case .hardSigmoid(keras2: false) where style == .keras3: return "hard_sigmoid"
+        case .hardSigmoid(keras2: true):
+            throw KerasError("layer \(layer): Keras 2's hard_sigmoid (0.2·x + 0.5) reads as relu6(x + 3) / 6 in a Keras 3 file; write .h5 instead")
         case .hardSigmoid(keras2: false):
             throw KerasError("layer \(layer): Keras 3's hard_sigmoid (relu6(x + 3) / 6) reads as 0.2·x + 0.5 from a Keras 2-style .h5; write .keras or .weights.h5 instead")
         case .hardSwish: return "hard_swish"
@@ -100,11 +188,14 @@ public enum KerasConfigEncoder {
         }
     }
 
-    static func entry(_ l: any Layer) throws -> [String: Any] {
+    static func entry(_ l: any Layer, style: Style) throws -> [String: Any] {
         if let m = l as? Model {
-            var e = try encode(m)
+            var e = try encode(m, style: style, nested: true)
             e["name"] = m.name
             return e
+        }
+        func activationName(_ a: ActivationKind, layer: String) throws -> String {
+            try KerasConfigEncoder.activationName(a, layer: layer, style: style)
         }
         var c = base(l)
         let cls: String
@@ -132,6 +223,7 @@ public enum KerasConfigEncoder {
             c["use_bias"] = x.config.useBias
             c["activation"] = try activationName(x.config.activation, layer: x.name)
         case let x as LocallyConnected2D:
+            if style == .keras3 { throw KerasError("layer \(x.name): Keras 3 has no LocallyConnected2D; write .h5 (tf-keras) instead") }
             cls = "LocallyConnected2D"
             c.merge(convFields(x.config, layer: x.name)) { $1 }
             c["filters"] = x.config.filters
@@ -159,7 +251,7 @@ public enum KerasConfigEncoder {
                 c["threshold"] = Double(threshold)
             case (_, .leakyReLU(let alpha)):
                 cls = "LeakyReLU"
-                c["alpha"] = Double(alpha)
+                c[style == .keras3 ? "negative_slope" : "alpha"] = Double(alpha)
             case ("ELU", .elu(let alpha)):
                 cls = "ELU"
                 c["alpha"] = Double(alpha)
@@ -202,6 +294,7 @@ public enum KerasConfigEncoder {
             c["target_shape"] = x.targetShape
         case let x as InferenceIdentity:
             cls = x.kerasClassName
+            if cls == "SpatialDropout2D" { c["trainable"] = nil }   // Keras 3's constructor takes no `trainable`
             switch cls {
             case "GaussianNoise": c["stddev"] = Double(x.rate)
             case "ActivityRegularization": c["l1"] = 0.0; c["l2"] = 0.0
@@ -223,11 +316,11 @@ public enum KerasConfigEncoder {
             c["mean"] = x.fixedMean.map { $0.map(Double.init) as Any } ?? NSNull()
             c["variance"] = x.fixedVariance.map { $0.map(Double.init) as Any } ?? NSNull()
         case let x as TensorOp:
-            return try opEntry(x, base: c)
+            return wrap(try opEntry(x, base: c), style)
         default:
             throw KerasError("layer \(l.name): \(l.kerasClassName) cannot be written as a Keras layer")
         }
-        return ["class_name": cls, "config": c]
+        return wrap(["class_name": cls, "config": c], style)
     }
 
     static func convFields(_ cfg: Conv2DConfig, layer: String) -> [String: Any] {

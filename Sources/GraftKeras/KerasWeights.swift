@@ -171,7 +171,7 @@ public enum KerasWeights {
 
     /// The layers Keras 3 saves for a model, in order (a Sequential's InputLayer and bare ops are not layers).
     static func keras3SaveableLayers(_ model: Model) -> [any Layer] {
-        model.layers.filter { l in
+        KerasWriter.kerasLayerOrder(model).filter { l in
             if l is TensorOp { return false }
             if model.kerasClassName == "Sequential" && l is InputLayer { return false }
             return true

@@ -1,5 +1,6 @@
 import Foundation
 import GraftHDF5
+import ZIPFoundation
 import GraftNN
 import GraftTensor
 
@@ -55,7 +56,11 @@ public enum KerasWriter {
             }
             try g.setStringListAttribute("weight_names", strings: entries.map(\.name))
             for (name, t) in entries {
-                try g.createDataset(name, values: t.scalars, shape: t.shape)
+                if name.hasSuffix("/count:0") && (layer is Normalization || (layer as? Model)?.layer(named: String(name.split(separator: "/").first ?? "")) is Normalization) {
+                    try g.createDataset(name, values: t.scalars.map { Int64($0) }, shape: t.shape)
+                } else {
+                    try g.createDataset(name, values: t.scalars, shape: t.shape)
+                }
             }
         }
     }
@@ -96,4 +101,89 @@ public enum KerasWriter {
             return da != db ? da > db : (firstVisit[a] ?? 0) < (firstVisit[b] ?? 0)
         }.compactMap { layerOf[$0] }
     }
+}
+
+// MARK: - Keras 3 formats
+
+extension KerasWriter {
+    /// The storage of one variable: Normalization's `count` is an integer in Keras.
+    static func storage(_ layer: any Layer, _ key: String) -> HDF5StorageType {
+        layer is Normalization && key == "count" ? .int64 : .float32
+    }
+
+    /// Keras 3 `.weights.h5` (`model.save_weights("x.weights.h5")`): `layers/<snake_case class>[_n]/vars/<i>` in each
+    /// layer's own variable order, nested models nested, each `vars` group named after its layer.
+    public static func writeKeras3Weights(_ model: Model, to path: String) throws {
+        try HDF5File.writeAtomically(path) { file in
+            try writeKeras3Container(model, into: try file.root())
+        }
+    }
+
+    static func writeKeras3Container(_ model: Model, into group: HDF5Group) throws {
+        let layersGroup = try group.createGroup("layers")
+        var used: [String: Int] = [:]
+        for l in KerasWeights.keras3SaveableLayers(model) {
+            var key = KerasWeights.snakeCase(KerasWeights.keras3ClassName(l))
+            if let n = used[key] {
+                used[key] = n + 1
+                key = "\(key)_\(n + 1)"
+            } else {
+                used[key] = 0
+            }
+            let g = try layersGroup.createGroup(key)
+            if let nested = l as? Model {
+                try writeKeras3Container(nested, into: g)
+                continue
+            }
+            let vars = try g.createGroup("vars")
+            try vars.setAttribute("name", string: l.name)
+            for (i, (key, v)) in l.variables.enumerated() {
+                let t = v.value
+                if storage(l, key) == .int64 {
+                    try vars.createDataset("\(i)", values: t.scalars.map { Int64($0) }, shape: t.count == 1 ? [] : t.shape)
+                } else {
+                    try vars.createDataset("\(i)", values: t.scalars, shape: t.shape)
+                }
+            }
+        }
+        let own = try group.createGroup("vars")
+        try own.setAttribute("name", string: model.name)
+    }
+
+    /// A `.keras` archive: `metadata.json`, `config.json` (the model config) and `model.weights.h5`, zipped.
+    public static func writeKerasArchive(_ model: Model, to path: String) throws {
+        let config = try KerasConfigEncoder.json(model, style: .keras3)
+        let url = URL(fileURLWithPath: path)
+        let dir = url.deletingLastPathComponent()
+        let scratch = dir.appendingPathComponent(".\(url.lastPathComponent).parts-\(UUID().uuidString)")
+        let tmpZip = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        defer {
+            try? FileManager.default.removeItem(at: scratch)
+            try? FileManager.default.removeItem(at: tmpZip)
+        }
+        try writeKeras3Weights(model, to: scratch.appendingPathComponent("model.weights.h5").path)
+        let formatter = DateFormatter()
+        formatter.dateFormat = "yyyy-MM-dd@HH:mm:ss"
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        let metadata = "{\"keras_version\": \"\(keras3VersionWritten)\", \"date_saved\": \"\(formatter.string(from: Date()))\"}"
+        try Data(metadata.utf8).write(to: scratch.appendingPathComponent("metadata.json"))
+        try Data(config.utf8).write(to: scratch.appendingPathComponent("config.json"))
+        do {
+            let archive = try Archive(url: tmpZip, accessMode: .create)
+            for name in ["metadata.json", "config.json", "model.weights.h5"] {
+                try archive.addEntry(with: name, relativeTo: scratch, compressionMethod: .none)
+            }
+        } catch {
+            throw KerasError("\(path): cannot write the .keras archive (\(error))")
+        }
+        let fd = open(tmpZip.path, O_RDONLY)
+        if fd >= 0 { fsync(fd); close(fd) }
+        guard rename(tmpZip.path, path) == 0 else {
+            throw KerasError("\(path): cannot move the archive into place (\(String(cString: strerror(errno))))")
+        }
+    }
+
+    /// The `keras_version` a `.keras` archive declares (its config follows Keras 3's reader).
+    public static let keras3VersionWritten = "3.6.0"
 }

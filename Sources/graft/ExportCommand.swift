@@ -1,0 +1,35 @@
+import ArgumentParser
+import GraftKeras
+import GraftNN
+
+/// `graft export MODEL --output OUT`: write any loadable model in a format Keras loads.
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a model as .h5 (Keras legacy full model), .weights.h5 (Keras 3 weights) or .keras (Keras 3 archive).")
+
+    @OptionGroup var options: ModelOptions
+
+    @Option(help: "Output file: .h5, .weights.h5 or .keras.")
+    var output: String
+
+    @Flag(name: .customLong("weights-only"), help: "With .h5: a Keras 2 save_weights-style file (no architecture).")
+    var weightsOnly = false
+
+    func run() throws {
+        let model = try options.load().model
+        let format: String
+        if output.hasSuffix(".weights.h5") {
+            try KerasWriter.writeKeras3Weights(model, to: output)
+            format = "Keras 3 weights"
+        } else if output.hasSuffix(".keras") {
+            try KerasWriter.writeKerasArchive(model, to: output)
+            format = "Keras 3 .keras archive"
+        } else if output.hasSuffix(".h5") {
+            try KerasWriter.writeLegacyH5(model, to: output, weightsOnly: weightsOnly, graftVersion: graftVersion)
+            format = weightsOnly ? "Keras weights-only .h5" : "Keras legacy full-model .h5"
+        } else {
+            throw ValidationError("--output must end in .h5, .weights.h5 or .keras, got \(output)")
+        }
+        print("\(output): \(format), \(grouped(model.parameterCounts.total)) parameters")
+    }
+}
