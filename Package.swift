@@ -45,7 +45,7 @@ let package = Package(
         .testTarget(name: "GraftNNTests", dependencies: ["GraftNN"]),
         .testTarget(name: "GraftKerasTests", dependencies: ["GraftKeras", "GraftHDF5", "GraftData", "GraftTestSupport"]),
         .testTarget(name: "GraftDataTests", dependencies: ["GraftData", "GraftTestSupport"]),
-        .testTarget(name: "GraftTrainTests", dependencies: ["GraftTrain", "GraftKeras", "GraftTestSupport"]),
+        .testTarget(name: "GraftTrainTests", dependencies: ["GraftTrain", "GraftKeras", "GraftTestSupport", "ZIPFoundation"]),
         .testTarget(name: "graftTests", dependencies: ["graft", "GraftData", "GraftTestSupport"]),
     ]
 )

@@ -99,17 +99,36 @@ public enum NPY {
         return (descr, fortran, shape)
     }
 
-    /// Encodes a Float32 tensor as `.npy` version 1 bytes.
-    public static func encode(_ t: Tensor) -> Data {
-        let shapeText = t.shape.count == 1 ? "(\(t.shape[0]),)" : "(" + t.shape.map(String.init).joined(separator: ", ") + ")"
-        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': \(shapeText), }"
+    /// The `.npy` version 1 header for an array of `shape` and NumPy `descr` (`<f4`, `<i8`, `<U12`), padded so the
+    /// data starts on a 64-byte boundary.
+    public static func header(shape: [Int], descr: String) -> Data {
+        let shapeText = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
+        var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shapeText), }"
         let unpadded = 10 + header.utf8.count + 1
         header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
         var data = Data([0x93] + Array("NUMPY".utf8) + [1, 0])
         let n = header.utf8.count
         data.append(contentsOf: [UInt8(n & 0xFF), UInt8(n >> 8)])
         data.append(contentsOf: Array(header.utf8))
+        return data
+    }
+
+    /// Encodes a Float32 tensor as `.npy` version 1 bytes.
+    public static func encode(_ t: Tensor) -> Data {
+        var data = header(shape: t.shape, descr: "<f4")
         t.withUnsafeBufferPointer { data.append(UnsafeBufferPointer(start: $0.baseAddress, count: $0.count)) }
+        return data
+    }
+
+    /// Encodes strings as a NumPy unicode array (`<U<n>`, UTF-32LE), which `numpy.load` reads without pickle.
+    public static func encodeStrings(_ strings: [String]) -> Data {
+        let width = max(1, strings.map { $0.unicodeScalars.count }.max() ?? 1)
+        var data = header(shape: [strings.count], descr: "<U\(width)")
+        for s in strings {
+            var scalars = s.unicodeScalars.map { $0.value }
+            scalars += [UInt32](repeating: 0, count: width - scalars.count)
+            scalars.withUnsafeBufferPointer { data.append(Data(buffer: $0)) }
+        }
         return data
     }
 

@@ -197,3 +197,59 @@ enum HDF5Strings {
         strings.allSatisfy { $0.utf8.allSatisfy { $0 < 0x80 } }
     }
 }
+
+extension HDF5Dataset {
+    /// Writes `values` as rows `[start, start + rows)` along the first axis of this dataset (streaming writes).
+    public func writeRows(_ values: [Float], start: Int) throws {
+        HDF5Runtime.quiet()
+        let dims = try shape()
+        guard let first = dims.first else { throw HDF5Error(.invalidArgument, file: file.path, path: path, detail: "scalar dataset has no rows") }
+        let rowSize = dims.dropFirst().reduce(1, *)
+        guard rowSize > 0, values.count % rowSize == 0 else {
+            throw HDF5Error(.shapeMismatch, file: file.path, path: path, detail: "\(values.count) values are not whole rows of \(rowSize)")
+        }
+        let rows = values.count / rowSize
+        guard start >= 0, start + rows <= first else {
+            throw HDF5Error(.shapeMismatch, file: file.path, path: path, detail: "rows \(start)..<\(start + rows) outside \(first)")
+        }
+        if rows == 0 { return }
+        let space = H5Dget_space(id)
+        guard space >= 0 else { throw failure(.writeFailed) }
+        defer { H5Sclose(space) }
+        var offset = [hsize_t](repeating: 0, count: dims.count)
+        offset[0] = hsize_t(start)
+        var count = dims.map { hsize_t($0) }
+        count[0] = hsize_t(rows)
+        guard H5Sselect_hyperslab(space, H5S_SELECT_SET, &offset, nil, &count, nil) >= 0 else { throw failure(.writeFailed) }
+        let memory = H5Screate_simple(Int32(count.count), &count, nil)
+        guard memory >= 0 else { throw failure(.writeFailed) }
+        defer { H5Sclose(memory) }
+        let status = values.withUnsafeBytes { H5Dwrite(id, graft_H5T_NATIVE_FLOAT(), memory, space, graft_H5P_DEFAULT(), $0.baseAddress) }
+        guard status >= 0 else { throw failure(.writeFailed) }
+    }
+}
+
+extension HDF5Group {
+    /// Creates a float dataset of `shape` to fill with `writeRows` (chunked by rows, gzip when `gzipLevel` is given).
+    public func createEmptyDataset(_ name: String, shape: [Int], gzipLevel: Int? = nil) throws -> HDF5Dataset {
+        _ = try HDF5Shape.elementCount(shape, elementSize: 4, file: file.path, path: HDF5Path.join(path, name))
+        HDF5Runtime.quiet()
+        if contains(name) { try remove(name) }
+        let ftype = HDF5StorageType.float32.makeFileType()
+        defer { H5Tclose(ftype) }
+        var dims = shape.map { hsize_t($0) }
+        let space = H5Screate_simple(Int32(dims.count), &dims, nil)
+        guard space >= 0 else { throw failure(.writeFailed, name) }
+        defer { H5Sclose(space) }
+        let dcpl = H5Pcreate(graft_H5P_DATASET_CREATE())
+        defer { H5Pclose(dcpl) }
+        if let level = gzipLevel, !shape.contains(0) {
+            var chunk = HDF5Shape.chunkShape(shape, elementSize: 4).map { hsize_t($0) }
+            H5Pset_chunk(dcpl, Int32(chunk.count), &chunk)
+            H5Pset_deflate(dcpl, UInt32(level))
+        }
+        let did = H5Dcreate2(id, name, ftype, space, graft_H5P_DEFAULT(), dcpl, graft_H5P_DEFAULT())
+        guard did >= 0 else { throw failure(.writeFailed, name) }
+        return HDF5Dataset(id: did, file: file, path: HDF5Path.join(path, name))
+    }
+}

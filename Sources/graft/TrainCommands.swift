@@ -263,3 +263,72 @@ struct Evaluate: ParsableCommand {
         }
     }
 }
+
+/// `graft extract MODEL --layer NAME --data DATA --output FILE`: features for another model.
+struct Extract: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a model up to a layer over a dataset and write one feature row per image (.npy, .npz, .h5 or .csv).")
+
+    @OptionGroup var options: ModelOptions
+
+    @Option(help: "Layer whose output is the feature (default: the model's output).")
+    var layer: String?
+
+    @Option(help: "Data (same syntax as fine-tune --data); rows keep its order and ids.")
+    var data: String
+
+    @Option(help: "Output: .npy (+ labels.npy, ids.txt beside it), .npz, .h5 or .csv.")
+    var output: String
+
+    @Option(help: "Pool spatial features: avg, max or none (flatten).")
+    var pooling = "avg"
+
+    @Option(help: "Images per batch.")
+    var batch = 32
+
+    @Option(help: "Input preprocessing (default: by architecture).")
+    var preprocess: String?
+
+    @Option(help: "Fit images to the model input: pad, resize, nearest, crop or pad-aspect.")
+    var fit = "resize"
+
+    @Option(name: .customLong("input-size"), help: "H,W for models that accept any size when the images differ in size.")
+    var inputSize: String?
+
+    @Flag(name: .customLong("skip-bad"), help: "Leave out unreadable image files instead of failing.")
+    var skipBad = false
+
+    @Flag(help: "No progress bar.")
+    var quiet = false
+
+    func run() throws {
+        guard batch > 0 else { throw ValidationError("--batch must be positive") }
+        guard let pool = FeatureExtractor.Pooling(rawValue: pooling) else { throw ValidationError("--pooling must be avg, max or none") }
+        guard let fitMode = ImageFit(rawValue: fit) else { throw ValidationError("--fit must be pad, resize, nearest, crop or pad-aspect") }
+        _ = try FeatureFormat(path: output)
+        var model = try options.load().model
+        if let layer { model = try model.cut(at: layer) }
+        let (source, skipped) = try DataSource.load(data, skipBad: skipBad)
+        if skipped > 0 { FileHandle.standardError.write(Data("\(data): skipped \(skipped) unreadable files\n".utf8)) }
+        guard let input = model.inputShapes.first, input.count == 3 else { throw CLIError("\(options.model): needs one image input") }
+        let sizes = inputSize?.split(separator: ",").compactMap { Int($0) }
+        var target = input
+        for i in 0..<2 where target[i] < 0 {
+            guard let s = sizes?[safe: i] ?? source.imageShape?[i] else {
+                throw CLIError("\(options.model): accepts any image size; give --input-size H,W")
+            }
+            target[i] = s
+        }
+        let mode = try preprocess.map { try PreprocessMode(parsing: $0) } ?? PreprocessMode.default(forModel: model.name)
+        var extractor = FeatureExtractor(model: model, preprocessor: Preprocessor(targetShape: target, fit: fitMode, mode: mode))
+        extractor.pooling = pool
+        extractor.batchSize = batch
+        extractor.showProgress = !quiet
+        let (rows, width) = try extractor.extract(source, to: output)
+        print("\(output): \(rows) rows × \(width) features (layer \(layer ?? "output"), pooling \(pooling), preprocessing \(mode))")
+    }
+}
+
+extension Array {
+    subscript(safe i: Int) -> Element? { i >= 0 && i < count ? self[i] : nil }
+}

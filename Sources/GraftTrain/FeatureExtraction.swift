@@ -1,0 +1,184 @@
+import Foundation
+import GraftData
+import GraftHDF5
+import GraftNN
+import GraftTensor
+import ZIPFoundation
+
+/// Where and how features are written: `.npy` (with `labels.npy` and `ids.txt` beside it), `.npz` (`features`,
+/// `labels`, `ids`), `.h5` (datasets `features`, `labels`, `ids`) or `.csv` (`id,label,f0…fn`).
+public enum FeatureFormat: String, Sendable, CaseIterable {
+    case npy, npz, h5, csv
+
+    public init(path: String) throws {
+        let ext = (path as NSString).pathExtension.lowercased()
+        guard let f = FeatureFormat(rawValue: ext) else {
+            throw TrainError(path, "feature files end in .npy, .npz, .h5 or .csv")
+        }
+        self = f
+    }
+}
+
+/// Runs a (cut) model over a data source in order, in batches, and streams one feature row per image to disk.
+public struct FeatureExtractor {
+    public enum Pooling: String, Sendable, Codable { case avg, max, none }
+
+    public let model: Model
+    public let preprocessor: Preprocessor
+    public var pooling: Pooling = .avg
+    public var batchSize = 32
+    public var showProgress = true
+
+    public init(model: Model, preprocessor: Preprocessor) {
+        self.model = model
+        self.preprocessor = preprocessor
+    }
+
+    /// Writes features of `data` to `path`; returns (rows, features per row). Written atomically.
+    @discardableResult
+    public func extract(_ data: any ImageSource, to path: String) throws -> (rows: Int, features: Int) {
+        let format = try FeatureFormat(path: path)
+        let url = URL(fileURLWithPath: path)
+        let dir = url.deletingLastPathComponent()
+        let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).part-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let n = data.count
+        let batches = epochBatches(count: n, batchSize: batchSize, shuffle: false, seed: 0)
+        let loader = BatchLoader(source: data, batches: batches, preprocessor: preprocessor, augmenter: nil, seed: 0)
+        let bar = ProgressBar(label: "extract", total: batches.count, enabled: showProgress)
+        var sink: FeatureSink?
+        var row = 0, width = 0
+        while let batch = try loader.next() {
+            var y = try model.predict([batch.x])[0]
+            y = try pool(y)
+            let b = y.shape[0]
+            width = y.count / max(b, 1)
+            if sink == nil { sink = try FeatureSink(format: format, directory: tmp, rows: n, width: width) }
+            try sink?.append(y.scalars, labels: Array(data.labels[row..<(row + b)]), ids: Array(data.ids[row..<(row + b)]))
+            row += b
+            bar.update(row / max(batchSize, 1) + (row % batchSize == 0 ? 0 : 1), images: row, metrics: [])
+        }
+        guard let sink else { throw TrainError("extract", "the data source is empty") }
+        try sink.finish(into: path, classNames: data.classNames)
+        return (row, width)
+    }
+
+    func pool(_ y: Tensor) throws -> Tensor {
+        guard y.rank == 4 else { return y.reshaped([y.shape[0], y.count / max(y.shape[0], 1)]) }
+        switch pooling {
+        case .none: return y.reshaped([y.shape[0], y.count / max(y.shape[0], 1)])
+        case .avg, .max:
+            return try GlobalPooling2D(name: "extract_pool", kind: pooling == .avg ? .average : .max).forward([y], training: false)
+        }
+    }
+}
+
+/// Streams feature rows into the chosen format inside a scratch folder, then moves the result into place.
+final class FeatureSink {
+    let format: FeatureFormat
+    let directory: URL
+    let rows: Int
+    let width: Int
+    var written = 0
+    var labels: [Int] = []
+    var ids: [String] = []
+    var handle: FileHandle?
+    var h5: HDF5File?
+    var h5Features: HDF5Dataset?
+
+    init(format: FeatureFormat, directory: URL, rows: Int, width: Int) throws {
+        self.format = format
+        self.directory = directory
+        self.rows = rows
+        self.width = width
+        labels.reserveCapacity(rows)
+        switch format {
+        case .npy, .npz:
+            let url = directory.appendingPathComponent("features.npy")
+            FileManager.default.createFile(atPath: url.path, contents: NPY.header(shape: [rows, width], descr: "<f4"))
+            handle = try FileHandle(forWritingTo: url)
+            handle?.seekToEndOfFile()
+        case .csv:
+            let url = directory.appendingPathComponent("features.csv")
+            let header = "id,label," + (0..<width).map { "f\($0)" }.joined(separator: ",") + "\n"
+            FileManager.default.createFile(atPath: url.path, contents: Data(header.utf8))
+            handle = try FileHandle(forWritingTo: url)
+            handle?.seekToEndOfFile()
+        case .h5:
+            let file = try HDF5File.create(directory.appendingPathComponent("features.h5").path)
+            h5 = file
+            h5Features = try file.root().createEmptyDataset("features", shape: [rows, width], gzipLevel: 4)
+        }
+    }
+
+    func append(_ values: [Float], labels batchLabels: [Int], ids batchIds: [String]) throws {
+        labels += batchLabels
+        ids += batchIds
+        switch format {
+        case .npy, .npz:
+            values.withUnsafeBufferPointer { handle?.write(Data(buffer: $0)) }
+        case .csv:
+            var text = ""
+            for (k, id) in batchIds.enumerated() {
+                let quoted = id.contains(",") || id.contains("\"") ? "\"\(id.replacingOccurrences(of: "\"", with: "\"\""))\"" : id
+                text += "\(quoted),\(batchLabels[k])," + values[(k * width)..<((k + 1) * width)].map { "\($0)" }.joined(separator: ",") + "\n"
+            }
+            handle?.write(Data(text.utf8))
+        case .h5:
+            try h5Features?.writeRows(values, start: written)
+        }
+        written += batchIds.count
+    }
+
+    func finish(into path: String, classNames: [String]) throws {
+        try handle?.close()
+        let url = URL(fileURLWithPath: path)
+        let dir = url.deletingLastPathComponent()
+        func moveIntoPlace(_ from: URL, _ to: URL) throws {
+            let fd = open(from.path, O_RDONLY)
+            if fd >= 0 { fsync(fd); close(fd) }
+            guard rename(from.path, to.path) == 0 else {
+                throw TrainError(to.path, "cannot move the features into place (\(String(cString: strerror(errno))))")
+            }
+        }
+        var labelData = NPY.header(shape: [labels.count], descr: "<i8")
+        labels.map { Int64($0) }.withUnsafeBufferPointer { labelData.append(Data(buffer: $0)) }
+        switch format {
+        case .npy:
+            let stem = url.deletingPathExtension().lastPathComponent
+            try labelData.write(to: directory.appendingPathComponent("labels.npy"))
+            try Data((ids.joined(separator: "\n") + "\n").utf8).write(to: directory.appendingPathComponent("ids.txt"))
+            try moveIntoPlace(directory.appendingPathComponent("features.npy"), url)
+            try moveIntoPlace(directory.appendingPathComponent("labels.npy"), dir.appendingPathComponent(stem == "features" ? "labels.npy" : "\(stem).labels.npy"))
+            try moveIntoPlace(directory.appendingPathComponent("ids.txt"), dir.appendingPathComponent(stem == "features" ? "ids.txt" : "\(stem).ids.txt"))
+        case .npz:
+            try labelData.write(to: directory.appendingPathComponent("labels.npy"))
+            try NPY.encodeStrings(ids).write(to: directory.appendingPathComponent("ids.npy"))
+            let zip = directory.appendingPathComponent("out.npz")
+            do {
+                let archive = try Archive(url: zip, accessMode: .create)
+                for name in ["features.npy", "labels.npy", "ids.npy"] {
+                    try archive.addEntry(with: name, relativeTo: directory, compressionMethod: .none)
+                }
+            } catch {
+                throw TrainError(path, "cannot write the .npz archive (\(error))")
+            }
+            try moveIntoPlace(zip, url)
+        case .csv:
+            try moveIntoPlace(directory.appendingPathComponent("features.csv"), url)
+        case .h5:
+            guard let file = h5 else { return }
+            do {
+                let root = try file.root()
+                try root.createDataset("labels", values: labels.map { Int64($0) }, shape: [labels.count])
+                try root.createStringDataset("ids", strings: ids)
+                try root.setAttribute("class_names", strings: classNames, variableLength: true)
+            }
+            h5Features = nil
+            try file.close()
+            h5 = nil
+            try moveIntoPlace(directory.appendingPathComponent("features.h5"), url)
+        }
+    }
+}
