@@ -18,6 +18,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // System libraries (Debian packages; tools/setup installs them).
@@ -31,7 +32,7 @@ let package = Package(
         .target(name: "GraftKeras", dependencies: ["GraftNN", "GraftHDF5", "ZIPFoundation"]),
         .target(name: "GraftData", dependencies: ["GraftTensor", "CImage", "ZIPFoundation"]),
         .target(name: "GraftTrain", dependencies: ["GraftNN", "GraftData", "GraftKeras"]),
-        .target(name: "GraftRecipes", dependencies: ["GraftTrain"]),
+        .target(name: "GraftRecipes", dependencies: ["GraftTrain", "Yams"]),
         .executableTarget(
             name: "graft",
             dependencies: [

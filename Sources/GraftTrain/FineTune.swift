@@ -59,6 +59,8 @@ public struct FineTuneConfig: Codable, Sendable {
     public var inputSize: [Int]?
     /// Skip unreadable images (reported) instead of failing.
     public var skipBad = false
+    /// Train the architecture from fresh weights instead of the checkpoint's (a from-scratch baseline).
+    public var fromScratch = false
     public var batchSize: Int = 32
     public var seed: UInt64 = 0
     public var labelSmoothing: Float = 0
@@ -86,6 +88,11 @@ public struct FineTuneReport {
     public var bestCheckpoint: String?
     public var outcome: FitOutcome
     public var runDirectory: String
+    /// How inputs were prepared (size, fit, preprocessing mode), for extraction with the same settings.
+    public var preprocessor: Preprocessor
+    /// Test-set metrics, when there was a test set.
+    public var testMetrics: ClassificationMetrics?
+    public var testClassNames: [String] = []
 }
 
 /// Runs a fine-tuning job: load, cut, graft a head, train stage by stage, save, evaluate.
@@ -105,13 +112,14 @@ public final class FineTuneJob {
         if config.showProgress { FileHandle.standardError.write(Data((line + "\n").utf8)) }
     }
 
-    /// Loads and subsets a data source.
-    func loadData(_ spec: String) throws -> any ImageSource {
+    /// Loads a data source and keeps the configured classes; the per-class limit applies to training data only
+    /// (validation split off it included), never to the test set.
+    func loadData(_ spec: String, limit: Bool) throws -> any ImageSource {
         let loaded = try DataSource.load(spec, skipBad: config.skipBad)
         if loaded.skipped > 0 { say("\(spec): skipped \(loaded.skipped) unreadable files") }
         var d = loaded.source
         if let subset = config.classSubset { d = try d.selectingClasses(subset) }
-        if let limit = config.limitPerClass { d = d.limitingPerClass(limit, seed: config.seed) }
+        if limit, let n = config.limitPerClass { d = d.limitingPerClass(n, seed: config.seed) }
         return d
     }
 
@@ -119,7 +127,10 @@ public final class FineTuneJob {
     /// (empty when the model's own output is kept). Without an explicit cut, a replaced head drops the old
     /// classifier: the last layer with weights and everything after it.
     public func prepareModel(classes: Int) throws -> (Model, [String]) {
-        var model = try KerasLoader.load(config.model, architecture: config.architecture).model
+        // `zoo:NAME?…` names a built-in architecture: training starts from fresh weights.
+        var model = config.fromScratch || config.model.hasPrefix("zoo:")
+            ? try KerasLoader.loadArchitecture(config.architecture ?? config.model)
+            : try KerasLoader.load(config.model, architecture: config.architecture).model
         if let cut = config.cut { model = try model.cut(at: cut) }
         let outputClasses = model.outputShapes.first?.last ?? 0
         guard config.head != nil || config.cut != nil || outputClasses != classes else { return (model, []) }
@@ -142,14 +153,14 @@ public final class FineTuneJob {
         guard !config.stages.isEmpty else { throw TrainError("stages", "a fine-tuning run needs at least one stage") }
         for s in config.stages where s.epochs <= 0 { throw TrainError("stage \(s.name)", "epochs must be positive, got \(s.epochs)") }
         let run = try RunDirectory(config.outputDirectory)
-        var train = try loadData(config.train)
+        var train = try loadData(config.train, limit: true)
         var validation: (any ImageSource)?
         if let v = config.validation {
-            validation = try loadData(v)
+            validation = try loadData(v, limit: false)
         } else if let f = config.validationSplit {
             (train, validation) = try train.stratifiedSplit(fraction: f, seed: config.seed)
         }
-        let test = try config.test.map { try loadData($0) }
+        let test = try config.test.map { try loadData($0, limit: false) }
         let classes = train.classNames.count
         let (model, headNames) = try prepareModel(classes: classes)
         let newHead = !headNames.isEmpty
@@ -225,12 +236,14 @@ public final class FineTuneJob {
                                     to: finalPath, graftVersion: graftVersion)
         var report = FineTuneReport(model: model, history: run.records, testAccuracy: nil, testLoss: nil, finalCheckpoint: finalPath,
                                     bestCheckpoint: best?.bestEpoch != nil ? run.path("best.h5") : nil, outcome: outcome,
-                                    runDirectory: run.url.path)
+                                    runDirectory: run.url.path, preprocessor: pre)
         if let test {
             let evaluator = Trainer(model: model, optimizer: SGD(), preprocessor: pre)
             let ev = try evaluator.evaluate(test, batchSize: config.batchSize, loss: loss)
             report.testAccuracy = ev.accuracy
             report.testLoss = ev.loss
+            report.testMetrics = ev.metrics
+            report.testClassNames = test.classNames
             try run.write(confusionCSV(ev.metrics, names: test.classNames), to: "confusion.csv")
             say(String(format: "test: loss %.4f accuracy %.4f on %d images", ev.loss, ev.accuracy, test.count))
         }

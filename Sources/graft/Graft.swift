@@ -7,7 +7,7 @@ struct Graft: ParsableCommand {
         commandName: "graft",
         abstract: "Transfer learning for convolutional networks, from and back to Keras checkpoints.",
         version: graftVersion,
-        subcommands: [Inspect.self, Summary.self, Predict.self, ZooCommand.self, FineTune.self, Evaluate.self, Extract.self, Export.self, DataBench.self]
+        subcommands: [Inspect.self, Summary.self, Predict.self, ZooCommand.self, FineTune.self, Evaluate.self, Extract.self, Export.self, Run.self, DataBench.self]
     )
 }
 

@@ -1,2 +1,0 @@
-// GraftRecipes: see ../shared/DESIGN.md for what this module owns. Its contents arrive with the issues that need them.
-import GraftTrain

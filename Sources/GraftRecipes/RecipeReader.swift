@@ -1,0 +1,108 @@
+import Foundation
+import Yams
+
+/// A recipe error: the file, the line, the key and what is wrong, on one line.
+public struct RecipeError: Error, CustomStringConvertible, Sendable {
+    public let file: String
+    public let line: Int?
+    public let key: String
+    public let message: String
+
+    public var description: String {
+        "\(file)\(line.map { ":\($0)" } ?? ""): \(key.isEmpty ? "" : "\(key): ")\(message)"
+    }
+}
+
+/// Typed, strict access to a YAML node: every read names its key path and line when it fails, and mappings
+/// reject keys they do not know.
+struct Reader {
+    let node: Node?
+    let key: String
+    let file: String
+
+    var line: Int? { node?.mark?.line }
+    var isMissing: Bool {
+        guard let node else { return true }
+        if case .scalar(let s) = node, s.style == .plain, ["", "~", "null", "Null", "NULL"].contains(s.string) { return true }
+        return false
+    }
+
+    func fail(_ message: String) -> RecipeError { RecipeError(file: file, line: line, key: key, message: message) }
+
+    func child(_ name: String) -> Reader {
+        Reader(node: node?.mapping?[name], key: key.isEmpty ? name : "\(key).\(name)", file: file)
+    }
+
+    /// The mapping's keys must all be in `allowed`.
+    func mapping(allowed: Set<String>) throws -> Reader {
+        guard let m = node?.mapping else { throw fail("expected a mapping of keys, found \(describe)") }
+        for (k, v) in m {
+            guard let name = k.string else { throw fail("keys must be strings") }
+            if !allowed.contains(name) {
+                let at = v.mark?.line ?? k.mark?.line
+                throw RecipeError(file: file, line: at, key: key.isEmpty ? name : "\(key).\(name)",
+                                  message: "unknown key (allowed here: \(allowed.sorted().joined(separator: ", ")))")
+            }
+        }
+        return self
+    }
+
+    var items: [Reader] {
+        get throws {
+            if isMissing { return [] }
+            guard let s = node?.sequence else { throw fail("expected a list, found \(describe)") }
+            return s.enumerated().map { Reader(node: $1, key: "\(key)[\($0)]", file: file) }
+        }
+    }
+
+    var describe: String {
+        guard let node else { return "nothing" }
+        switch node {
+        case .scalar(let s): return "\"\(s.string)\""
+        case .mapping: return "a mapping"
+        case .sequence: return "a list"
+        case .alias: return "an alias"
+        }
+    }
+
+    func string(default d: String? = nil) throws -> String {
+        if isMissing, let d { return d }
+        guard let s = node?.scalar?.string, !isMissing else { throw fail("expected text, found \(describe)") }
+        return s
+    }
+
+    func optionalString() throws -> String? { isMissing ? nil : try string() }
+
+    func int(default d: Int? = nil, min lo: Int = Int.min) throws -> Int {
+        if isMissing, let d { return d }
+        guard let v = node?.int, node?.scalar != nil else { throw fail("expected an integer, found \(describe)") }
+        guard v >= lo else { throw fail("must be at least \(lo), got \(v)") }
+        return v
+    }
+
+    func optionalInt(min lo: Int = Int.min) throws -> Int? { isMissing ? nil : try int(min: lo) }
+
+    func double(default d: Double? = nil) throws -> Double {
+        if isMissing, let d { return d }
+        guard let v = node?.float ?? node?.int.map(Double.init), node?.scalar != nil else {
+            throw fail("expected a number, found \(describe)")
+        }
+        return v
+    }
+
+    func optionalDouble() throws -> Double? { isMissing ? nil : try double() }
+
+    func bool(default d: Bool) throws -> Bool {
+        if isMissing { return d }
+        guard let v = node?.bool else { throw fail("expected true or false, found \(describe)") }
+        return v
+    }
+
+    func strings() throws -> [String] {
+        if isMissing { return [] }
+        if let s = node?.scalar?.string { return s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        return try items.map { try $0.string() }
+    }
+
+    func ints() throws -> [Int] { try items.map { try $0.int() } }
+}

@@ -1,0 +1,39 @@
+import ArgumentParser
+import Foundation
+import GraftRecipes
+import GraftTrain
+
+/// `graft run Recipes/NAME.yaml [--set key=value …]`: a whole recipe, checked before any work starts.
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run a YAML recipe: fine-tuning stages, exports, features, plots, baseline.")
+
+    @Argument(help: "The recipe file.")
+    var recipe: String
+
+    @Option(name: .customLong("set"), help: "Override a recipe key, e.g. --set stages.0.epochs=1 (repeatable).")
+    var overrides: [String] = []
+
+    @Flag(name: .customLong("check"), help: "Only validate the recipe and print it resolved.")
+    var checkOnly = false
+
+    @Flag(help: "No progress bar or log lines on stderr.")
+    var quiet = false
+
+    func run() throws {
+        var r = try Recipe.load(recipe, overrides: overrides)
+        if checkOnly {
+            print(r.resolvedYAML(graftVersion: graftVersion), terminator: "")
+            return
+        }
+        r.config.showProgress = !quiet
+        Interrupt.install()
+        let report = try RecipeRunner(r, graftVersion: graftVersion).run()
+        print("run directory: \(report.runDirectory)")
+        if let acc = report.fineTune.testAccuracy { print(String(format: "test accuracy (fine-tuned): %.4f", acc)) }
+        if let base = report.baselineAccuracy {
+            print(String(format: "test accuracy (from scratch, same data): %.4f", base))
+            if let acc = report.fineTune.testAccuracy { print(String(format: "gain: %+.4f", acc - base)) }
+        }
+        if case .interrupted(let sig, _) = report.fineTune.outcome { throw ExitCode(128 + sig) }
+    }
+}

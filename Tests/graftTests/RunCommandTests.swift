@@ -1,0 +1,61 @@
+import Foundation
+import Testing
+import GraftTestSupport
+
+/// `graft run` on the shipped recipes (shortened with --set), and recipe errors that name file, line and key.
+struct RunCommandTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    @Test(.enabled(if: TrainCommandTests.available, "dataset-fashion-mnist is not installed"))
+    func quickstartRecipeRunsEndToEnd() throws {
+        let dir = try TestSupport.makeTemporaryDirectory()
+        let recipe = Self.root.appendingPathComponent("Recipes/quickstart.yaml").path
+        let checkpoint = Self.root.appendingPathComponent("pretrained/lenet5-fashion-0to4.h5").path
+        let r = try TestSupport.runGraft(["run", recipe, "--quiet", "--set", "model.checkpoint=\(checkpoint)",
+                                          "--set", "outputs.directory=\(dir.path)/run", "--set", "stages.0.epochs=1",
+                                          "--set", "stages.1.epochs=1", "--set", "baseline.epochs=1",
+                                          "--set", "outputs.features=[{layer: fc1, data: test, format: npz}]"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("test accuracy (fine-tuned): 0."))
+        #expect(r.stdout.contains("test accuracy (from scratch, same data): 0."))
+        for f in ["recipe.resolved.yaml", "metrics.csv", "metrics.jsonl", "final.h5", "final.keras", "best.h5", "confusion.csv",
+                  "confusion.svg", "loss.svg", "accuracy.svg", "summary.txt", "report.md", "features_fc1_test.npz", "baseline/final.h5"] {
+            #expect(FileManager.default.fileExists(atPath: "\(dir.path)/run/\(f)"), "\(f) missing")
+        }
+        let resolved = try String(contentsOfFile: "\(dir.path)/run/recipe.resolved.yaml", encoding: .utf8)
+        #expect(resolved.contains("Graft 0.1.0-dev") && resolved.contains("limit_per_class: 100"))
+        // The resolved recipe runs again as it is.
+        let again = try TestSupport.runGraft(["run", "\(dir.path)/run/recipe.resolved.yaml", "--check"])
+        #expect(again.status == 0, "\(again.stderr)")
+        let svg = try String(contentsOfFile: "\(dir.path)/run/loss.svg", encoding: .utf8)
+        #expect(svg.hasPrefix("<svg") && svg.contains("polyline"))
+    }
+
+    @Test func recipeErrorsNameFileLineAndKey() throws {
+        let dir = try TestSupport.makeTemporaryDirectory()
+        let cases: [(String, [String])] = [
+            ("model: {checkpoint: x.h5}\ndata: {train: fashion-mnist:train}\nstages:\n  - {epochs: 2, learnig_rate: 0.1}\noutputs: {directory: out}\n",
+             [":4:", "stages[0].learnig_rate", "unknown key"]),
+            ("model: {checkpoint: x.h5}\ndata: {train: fashion-mnist:train}\nstages:\n  - {epochs: two}\noutputs: {directory: out}\n",
+             [":4:", "stages[0].epochs", "expected an integer"]),
+            ("model: {checkpoint: x.h5}\ndata: {train: t, validation: v, validation_split: 0.2}\nstages: [{epochs: 1}]\noutputs: {directory: out}\n",
+             ["data.validation_split", "not both"]),
+            ("model: {checkpoint: x.h5}\ndata: {train: t}\nstages: []\noutputs: {directory: out}\n", ["stages", "at least one stage"]),
+            ("model: {checkpoint: x.h5}\ndata: {train: t}\naugment: [flip:h, twirl:3]\nstages: [{epochs: 1}]\noutputs: {directory: out}\n",
+             ["augment", "twirl"]),
+            ("colour: blue\n", [":1:", "colour", "unknown key"]),
+            ("model: [unclosed\n", ["not valid YAML"]),
+        ]
+        for (i, (text, mentions)) in cases.enumerated() {
+            let path = dir.appendingPathComponent("r\(i).yaml").path
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            let r = try TestSupport.runGraft(["run", path, "--check"])
+            #expect(r.status != 0, "case \(i) was accepted")
+            #expect(r.stderr.split(separator: "\n").count == 1, "case \(i): \(r.stderr)")
+            #expect(r.stderr.contains(path), "case \(i): \(r.stderr)")
+            for m in mentions { #expect(r.stderr.contains(m), "case \(i) lacks \(m): \(r.stderr)") }
+        }
+        let set = try TestSupport.runGraft(["run", Self.root.appendingPathComponent("Recipes/quickstart.yaml").path, "--check", "--set", "stages.7.epochs=1"])
+        #expect(set.status != 0 && set.stderr.contains("out of range"))
+    }
+}
