@@ -187,6 +187,45 @@ extension Model {
     }
 }
 
+extension Model {
+    /// When the trainable part of this model is a chain of layers after a fully frozen, deterministic base, the split:
+    /// the base (cut at its last node) and the head as its own model sharing the head's layers. Nil otherwise
+    /// (trainable layers inside the base, branches in the head, several inputs or outputs, dropout or noise in the base).
+    public func frozenBaseSplit() throws -> (base: Model, head: Model)? {
+        guard inputNodes.count == 1, outputNodes.count == 1 else { return nil }
+        // Walk back from the output while nodes form a single chain.
+        var chain: [Int] = []
+        var n = outputNodes[0]
+        while nodes[n].inputs.count == 1 {
+            chain.append(n)
+            n = nodes[n].inputs[0]
+        }
+        // The base ends at the last node before the first trainable layer of the chain (walking from the input).
+        let ordered = Array(chain.reversed())
+        guard let first = ordered.firstIndex(where: { nodes[$0].layer.hasTrainableParameters }) else { return nil }
+        let baseEnd = nodes[ordered[first]].inputs[0]
+        var needed = Set<Int>()
+        var stack = [baseEnd]
+        while let i = stack.popLast() {
+            if !needed.insert(i).inserted { continue }
+            stack.append(contentsOf: nodes[i].inputs)
+        }
+        for i in needed {
+            let l = nodes[i].layer
+            if l.hasTrainableParameters { return nil }
+            if let d = l as? InferenceIdentity, d.rate > 0 { return nil }
+            if let m = l as? Model, m.flattenedLayers.contains(where: { ($0 as? InferenceIdentity).map { $0.rate > 0 } ?? false }) { return nil }
+        }
+        for i in needed where (nodes[i].layer as? BatchNormalization).map({ !$0.frozen }) ?? false { return nil }
+        let base = try cut(at: nodes[baseEnd].layer.name)
+        guard base.outputNodes.count == 1, nodes.firstIndex(where: { $0.layer === nodes[baseEnd].layer }) == baseEnd else { return nil }
+        var b = GraphBuilder(name: "\(name)_head", kerasClassName: "Functional")
+        var x = try b.input(InputLayer(name: "\(name)_features", shape: nodes[baseEnd].outputShape))
+        for i in ordered[first...] { x = try b.addBuilt(nodes[i].layer, inputs: [x], outputShape: nodes[i].outputShape) }
+        return (base, try b.finish(outputs: [x]))
+    }
+}
+
 /// Shell-style glob matching (`*`, `?`).
 public func globMatches(_ pattern: String, _ text: String) -> Bool {
     let p = Array(pattern), t = Array(text)

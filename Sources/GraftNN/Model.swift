@@ -191,6 +191,16 @@ public struct GraphBuilder {
         return nodes.count - 1
     }
 
+    /// Appends a layer that is already built (its variables kept), producing `outputShape`.
+    @discardableResult
+    public mutating func addBuilt(_ layer: any Layer, inputs: [Int], outputShape: [Int]) throws -> Int {
+        for i in inputs where i < 0 || i >= nodes.count { throw LayerError(layer.name, "refers to a node that does not exist yet") }
+        try checkName(layer)
+        built[ObjectIdentifier(layer)] = (inputs.map { nodes[$0].outputShape }, outputShape)
+        nodes.append(Model.Node(layer: layer, inputs: inputs, outputShape: outputShape))
+        return nodes.count - 1
+    }
+
     /// Takes over `model`'s nodes as already built (used by `init(extending:)`).
     mutating func adopt(_ model: Model) {
         nodes = model.nodes

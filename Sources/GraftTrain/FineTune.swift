@@ -61,6 +61,9 @@ public struct FineTuneConfig: Codable, Sendable {
     public var skipBad = false
     /// Train the architecture from fresh weights instead of the checkpoint's (a from-scratch baseline).
     public var fromScratch = false
+    /// When only a head after a frozen base trains and nothing is augmented, compute the base once and train the
+    /// head on the cached features (same result, far less work).
+    public var cacheFeatures = true
     public var batchSize: Int = 32
     public var seed: UInt64 = 0
     public var labelSmoothing: Float = 0
@@ -193,7 +196,18 @@ public final class FineTuneJob {
             let counts = model.parameterCounts
             say("stage \(stage.name): \(stage.epochs) epochs, \(stage.optimizer) lr \(stage.learningRate); trainable params \(grouped(counts.trainable)), non-trainable \(grouped(counts.nonTrainable))")
             let optimizer = try makeOptimizer(stage.optimizer, learningRate: stage.learningRate)
-            let trainer = Trainer(model: model, optimizer: optimizer, preprocessor: pre)
+            var stageTrain = train, stageValidation = validation
+            var trainer = Trainer(model: model, optimizer: optimizer, preprocessor: pre)
+            if config.cacheFeatures, augmenter == nil, let (base, head) = try model.frozenBaseSplit() {
+                // Frozen base, no augmentation: its outputs never change, so compute them once.
+                let started = Date()
+                stageTrain = try cachedFeatures(base, train, pre)
+                stageValidation = try validation.map { try cachedFeatures(base, $0, pre) }
+                trainer = Trainer(model: head, optimizer: optimizer,
+                                  preprocessor: Preprocessor(targetShape: stageTrain.imageShape ?? [], fit: .pad, mode: .none))
+                say(String(format: "stage %@: the base is frozen and nothing is augmented: training the head on cached features (%d × %d, computed in %.1f s)",
+                           stage.name, stageTrain.count, base.outputShapes[0].reduce(1, *), Date().timeIntervalSince(started)))
+            }
             trainer.augmenter = augmenter
             let offset = epochOffset
             trainer.onEpoch = { [weak self] (r: EpochRecord) in
@@ -210,7 +224,7 @@ public final class FineTuneJob {
             var callbacks: [any TrainingCallback] = []
             if best == nil {
                 best = BestCheckpoint(monitor: validation == nil ? "accuracy" : config.monitor) { [graftVersion] t, r in
-                    try TrainingCheckpoint.save(t.model, optimizer: t.optimizer, epoch: r.epoch + offset, stage: stage.name,
+                    try TrainingCheckpoint.save(model, optimizer: t.optimizer, epoch: r.epoch + offset, stage: stage.name,
                                                 to: run.path("best.h5"), graftVersion: graftVersion)
                 }
             }
@@ -227,7 +241,7 @@ public final class FineTuneJob {
             options.seed = config.seed &+ UInt64(k) &* 1_000_003
             options.stage = stage.name
             options.showProgress = config.showProgress
-            outcome = try trainer.fit(train: train, validation: validation, options: options, callbacks: callbacks)
+            outcome = try trainer.fit(train: stageTrain, validation: stageValidation, options: options, callbacks: callbacks)
             epochOffset += trainer.history.count
             if case .interrupted = outcome { break }
         }
@@ -251,8 +265,23 @@ public final class FineTuneJob {
         return report
     }
 
-    func headLayerNames(_ model: Model) -> [String] {
+    func unused(_ model: Model) -> [String] {
         model.flattenedLayers.map(\.name).filter { $0.hasPrefix("head_") || $0.hasPrefix("predictions") }
+    }
+}
+
+extension FineTuneJob {
+    /// The base's outputs for every sample, in order, as an in-memory dataset (`[H, W, C]` or `[1, 1, F]` rows).
+    func cachedFeatures(_ base: Model, _ data: any ImageSource, _ pre: Preprocessor) throws -> ImageDataset {
+        let shape = base.outputShapes[0]
+        let size = shape.reduce(1, *)
+        var pixels = [Float]()
+        pixels.reserveCapacity(data.count * size)
+        let loader = BatchLoader(source: data, batches: epochBatches(count: data.count, batchSize: config.batchSize, shuffle: false, seed: 0),
+                                 preprocessor: pre, augmenter: nil, seed: 0)
+        while let batch = try loader.next() { pixels += try base.predict([batch.x])[0].scalars }
+        let imageShape = shape.count == 3 ? shape : [1, 1, size]
+        return ImageDataset(imageShape: imageShape, pixels: pixels, labels: data.labels, ids: data.ids, classNames: data.classNames)
     }
 }
 

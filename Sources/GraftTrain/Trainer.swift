@@ -102,6 +102,13 @@ public final class Trainer {
 
     public var classes: Int { model.outputShapes.first?.last ?? 1 }
 
+    /// Batches of cached `[n, 1, 1, F]` features feed a model whose input is `[F]`: same values, the model's shape.
+    func fitToInput(_ x: Tensor) -> Tensor {
+        guard let want = model.inputShapes.first, Array(x.shape.dropFirst()) != want,
+              want.allSatisfy({ $0 > 0 }), want.reduce(1, *) * x.shape[0] == x.count else { return x }
+        return x.reshaped([x.shape[0]] + want)
+    }
+
     /// One optimisation step on a prepared batch; returns the loss and the output scores.
     /// `softTargets` replaces the one-hot targets (mixup, cutmix).
     public func trainStep(_ x: Tensor, labels: [Int], softTargets: Tensor? = nil, loss: Loss, clipNorm: Float?,
@@ -147,7 +154,8 @@ public final class Trainer {
             let loader = BatchLoader(source: train, batches: batches, preprocessor: preprocessor, augmenter: augmenter,
                                      seed: options.seed &+ 0xA06 &+ UInt64(epoch) &* 0x85EB_CA6B)
             var b = 0
-            while let batch = try loader.next() {
+            while var batch = try loader.next() {
+                batch.x = fitToInput(batch.x)
                 optimizer.learningRate = options.schedule.rate(base: baseLearningRate, step: globalStep, stepsPerEpoch: stepsPerEpoch) * learningRateScale
                 let (l, y) = try trainStep(batch.x, labels: batch.labels, softTargets: batch.targets, loss: options.loss,
                                            clipNorm: options.clipNorm, context: &context)
@@ -192,7 +200,7 @@ public final class Trainer {
         let loader = BatchLoader(source: data, batches: epochBatches(count: data.count, batchSize: batchSize, shuffle: false, seed: 0),
                                  preprocessor: preprocessor, augmenter: nil, seed: 0)
         while let batch = try loader.next() {
-            let (x, labels) = (batch.x, batch.labels)
+            let (x, labels) = (fitToInput(batch.x), batch.labels)
             let y = try model.predict([x])[0]
             if let bad = labels.first(where: { $0 < 0 || $0 >= classes }) {
                 throw TrainError("data", "label \(bad) does not fit the model's \(classes) outputs")

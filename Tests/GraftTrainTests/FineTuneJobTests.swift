@@ -80,3 +80,38 @@ struct FineTuneJobTests {
         }
     }
 }
+
+extension FineTuneJobTests {
+    /// Training a head on cached base features gives the same model as running the frozen base every step.
+    @Test(.enabled(if: FashionMNISTTests.available, "dataset-fashion-mnist is not installed"))
+    func cachedFeaturesTrainTheSameHead() throws {
+        let dir = try TestSupport.makeTemporaryDirectory()
+        let checkpoint = dir.appendingPathComponent("lenet.h5").path
+        try KerasWriter.writeLegacyH5(try Zoo.build("lenet5", options: Zoo.Options(classes: 10, inputShape: [28, 28, 1], seed: 4)),
+                                      to: checkpoint, graftVersion: "test")
+        func run(cache: Bool) throws -> (Model, [String]) {
+            var c = FineTuneConfig(model: checkpoint, train: "fashion-mnist:test", stages: [StageConfig(name: "warmup", epochs: 2, learningRate: 3e-3)],
+                                   outputDirectory: dir.appendingPathComponent(cache ? "cached" : "plain").path)
+            c.head = HeadConfig(classes: 0, hidden: [16], dropout: 0.2)
+            c.classSubset = [0, 1, 2]
+            c.limitPerClass = 50
+            c.validationSplit = 0.2
+            c.batchSize = 8
+            c.seed = 5
+            c.cacheFeatures = cache
+            c.showProgress = false
+            let job = FineTuneJob(c, graftVersion: "test")
+            return (try job.run().model, job.log)
+        }
+        let (cached, log) = try run(cache: true)
+        let (plain, plainLog) = try run(cache: false)
+        #expect(log.contains { $0.contains("cached features") })
+        #expect(!plainLog.contains { $0.contains("cached features") })
+        let a = Dictionary(uniqueKeysWithValues: cached.namedVariables.map { ($0.path, $0.variable.value.scalars) })
+        for (path, v) in plain.namedVariables {
+            let other = try #require(a[path])
+            let err = zip(other, v.value.scalars).map { abs($0 - $1) }.max() ?? 0
+            #expect(err < 1e-5, "\(path): \(err)")
+        }
+    }
+}
