@@ -14,12 +14,15 @@ public final class BatchLoader: @unchecked Sendable {
     private let prefetch: Int
     private var thread: Thread?
 
+    /// `skip` leaves out the first batches (resuming inside an epoch); the rest keep their own randomness.
     public init(source: any ImageSource, batches: [[Int]], preprocessor: Preprocessor, augmenter: Augmenter?,
-                seed: UInt64, prefetch: Int = 2) {
+                seed: UInt64, prefetch: Int = 2, skip: Int = 0) {
         total = batches.count
         self.prefetch = max(1, prefetch)
+        nextToTake = min(skip, batches.count)
+        nextToProduce = nextToTake
         let t = Thread { [unowned self] in
-            for (k, indices) in batches.enumerated() {
+            for (k, indices) in batches.enumerated() where k >= skip {
                 self.condition.lock()
                 while !self.cancelled && k - self.nextToTake >= self.prefetch { self.condition.wait() }
                 let stop = self.cancelled

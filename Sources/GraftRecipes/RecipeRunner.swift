@@ -28,6 +28,9 @@ public final class RecipeRunner {
         try run.write(recipe.resolvedYAML(graftVersion: graftVersion), to: "recipe.resolved.yaml")
         let job = FineTuneJob(recipe.config, graftVersion: graftVersion)
         let report = try job.run()
+        if case .interrupted = report.outcome {
+            return RecipeReport(fineTune: report, baselineAccuracy: nil, files: ["interrupted.h5"], runDirectory: run.url.path)
+        }
         var files = ["recipe.resolved.yaml", "metrics.csv", "metrics.jsonl", "final.h5", "summary.txt"]
         for f in recipe.outputFormats where f != "h5" {
             let name = "final.\(f)"

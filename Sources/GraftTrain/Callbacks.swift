@@ -83,8 +83,12 @@ public final class BestCheckpoint: TrainingCallback {
     public private(set) var best: Double?
     public private(set) var bestEpoch: Int?
 
-    public init(monitor: String = "val_accuracy", save: @escaping (Trainer, EpochRecord) throws -> Void) {
+    /// `best` and `bestEpoch` carry the record over when a run resumes.
+    public init(monitor: String = "val_accuracy", best: Double? = nil, bestEpoch: Int? = nil,
+                save: @escaping (Trainer, EpochRecord) throws -> Void) {
         self.monitor = monitor
+        self.best = best
+        self.bestEpoch = bestEpoch
         self.save = save
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import GraftData
+import GraftHDF5
 import GraftKeras
 import GraftNN
 import GraftTensor
@@ -64,6 +65,8 @@ public struct FineTuneConfig: Codable, Sendable {
     /// When only a head after a frozen base trains and nothing is augmented, compute the base once and train the
     /// head on the cached features (same result, far less work).
     public var cacheFeatures = true
+    /// Continue the run in `outputDirectory` from its newest checkpoint (`interrupted.h5` or `last.h5`).
+    public var resume = false
     public var batchSize: Int = 32
     public var seed: UInt64 = 0
     public var labelSmoothing: Float = 0
@@ -104,6 +107,8 @@ public final class FineTuneJob {
     public let graftVersion: String
     /// Lines of the run log (also printed to stderr).
     public private(set) var log: [String] = []
+    /// Asked after every batch whether to stop (default: SIGINT/SIGTERM; tests give their own).
+    public var interruptCheck: () -> Int32? = { Interrupt.pending }
 
     public init(_ config: FineTuneConfig, graftVersion: String) {
         self.config = config
@@ -155,7 +160,20 @@ public final class FineTuneJob {
     public func run() throws -> FineTuneReport {
         guard !config.stages.isEmpty else { throw TrainError("stages", "a fine-tuning run needs at least one stage") }
         for s in config.stages where s.epochs <= 0 { throw TrainError("stage \(s.name)", "epochs must be positive, got \(s.epochs)") }
-        let run = try RunDirectory(config.outputDirectory)
+        var resumePoint: (path: String, state: ResumeState)?
+        if config.resume {
+            let candidates = ["interrupted.h5", "last.h5"].map { URL(fileURLWithPath: config.outputDirectory).appendingPathComponent($0).path }
+            for path in candidates where FileManager.default.fileExists(atPath: path) {
+                guard let state = try TrainingCheckpoint.resumeState(path) else { continue }
+                let key = (state.globalEpoch, state.partial?.batches ?? 0)
+                if let current = resumePoint, (current.state.globalEpoch, current.state.partial?.batches ?? 0) >= key { continue }
+                resumePoint = (path, state)
+            }
+            guard resumePoint != nil else {
+                throw TrainError(config.outputDirectory, "nothing to resume: no interrupted.h5 or last.h5 with training state")
+            }
+        }
+        let run = try RunDirectory(config.outputDirectory, keepRecordsThrough: resumePoint?.state.globalEpoch)
         var train = try loadData(config.train, limit: true)
         var validation: (any ImageSource)?
         if let v = config.validation {
@@ -181,6 +199,11 @@ public final class FineTuneJob {
         let pre = Preprocessor(targetShape: target, fit: config.fit, mode: mode)
         let augmenter = config.augment.isEmpty ? nil : try Augmenter(items: config.augment)
         say("model \(model.name): \(grouped(model.parameterCounts.total)) parameters\(newHead ? ", new \(classes)-class head" : ""); data: \(train.count) training, \(validation?.count ?? 0) validation, \(test?.count ?? 0) test images; input \(Shape.describe([-1] + target)), preprocessing \(pre.mode)")
+        if let r = resumePoint {
+            let tensors = try KerasWeights.readLegacy(try HDF5File.open(r.path).group("/model_weights"), model: model, source: r.path)
+            try KerasWeights.apply(tensors, to: model, source: r.path)
+            say("resuming from \(r.path): stage \(config.stages[min(r.state.stageIndex, config.stages.count - 1)].name), \(r.state.globalEpoch) epochs done\(r.state.partial.map { " and \($0.batches) batches of the next" } ?? "")")
+        }
         var outcome = FitOutcome.completed
         var best: BestCheckpoint?
         let loss = Loss(.categoricalCrossentropy, labelSmoothing: config.labelSmoothing)
@@ -193,9 +216,13 @@ public final class FineTuneJob {
                 try model.unfreeze(.patterns(headNames))
             }
             if let u = stage.unfreeze { try model.unfreeze(FreezeSpec(parsing: u), batchNorm: stage.batchNorm) }
+            if let r = resumePoint?.state, k < r.stageIndex { continue }   // done before the interruption; its freezing still applies
+            if let r = resumePoint?.state, k == r.stageIndex { epochOffset = r.globalEpoch - r.stageEpoch }
             let counts = model.parameterCounts
             say("stage \(stage.name): \(stage.epochs) epochs, \(stage.optimizer) lr \(stage.learningRate); trainable params \(grouped(counts.trainable)), non-trainable \(grouped(counts.nonTrainable))")
             let optimizer = try makeOptimizer(stage.optimizer, learningRate: stage.learningRate)
+            let resumingHere = resumePoint.map { $0.state.stageIndex == k } ?? false
+            if resumingHere, let r = resumePoint { _ = try TrainingCheckpoint.restore(r.path, into: optimizer) }
             var stageTrain = train, stageValidation = validation
             var trainer = Trainer(model: model, optimizer: optimizer, preprocessor: pre)
             if config.cacheFeatures, augmenter == nil, let (base, head) = try model.frozenBaseSplit() {
@@ -209,21 +236,31 @@ public final class FineTuneJob {
                            stage.name, stageTrain.count, base.outputShapes[0].reduce(1, *), Date().timeIntervalSince(started)))
             }
             trainer.augmenter = augmenter
+            trainer.interruptCheck = interruptCheck
             let offset = epochOffset
-            trainer.onEpoch = { [weak self] (r: EpochRecord) in
+            trainer.onEpoch = { [weak self, graftVersion] (r: EpochRecord) in
+                let local = r.epoch
                 var r = r
                 r.epoch += offset
                 try run.append(r)
+                // The state after every epoch, for --resume.
+                try TrainingCheckpoint.save(model, optimizer: optimizer, epoch: r.epoch, stage: stage.name, to: run.path("last.h5"),
+                                            graftVersion: graftVersion,
+                                            resume: ResumeState(stageIndex: k, stageEpoch: local, globalEpoch: r.epoch,
+                                                                bestValue: best?.best, bestEpoch: best?.bestEpoch))
                 self?.say(String(format: "%@ epoch %d: loss %.4f acc %.4f%@ (%.1f s, %.0f img/s)", r.stage, r.epoch, r.loss, r.accuracy,
                                  r.valAccuracy.map { String(format: " val_loss %.4f val_acc %.4f", r.valLoss ?? 0, $0) } ?? "", r.seconds, r.imagesPerSecond))
             }
-            trainer.onInterrupt = { [graftVersion] epoch in
-                try TrainingCheckpoint.save(model, optimizer: optimizer, epoch: offset + epoch, stage: stage.name,
-                                            to: run.path("interrupted.h5"), graftVersion: graftVersion)
+            trainer.onInterrupt = { [graftVersion] partial in
+                try TrainingCheckpoint.save(model, optimizer: optimizer, epoch: offset + partial.epoch - 1, stage: stage.name,
+                                            to: run.path("interrupted.h5"), graftVersion: graftVersion,
+                                            resume: ResumeState(stageIndex: k, stageEpoch: partial.epoch - 1, globalEpoch: offset + partial.epoch - 1,
+                                                                partial: partial, bestValue: best?.best, bestEpoch: best?.bestEpoch))
             }
             var callbacks: [any TrainingCallback] = []
             if best == nil {
-                best = BestCheckpoint(monitor: validation == nil ? "accuracy" : config.monitor) { [graftVersion] t, r in
+                best = BestCheckpoint(monitor: validation == nil ? "accuracy" : config.monitor,
+                                      best: resumePoint?.state.bestValue, bestEpoch: resumePoint?.state.bestEpoch) { [graftVersion] t, r in
                     try TrainingCheckpoint.save(model, optimizer: t.optimizer, epoch: r.epoch + offset, stage: stage.name,
                                                 to: run.path("best.h5"), graftVersion: graftVersion)
                 }
@@ -241,9 +278,19 @@ public final class FineTuneJob {
             options.seed = config.seed &+ UInt64(k) &* 1_000_003
             options.stage = stage.name
             options.showProgress = config.showProgress
+            if resumingHere, let r = resumePoint?.state {
+                options.initialEpoch = r.stageEpoch
+                options.partial = r.partial
+            }
             outcome = try trainer.fit(train: stageTrain, validation: stageValidation, options: options, callbacks: callbacks)
-            epochOffset += trainer.history.count
+            epochOffset = offset + (trainer.history.last?.epoch ?? options.initialEpoch)
             if case .interrupted = outcome { break }
+        }
+        if case .interrupted = outcome {
+            // No final model or test figures for a run that did not finish: interrupted.h5 holds where it stopped.
+            try run.write(model.summary() + "\n\n" + log.joined(separator: "\n") + "\ninterrupted; continue with --resume\n", to: "summary.txt")
+            return FineTuneReport(model: model, history: run.records, testAccuracy: nil, testLoss: nil, finalCheckpoint: run.path("interrupted.h5"),
+                                  bestCheckpoint: nil, outcome: outcome, runDirectory: run.url.path, preprocessor: pre)
         }
         let finalPath = run.path("final.h5")
         try TrainingCheckpoint.save(model, optimizer: nil, epoch: epochOffset, stage: config.stages.last?.name ?? "train",

@@ -13,16 +13,24 @@ public enum Interrupt {
         }
         signal(SIGINT, handler)
         signal(SIGTERM, handler)
+        // A parent may start us with these signals blocked (the mask is inherited): unblock them.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
     }
 
-    /// The signal received, if any.
+    /// The signal received, if any (the training loop asks once per batch).
     public static var pending: Int32? {
         let s = interruptSignal.load(ordering: .relaxed)
         return s == 0 ? nil : s
     }
 
-    /// For tests: behave as if `sig` had arrived, or clear it with 0.
-    public static func simulate(_ sig: Int32) {
-        interruptSignal.store(sig, ordering: .relaxed)
+    /// A check that reports `sig` after `afterChecks` negative answers (for tests of interruption; it does not
+    /// touch the process-wide state, so other training running meanwhile is unaffected).
+    public static func simulated(_ sig: Int32, afterChecks: Int) -> () -> Int32? {
+        let remaining = Atomic<Int>(afterChecks)
+        return { remaining.subtract(1, ordering: .relaxed).newValue < 0 ? sig : nil }
     }
 }

@@ -11,8 +11,18 @@ public final class RunDirectory {
     public let url: URL
     public private(set) var records: [EpochRecord] = []
 
-    public init(_ path: String) throws {
+    /// Opens (creating) a run directory. With `keepRecordsThrough`, the existing `metrics.jsonl` is read back and
+    /// its records up to that many epochs kept (resuming).
+    public init(_ path: String, keepRecordsThrough epochs: Int? = nil) throws {
         url = URL(fileURLWithPath: path)
+        defer {
+            if let epochs, let text = try? String(contentsOf: url.appendingPathComponent("metrics.jsonl"), encoding: .utf8) {
+                let decoder = JSONDecoder()
+                decoder.keyDecodingStrategy = .convertFromSnakeCase
+                records = text.split(separator: "\n").compactMap { try? decoder.decode(EpochRecord.self, from: Data($0.utf8)) }
+                    .filter { $0.epoch <= epochs }
+            }
+        }
         do {
             try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         } catch {
@@ -54,15 +64,40 @@ public final class RunDirectory {
     }
 }
 
+/// Where a fine-tuning run stood when a checkpoint was written (JSON in the checkpoint's `graft_training` group).
+public struct ResumeState: Codable, Sendable, Equatable {
+    public var stageIndex: Int
+    /// Epochs of that stage completed.
+    public var stageEpoch: Int
+    /// Epochs completed over all stages.
+    public var globalEpoch: Int
+    /// Set when written mid-epoch (an interrupt).
+    public var partial: PartialEpoch?
+    public var bestValue: Double?
+    public var bestEpoch: Int?
+
+    public init(stageIndex: Int, stageEpoch: Int, globalEpoch: Int, partial: PartialEpoch? = nil, bestValue: Double? = nil, bestEpoch: Int? = nil) {
+        self.stageIndex = stageIndex
+        self.stageEpoch = stageEpoch
+        self.globalEpoch = globalEpoch
+        self.partial = partial
+        self.bestValue = bestValue
+        self.bestEpoch = bestEpoch
+    }
+}
+
 /// Checkpoints: a Keras legacy `.h5` full model (Keras loads it), plus Graft's training state in a `graft_training`
-/// group (optimizer name, step, learning rate, slots per parameter path; epoch and stage), so a run resumes exactly.
+/// group (optimizer name, step, learning rate, slots per parameter path; epoch, stage and resume state), so a run
+/// resumes exactly.
 public enum TrainingCheckpoint {
     public static func save(_ model: Model, optimizer: (any Optimizer)?, epoch: Int, stage: String, to path: String,
-                            graftVersion: String) throws {
+                            graftVersion: String, resume: ResumeState? = nil) throws {
+        let resumeJSON = try resume.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }
         try KerasWriter.writeLegacyH5(model, to: path, graftVersion: graftVersion) { root in
             let g = try root.createGroup("graft_training")
             try g.setAttribute("epoch", value: Int64(epoch))
             try g.setAttribute("stage", strings: [stage], scalar: true)
+            if let resumeJSON { try g.setAttribute("resume_state", string: resumeJSON) }
             guard let optimizer else { return }
             try g.setAttribute("optimizer", strings: [optimizer.name], scalar: true)
             try g.setAttribute("iterations", value: Int64(optimizer.iterations))
@@ -74,6 +109,15 @@ public enum TrainingCheckpoint {
                 }
             }
         }
+    }
+
+    /// The resume state recorded in a checkpoint, if any.
+    public static func resumeState(_ path: String) throws -> ResumeState? {
+        let root = try HDF5File.open(path).root()
+        guard root.kind(of: "graft_training") == .group else { return nil }
+        let g = try root.group("graft_training")
+        guard g.hasAttribute("resume_state") else { return nil }
+        return try? JSONDecoder().decode(ResumeState.self, from: Data(try g.readStringAttribute("resume_state").utf8))
     }
 
     /// Restores optimizer state saved by `save`; returns the epoch and stage recorded.

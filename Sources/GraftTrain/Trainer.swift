@@ -43,12 +43,24 @@ public struct FitOptions: Sendable {
     public var stage = "train"
     /// Epochs already done (resuming): training starts at `initialEpoch + 1`.
     public var initialEpoch = 0
+    /// Resuming inside an epoch: its first batches are skipped and its running totals restored.
+    public var partial: PartialEpoch?
 
     public init(epochs: Int, batchSize: Int, loss: Loss = Loss()) {
         self.epochs = epochs
         self.batchSize = batchSize
         self.loss = loss
     }
+}
+
+/// Where an interrupted epoch stopped: enough to finish it exactly as if nothing had happened.
+public struct PartialEpoch: Codable, Sendable, Equatable {
+    public var epoch: Int
+    /// Batches of `epoch` already done.
+    public var batches: Int
+    public var lossSum: Double
+    public var seen: Int
+    public var metrics: ClassificationMetrics
 }
 
 /// Why `fit` returned.
@@ -86,8 +98,10 @@ public final class Trainer {
     public var baseLearningRate: Float
     /// Called after every epoch with the record (the run directory writes it out).
     public var onEpoch: ((EpochRecord) throws -> Void)?
-    /// Called when an interrupt stops training, to save a resumable checkpoint.
-    public var onInterrupt: ((Int) throws -> Void)?
+    /// Asked after every batch whether a signal asks training to stop (tests give their own).
+    public var interruptCheck: () -> Int32? = { Interrupt.pending }
+    /// Called when an interrupt stops training, with where the epoch stopped, to save a resumable checkpoint.
+    public var onInterrupt: ((PartialEpoch) throws -> Void)?
     public private(set) var history: [EpochRecord] = []
     /// Backward statistics of the last step (tests count skipped nodes with it).
     public let lastBackward = BackwardStats()
@@ -142,8 +156,6 @@ public final class Trainer {
         globalStep = options.initialEpoch * stepsPerEpoch
         for epoch in (options.initialEpoch + 1)...max(options.initialEpoch + 1, options.epochs) where epoch <= options.epochs {
             let started = Date()
-            // Every epoch's randomness derives from (seed, epoch) alone, so a resumed run repeats it exactly.
-            context.rng = SplitMix64(seed: options.seed &+ 0x5EED &+ UInt64(epoch) &* 0x9E37_79B9)
             // Noisy-copy augmentation draws every image `copies` times per epoch.
             let copies = augmenter?.copies ?? 1
             let batches = epochBatches(count: train.count * copies, batchSize: options.batchSize, shuffle: options.shuffle,
@@ -151,11 +163,19 @@ public final class Trainer {
             let bar = ProgressBar(label: "\(options.stage) epoch \(epoch)/\(options.epochs)", total: batches.count, enabled: options.showProgress)
             var lossSum = 0.0, seen = 0
             var metrics = ClassificationMetrics(classes: classes)
+            var skip = 0
+            if let p = options.partial, p.epoch == epoch {
+                (skip, lossSum, seen, metrics) = (p.batches, p.lossSum, p.seen, p.metrics)
+                globalStep += skip
+            }
+            // The loader's randomness is keyed by (seed, epoch, batch index), so skipping batches keeps the rest.
             let loader = BatchLoader(source: train, batches: batches, preprocessor: preprocessor, augmenter: augmenter,
-                                     seed: options.seed &+ 0xA06 &+ UInt64(epoch) &* 0x85EB_CA6B)
-            var b = 0
+                                     seed: options.seed &+ 0xA06 &+ UInt64(epoch) &* 0x85EB_CA6B, skip: skip)
+            var b = skip
             while var batch = try loader.next() {
                 batch.x = fitToInput(batch.x)
+                // Every batch's randomness derives from (seed, epoch, batch) alone, so a resumed run repeats it exactly.
+                context.rng = SplitMix64(seed: options.seed &+ 0x5EED &+ UInt64(epoch) &* 0x9E37_79B9 &+ UInt64(b) &* 0x85EB_CA77)
                 optimizer.learningRate = options.schedule.rate(base: baseLearningRate, step: globalStep, stepsPerEpoch: stepsPerEpoch) * learningRateScale
                 let (l, y) = try trainStep(batch.x, labels: batch.labels, softTargets: batch.targets, loss: options.loss,
                                            clipNorm: options.clipNorm, context: &context)
@@ -169,9 +189,9 @@ public final class Trainer {
                 globalStep += 1
                 b += 1
                 bar.update(b, images: seen, metrics: [("loss", lossSum / Double(seen)), ("acc", metrics.accuracy)])
-                if let sig = Interrupt.pending {
+                if let sig = interruptCheck() {
                     loader.cancel()
-                    try onInterrupt?(epoch - 1)
+                    try onInterrupt?(PartialEpoch(epoch: epoch, batches: b, lossSum: lossSum, seen: seen, metrics: metrics))
                     return .interrupted(signal: sig, epoch: epoch)
                 }
             }

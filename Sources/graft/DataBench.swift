@@ -6,7 +6,11 @@ import GraftData
 struct DataBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data-bench",
-        abstract: "Measure the data loader alone: images/s for decode + fit + augment + preprocess.")
+        abstract: "Measure the data loader alone: images/s for decode + fit + augment + preprocess.",
+        discussion: """
+        Example:
+          graft data-bench --data photos/ --size 224,224,3 --augment flip:h,rotate:15
+        """)
 
     @Option(help: "Data source (same syntax as fine-tune --data).")
     var data: String

@@ -5,7 +5,12 @@ import GraftNN
 /// `graft export MODEL --output OUT`: write any loadable model in a format Keras loads.
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write a model as .h5 (Keras legacy full model), .weights.h5 (Keras 3 weights) or .keras (Keras 3 archive).")
+        abstract: "Write a model as .h5 (Keras legacy full model), .weights.h5 (Keras 3 weights) or .keras (Keras 3 archive).",
+        discussion: """
+        Examples:
+          graft export runs/lenet/final.h5 --output lenet.keras
+          graft export model.keras --output model.h5 --weights-only
+        """)
 
     @OptionGroup var options: ModelOptions
 

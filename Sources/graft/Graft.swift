@@ -1,14 +1,77 @@
 import ArgumentParser
+import Foundation
+import GraftData
+import GraftHDF5
+import GraftKeras
+import GraftNN
+import GraftRecipes
+import GraftTensor
+import GraftTrain
 
 /// The `graft` command line: parsing and printing only; the work lives in the libraries.
+///
+/// Exit codes: 0 success; 1 a user error (bad file, data, recipe, option — one line on stderr naming it);
+/// 2 an internal error; 130/143 interrupted by SIGINT/SIGTERM after writing a resumable checkpoint.
 @main
 struct Graft: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "graft",
         abstract: "Transfer learning for convolutional networks, from and back to Keras checkpoints.",
+        discussion: """
+        Examples:
+          graft inspect model.h5
+          graft summary model.keras --json
+          graft predict model.h5 --input x.npy --output y.npy --layer block5_pool
+          graft fine-tune model.h5 --data photos/ --val-split 0.1 --epochs 5 --unfreeze from:block5_conv1 --out runs/photos
+          graft run Recipes/quickstart.yaml --set stages.0.epochs=3
+          graft extract runs/photos/final.h5 --layer head_pool --data photos/ --output features.npz
+          graft export runs/photos/final.h5 --output model.keras
+
+        Exit codes: 0 success, 1 user error (one line naming the file, layer, tensor, recipe key or option),
+        2 internal error, 130/143 interrupted (a resumable checkpoint was written; continue with --resume).
+        """,
         version: graftVersion,
-        subcommands: [Inspect.self, Summary.self, Predict.self, ZooCommand.self, FineTune.self, Evaluate.self, Extract.self, Export.self, Run.self, DataBench.self]
+        subcommands: [Inspect.self, Summary.self, Predict.self, ZooCommand.self, FineTune.self, Evaluate.self, Extract.self,
+                      Export.self, Run.self, DataBench.self]
     )
+
+    /// Parses, runs, and maps every outcome to the documented exit codes with one-line messages.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let exit as ExitCode {
+            Foundation.exit(exit.rawValue)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))   // --help, --version
+                Foundation.exit(0)
+            }
+            let message = fullMessage(for: error)
+            let firstLines = message.split(separator: "\n", omittingEmptySubsequences: true)
+            let isUsage = error is ValidationError || String(describing: type(of: error)).contains("CommandError")
+            let line = isUsage ? (firstLines.first.map(String.init) ?? message) : message.replacingOccurrences(of: "\n", with: " ")
+            let text = line.hasPrefix("Error: ") ? String(line.dropFirst(7)) : line
+            if isUserError(error) || isUsage {
+                FileHandle.standardError.write(Data("Error: \(text)\n".utf8))
+                Foundation.exit(1)
+            }
+            FileHandle.standardError.write(Data("Internal error: \(text)\n".utf8))
+            Foundation.exit(2)
+        }
+    }
+}
+
+/// Errors that describe bad input or options (exit 1); anything else is an internal error (exit 2).
+func isUserError(_ error: Error) -> Bool {
+    switch error {
+    case is HDF5Error, is KerasError, is LayerError, is DataError, is NPYError, is TrainError, is RecipeError,
+         is ShapeError, is CLIError, is ValidationError, is CocoaError:
+        return true
+    default:
+        return String(describing: type(of: error)).contains("CommandError") || String(describing: type(of: error)).contains("ParserError")
+    }
 }
 
 /// The Graft release this binary was built from.

@@ -20,19 +20,46 @@ struct ModelOptions: ParsableArguments {
 
 /// `graft summary MODEL`: the Keras-like layer table and parameter counts.
 struct Summary: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print a model's layers, output shapes and parameter counts.")
+    static let configuration = CommandConfiguration(
+        abstract: "Print a model's layers, output shapes and parameter counts.",
+        discussion: """
+        Examples:
+          graft summary model.h5
+          graft summary weights.h5 --architecture zoo:resnet50 --json
+        """)
 
     @OptionGroup var options: ModelOptions
 
+    @Flag(help: "Print JSON (layers with class, output shape, parameters, inputs; the three counts).")
+    var json = false
+
     func run() throws {
-        let loaded = try options.load()
-        print(loaded.model.summary())
+        let model = try options.load().model
+        guard json else {
+            print(model.summary())
+            return
+        }
+        let layers: [[String: Any]] = model.nodes.map { node in
+            ["name": node.layer.name, "class": node.layer.kerasClassName,
+             "output_shape": [NSNull()] + node.outputShape.map { $0 < 0 ? NSNull() as Any : $0 as Any },
+             "params": node.layer.parameterCount, "inputs": node.inputs.map { model.nodes[$0].layer.name }]
+        }
+        let c = model.parameterCounts
+        let object: [String: Any] = ["name": model.name, "class": model.kerasClassName, "layers": layers,
+                                     "total_params": c.total, "trainable_params": c.trainable, "non_trainable_params": c.nonTrainable]
+        print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
     }
 }
 
 /// `graft predict MODEL --input X.npy --output Y.npy`: run a model (or up to one layer) on a NumPy batch.
 struct Predict: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run a model on a float32 NHWC .npy array and write the outputs as .npy.")
+    static let configuration = CommandConfiguration(
+        abstract: "Run a model on a float32 NHWC .npy array and write the outputs as .npy.",
+        discussion: """
+        Examples:
+          graft predict model.h5 --input x.npy --output y.npy
+          graft predict model.keras --input x.npy --output features.npy --layer global_average_pooling2d --batch 8
+        """)
 
     @OptionGroup var options: ModelOptions
 

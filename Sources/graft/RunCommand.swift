@@ -5,7 +5,15 @@ import GraftTrain
 
 /// `graft run Recipes/NAME.yaml [--set key=value …]`: a whole recipe, checked before any work starts.
 struct Run: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run a YAML recipe: fine-tuning stages, exports, features, plots, baseline.")
+    static let configuration = CommandConfiguration(
+        abstract: "Run a YAML recipe: fine-tuning stages, exports, features, plots, baseline.",
+        discussion: """
+        Examples:
+          graft run Recipes/quickstart.yaml
+          graft run Recipes/quickstart.yaml --set seed=2 --set stages.1.epochs=5
+          graft run Recipes/quickstart.yaml --check        # validate and print the resolved recipe
+          graft run Recipes/quickstart.yaml --resume       # after Ctrl-C
+        """)
 
     @Argument(help: "The recipe file.")
     var recipe: String
@@ -15,6 +23,9 @@ struct Run: ParsableCommand {
 
     @Flag(name: .customLong("check"), help: "Only validate the recipe and print it resolved.")
     var checkOnly = false
+
+    @Flag(help: "Continue the recipe's run from its newest checkpoint (interrupted.h5 or last.h5).")
+    var resume = false
 
     @Flag(help: "No progress bar or log lines on stderr.")
     var quiet = false
@@ -26,6 +37,7 @@ struct Run: ParsableCommand {
             return
         }
         r.config.showProgress = !quiet
+        r.config.resume = resume
         Interrupt.install()
         let report = try RecipeRunner(r, graftVersion: graftVersion).run()
         print("run directory: \(report.runDirectory)")

@@ -10,7 +10,15 @@ import GraftTrain
 struct FineTune: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fine-tune",
-        abstract: "Fine-tune a Keras checkpoint on new data: new head, frozen base, then optional unfreezing.")
+        abstract: "Fine-tune a Keras checkpoint on new data: new head, frozen base, then optional unfreezing.",
+        discussion: """
+        Examples:
+          graft fine-tune pretrained/lenet5-fashion-0to4.h5 --data fashion-mnist:train --class-subset 5,6,7,8,9 \\
+              --limit-per-class 100 --val-split 0.2 --test fashion-mnist:test --epochs 10 --unfreeze all --out runs/lenet
+          graft fine-tune resnet50.h5 --data photos/ --fit crop --augment flip:h,rotate:15 --cut conv5_block3_out \\
+              --head-hidden 256 --head-dropout 0.3 --unfreeze from:conv5_block1_1_conv --out runs/photos
+          graft fine-tune model.h5 --data photos/ --out runs/photos --resume      # after Ctrl-C
+        """)
 
     @OptionGroup var options: ModelOptions
 
@@ -113,6 +121,9 @@ struct FineTune: ParsableCommand {
     @Option(help: "Run directory (metrics, checkpoints, reports).")
     var out: String
 
+    @Flag(help: "Continue the run in --out from its newest checkpoint (interrupted.h5 or last.h5).")
+    var resume = false
+
     @Flag(help: "No progress bar or log lines on stderr.")
     var quiet = false
 
@@ -179,6 +190,7 @@ struct FineTune: ParsableCommand {
             c.inputSize = dims
         }
         c.skipBad = skipBad
+        c.resume = resume
         c.batchSize = batch
         c.seed = seed
         c.labelSmoothing = labelSmoothing
@@ -196,17 +208,23 @@ struct FineTune: ParsableCommand {
                   + (last.valAccuracy.map { String(format: " val_accuracy %.4f", $0) } ?? ""))
         }
         if let acc = report.testAccuracy { print(String(format: "test accuracy: %.4f", acc)) }
-        print("final model: \(report.finalCheckpoint)")
         if case .interrupted(let sig, let epoch) = report.outcome {
             FileHandle.standardError.write(Data("interrupted during epoch \(epoch); resumable checkpoint: \(report.runDirectory)/interrupted.h5\n".utf8))
             throw ExitCode(128 + sig)
         }
+        print("final model: \(report.finalCheckpoint)")
     }
 }
 
 /// `graft evaluate MODEL --data DATA [--json]`: loss, accuracy, top-5, per-class precision and recall.
 struct Evaluate: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Evaluate a model on labelled data.")
+    static let configuration = CommandConfiguration(
+        abstract: "Evaluate a model on labelled data.",
+        discussion: """
+        Examples:
+          graft evaluate runs/lenet/final.h5 --data fashion-mnist:test --class-subset 5,6,7,8,9
+          graft evaluate model.keras --data photos_test/ --fit crop --json
+        """)
 
     @OptionGroup var options: ModelOptions
 
@@ -267,7 +285,12 @@ struct Evaluate: ParsableCommand {
 /// `graft extract MODEL --layer NAME --data DATA --output FILE`: features for another model.
 struct Extract: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a model up to a layer over a dataset and write one feature row per image (.npy, .npz, .h5 or .csv).")
+        abstract: "Run a model up to a layer over a dataset and write one feature row per image (.npy, .npz, .h5 or .csv).",
+        discussion: """
+        Examples:
+          graft extract model.h5 --layer fc1 --data fashion-mnist:test --output features.npz
+          graft extract resnet50.h5 --layer avg_pool --data photos/ --output features.csv --batch 16
+        """)
 
     @OptionGroup var options: ModelOptions
 

@@ -6,7 +6,12 @@ import GraftNN
 struct ZooCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "zoo",
-        abstract: "Write a built-in architecture (\(Zoo.names.joined(separator: ", "))) as a Keras .h5 checkpoint.")
+        abstract: "Write a built-in architecture (\(Zoo.names.joined(separator: ", "))) as a Keras .h5 checkpoint.",
+        discussion: """
+        Examples:
+          graft zoo lenet5 --input-shape 28,28,1 --output lenet.h5
+          graft zoo mobilenetv2 --classes 10 --input-shape 96,96,3 --output mnv2.h5
+        """)
 
     @Argument(help: "Architecture name.")
     var name: String

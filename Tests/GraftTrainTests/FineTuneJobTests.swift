@@ -115,3 +115,45 @@ extension FineTuneJobTests {
         }
     }
 }
+
+/// Interrupt in the middle of an epoch of the second stage, resume, and end exactly where an uninterrupted run ends.
+@Suite(.serialized)
+struct ResumeTests {
+    @Test(.enabled(if: FashionMNISTTests.available, "dataset-fashion-mnist is not installed"))
+    func interruptedThenResumedEqualsUninterrupted() throws {
+        let dir = try TestSupport.makeTemporaryDirectory()
+        let checkpoint = dir.appendingPathComponent("lenet.h5").path
+        try KerasWriter.writeLegacyH5(try Zoo.build("lenet5", options: Zoo.Options(classes: 10, inputShape: [28, 28, 1], seed: 4)),
+                                      to: checkpoint, graftVersion: "test")
+        func config(_ out: String) -> FineTuneConfig {
+            var c = FineTuneConfig(model: checkpoint, train: "fashion-mnist:test", stages: [
+                StageConfig(name: "warmup", epochs: 2, learningRate: 3e-3),
+                StageConfig(name: "finetune", unfreeze: "all", epochs: 2, learningRate: 1e-3),
+            ], outputDirectory: dir.appendingPathComponent(out).path)
+            c.head = HeadConfig(classes: 0, hidden: [12], dropout: 0.25)
+            c.classSubset = [0, 1, 2]
+            c.limitPerClass = 40
+            c.validationSplit = 0.25
+            c.batchSize = 10
+            c.seed = 8
+            c.showProgress = false
+            return c
+        }
+        let whole = try FineTuneJob(config("whole"), graftVersion: "t").run()
+        // 90 training images = 9 batches an epoch: stop in epoch 3 (stage 2's first), after its 4th batch.
+        let job = FineTuneJob(config("cut"), graftVersion: "t")
+        job.interruptCheck = Interrupt.simulated(SIGINT, afterChecks: 9 + 9 + 3)
+        let cut = try job.run()
+        #expect(cut.outcome == .interrupted(signal: SIGINT, epoch: 1))
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("cut/interrupted.h5").path))
+        var again = config("cut")
+        again.resume = true
+        let resumed = try FineTuneJob(again, graftVersion: "t").run()
+        #expect(resumed.outcome == .completed)
+        let a = Dictionary(uniqueKeysWithValues: whole.model.namedVariables.map { ($0.path, $0.variable.value) })
+        for (path, v) in resumed.model.namedVariables { #expect(a[path] == v.value, "\(path) differs") }
+        #expect(resumed.history.map(\.epoch) == [1, 2, 3, 4])
+        #expect(resumed.history.map(\.loss) == whole.history.map(\.loss))
+        #expect(resumed.testAccuracy == whole.testAccuracy)
+    }
+}

@@ -33,19 +33,18 @@ struct TrainingLoopTests {
         let dir = try TestSupport.makeTemporaryDirectory()
         let m = try Self.model()
         let trainer = Trainer(model: m, optimizer: Adam(), preprocessor: Self.pre)
-        var saved: Int?
-        trainer.onInterrupt = { epoch in
-            saved = epoch
-            try TrainingCheckpoint.save(m, optimizer: trainer.optimizer, epoch: epoch, stage: "train",
+        var saved: PartialEpoch?
+        trainer.onInterrupt = { partial in
+            saved = partial
+            try TrainingCheckpoint.save(m, optimizer: trainer.optimizer, epoch: partial.epoch - 1, stage: "train",
                                         to: dir.appendingPathComponent("interrupted.h5").path, graftVersion: "t")
         }
         var options = FitOptions(epochs: 3, batchSize: 4)
         options.showProgress = false
-        Interrupt.simulate(SIGINT)
-        defer { Interrupt.simulate(0) }
+        trainer.interruptCheck = Interrupt.simulated(SIGINT, afterChecks: 0)
         let outcome = try trainer.fit(train: Self.data(), validation: nil, options: options)
         #expect(outcome == .interrupted(signal: SIGINT, epoch: 1))
-        #expect(saved == 0)
+        #expect(saved?.epoch == 1 && saved?.batches == 1 && saved?.seen == 4)
         #expect(trainer.optimizer.iterations == 1)   // exactly one batch finished
         let reloaded = try KerasLoader.load(dir.appendingPathComponent("interrupted.h5").path).model
         #expect(reloaded.namedVariables.map(\.variable.value) == m.namedVariables.map(\.variable.value))

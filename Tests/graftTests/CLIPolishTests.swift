@@ -1,0 +1,61 @@
+import Foundation
+import Testing
+import GraftTestSupport
+
+/// JSON output for scripts, documented exit codes, examples in help, and a real SIGINT.
+struct CLIPolishTests {
+    @Test func jsonOutputs() throws {
+        let path = TestSupport.fixture("keras/tfkeras_lenet.h5")
+        let s = try TestSupport.runGraft(["summary", path, "--json"])
+        let summary = try JSONSerialization.jsonObject(with: Data(s.stdout.utf8)) as? [String: Any]
+        #expect(summary?["total_params"] as? Int == 1653)
+        #expect((summary?["layers"] as? [[String: Any]])?.count == 8)
+        let i = try TestSupport.runGraft(["inspect", "--json", path])
+        let inspect = try JSONSerialization.jsonObject(with: Data(i.stdout.utf8)) as? [String: Any]
+        #expect((inspect?["keras"] as? [String: Any])?["parameters"] as? Int == 1653)
+        #expect((inspect?["objects"] as? [[String: Any]])?.contains { ($0["path"] as? String) == "/model_weights/conv1/conv1/kernel:0" } == true)
+    }
+
+    @Test func exitCodesAndHelp() throws {
+        #expect(try TestSupport.runGraft(["--version"]).status == 0)
+        #expect(try TestSupport.runGraft(["inspect", "/nonexistent.h5"]).status == 1)
+        #expect(try TestSupport.runGraft(["predict"]).status == 1)               // missing arguments
+        #expect(try TestSupport.runGraft(["no-such-command"]).status == 1)
+        for sub in ["inspect", "summary", "predict", "zoo", "fine-tune", "evaluate", "extract", "export", "run"] {
+            let h = try TestSupport.runGraft([sub, "--help"])
+            #expect(h.status == 0 && h.stdout.contains("Example"), "\(sub) --help has no examples")
+        }
+        #expect(try TestSupport.runGraft(["--help"]).stdout.contains("Exit codes"))
+    }
+
+    /// Ctrl-C during training: the batch finishes, a resumable checkpoint is written, exit 130; --resume completes.
+    @Test(.enabled(if: TrainCommandTests.available, "dataset-fashion-mnist is not installed"))
+    func sigintWritesACheckpointAndResumes() throws {
+        let dir = try TestSupport.makeTemporaryDirectory()
+        let base = dir.appendingPathComponent("lenet.h5").path
+        #expect(try TestSupport.runGraft(["zoo", "lenet5", "--output", base, "--input-shape", "28,28,1"]).status == 0)
+        let run = dir.appendingPathComponent("run").path
+        let args = ["fine-tune", base, "--data", "fashion-mnist:train", "--limit-per-class", "300", "--freeze", "none",
+                    "--epochs", "4", "--batch", "32", "--out", run, "--quiet"]
+        let p = Process()
+        p.executableURL = TestSupport.graftExecutable
+        p.arguments = args
+        p.standardOutput = FileHandle.nullDevice
+        let err = Pipe()
+        p.standardError = err
+        try p.run()
+        // Interrupt once training is under way (the first epoch's metrics line means at least one epoch ran).
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: "\(run)/metrics.csv") && p.isRunning && Date() < deadline { usleep(50_000) }
+        p.interrupt()
+        p.waitUntilExit()
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(p.terminationStatus == 130, "\(message)")
+        #expect(message.contains("interrupted.h5"))
+        #expect(FileManager.default.fileExists(atPath: "\(run)/interrupted.h5"))
+        let resumed = try TestSupport.runGraft(args + ["--resume"])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        let csv = try String(contentsOfFile: "\(run)/metrics.csv", encoding: .utf8)
+        #expect(csv.split(separator: "\n").count == 5)   // header + 4 epochs, none repeated
+    }
+}
