@@ -14,7 +14,7 @@ struct RunCommandTests {
         let r = try TestSupport.runGraft(["run", recipe, "--quiet", "--set", "model.checkpoint=\(checkpoint)",
                                           "--set", "outputs.directory=\(dir.path)/run", "--set", "stages.0.epochs=1",
                                           "--set", "stages.1.epochs=1", "--set", "baseline.epochs=1",
-                                          "--set", "outputs.features=[{layer: fc1, data: test, format: npz}]"])
+                                          "--set", "outputs.features=[{layer: fc1, data: test, format: npz}]", "--set", "augment=[flip:h, rotate:5]"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("test accuracy (fine-tuned): 0."))
         #expect(r.stdout.contains("test accuracy (from scratch, same data): 0."))
