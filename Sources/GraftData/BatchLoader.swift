@@ -5,61 +5,68 @@ import GraftTensor
 /// ahead by `prefetch` batches (memory stays bounded by that many batches). Batch k's randomness comes from
 /// (seed, k) alone, so the result does not depend on timing.
 public final class BatchLoader: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var ready: [Int: Result<Preprocessor.Batch, Error>] = [:]
-    private var nextToProduce = 0
-    private var nextToTake = 0
-    private var cancelled = false
-    private let total: Int
-    private let prefetch: Int
-    private var thread: Thread?
+    /// What the producer thread and the consumer share. The thread keeps it alive on its own, so a loader that
+    /// is dropped early (an error, an interrupt) never leaves the thread reading freed memory.
+    final class Shared: @unchecked Sendable {
+        let condition = NSCondition()
+        var ready: [Int: Result<Preprocessor.Batch, Error>] = [:]
+        var nextToTake = 0
+        var cancelled = false
+        let total: Int
+        let prefetch: Int
+
+        init(total: Int, prefetch: Int, start: Int) {
+            self.total = total
+            self.prefetch = prefetch
+            nextToTake = start
+        }
+    }
+
+    private let shared: Shared
 
     /// `skip` leaves out the first batches (resuming inside an epoch); the rest keep their own randomness.
     public init(source: any ImageSource, batches: [[Int]], preprocessor: Preprocessor, augmenter: Augmenter?,
                 seed: UInt64, prefetch: Int = 2, skip: Int = 0) {
-        total = batches.count
-        self.prefetch = max(1, prefetch)
-        nextToTake = min(skip, batches.count)
-        nextToProduce = nextToTake
-        let t = Thread { [unowned self] in
+        let shared = Shared(total: batches.count, prefetch: max(1, prefetch), start: min(skip, batches.count))
+        self.shared = shared
+        let t = Thread {
             for (k, indices) in batches.enumerated() where k >= skip {
-                self.condition.lock()
-                while !self.cancelled && k - self.nextToTake >= self.prefetch { self.condition.wait() }
-                let stop = self.cancelled
-                self.condition.unlock()
+                shared.condition.lock()
+                while !shared.cancelled && k - shared.nextToTake >= shared.prefetch { shared.condition.wait() }
+                let stop = shared.cancelled
+                shared.condition.unlock()
                 if stop { return }
                 var rng = SeededGenerator(seed: seed &+ UInt64(k) &* 0x9E37_79B9_7F4A_7C15)
                 let result = Result { try preprocessor.batch(source, indices, augmenter: augmenter, rng: &rng) }
-                self.condition.lock()
-                self.ready[k] = result
-                self.nextToProduce = k + 1
-                self.condition.broadcast()
-                self.condition.unlock()
+                shared.condition.lock()
+                shared.ready[k] = result
+                shared.condition.broadcast()
+                shared.condition.unlock()
             }
         }
         t.stackSize = 1 << 22
-        thread = t
         t.start()
     }
 
     /// The next batch in order, waiting for it if needed; nil after the last one.
     public func next() throws -> Preprocessor.Batch? {
-        condition.lock()
-        defer { condition.unlock() }
-        guard nextToTake < total else { return nil }
-        while ready[nextToTake] == nil { condition.wait() }
-        let result = ready.removeValue(forKey: nextToTake)
-        nextToTake += 1
-        condition.broadcast()
+        let s = shared
+        s.condition.lock()
+        defer { s.condition.unlock() }
+        guard s.nextToTake < s.total else { return nil }
+        while s.ready[s.nextToTake] == nil { s.condition.wait() }
+        let result = s.ready.removeValue(forKey: s.nextToTake)
+        s.nextToTake += 1
+        s.condition.broadcast()
         return try result?.get()
     }
 
     /// Stops producing (the thread ends after its current batch).
     public func cancel() {
-        condition.lock()
-        cancelled = true
-        condition.broadcast()
-        condition.unlock()
+        shared.condition.lock()
+        shared.cancelled = true
+        shared.condition.broadcast()
+        shared.condition.unlock()
     }
 
     deinit { cancel() }

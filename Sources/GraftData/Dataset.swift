@@ -139,19 +139,8 @@ public struct ImageDataset: ImageSource {
     }
 }
 
-/// SplitMix64 for data-side randomness (the same generator GraftNN uses; kept here so GraftData stands alone).
-public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    public mutating func uniform() -> Float { Float(next() >> 40) / Float(1 << 24) }
-}
+/// The data side's name for the one seeded generator (SplitMix64, shared with initialisation and dropout).
+public typealias SeededGenerator = SplitMix64
 
 /// Built-in datasets from Debian packages.
 public enum BuiltinDatasets {
