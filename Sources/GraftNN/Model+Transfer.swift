@@ -217,6 +217,8 @@ extension Model {
             if let m = l as? Model, m.flattenedLayers.contains(where: { ($0 as? InferenceIdentity).map { $0.rate > 0 } ?? false }) { return nil }
         }
         for i in needed where (nodes[i].layer as? BatchNormalization).map({ !$0.frozen }) ?? false { return nil }
+        // Only worth it when the base does work (has weights): otherwise it would cache the inputs themselves.
+        guard needed.contains(where: { !nodes[$0].layer.variables.isEmpty }) else { return nil }
         let base = try cut(at: nodes[baseEnd].layer.name)
         guard base.outputNodes.count == 1, nodes.firstIndex(where: { $0.layer === nodes[baseEnd].layer }) == baseEnd else { return nil }
         var b = GraphBuilder(name: "\(name)_head", kerasClassName: "Functional")

@@ -209,8 +209,11 @@ public final class FineTuneJob {
         let loss = Loss(.categoricalCrossentropy, labelSmoothing: config.labelSmoothing)
         var epochOffset = 0
         for (k, stage) in config.stages.enumerated() {
-            if let f = stage.freeze { try model.freeze(FreezeSpec(parsing: f)) }
-            else if k == 0 && newHead && stage.unfreeze == nil {
+            if let f = stage.freeze {
+                try model.freeze(FreezeSpec(parsing: f))
+                // Freeze specs speak of the base (Keras's `base.trainable = False`): the grafted head always trains.
+                if newHead { try model.unfreeze(.patterns(headNames)) }
+            } else if k == 0 && newHead && stage.unfreeze == nil {
                 // Default for a grafted head: train the head only.
                 try model.freeze(.all)
                 try model.unfreeze(.patterns(headNames))

@@ -157,3 +157,27 @@ struct ResumeTests {
         #expect(resumed.testAccuracy == whole.testAccuracy)
     }
 }
+
+extension FineTuneJobTests {
+    /// `freeze: all` freezes the base; the grafted head still trains (Keras's `base.trainable = False`).
+    @Test(.enabled(if: FashionMNISTTests.available, "dataset-fashion-mnist is not installed"))
+    func freezeAllKeepsTheNewHeadTrainable() throws {
+        let dir = try TestSupport.makeTemporaryDirectory()
+        let checkpoint = dir.appendingPathComponent("lenet.h5").path
+        let original = try Zoo.build("lenet5", options: Zoo.Options(classes: 10, inputShape: [28, 28, 1], seed: 4))
+        try KerasWriter.writeLegacyH5(original, to: checkpoint, graftVersion: "test")
+        var c = FineTuneConfig(model: checkpoint, train: "fashion-mnist:test",
+                               stages: [StageConfig(name: "warmup", freeze: "all", epochs: 1, learningRate: 3e-3)],
+                               outputDirectory: dir.appendingPathComponent("run").path)
+        c.classSubset = [0, 1]
+        c.limitPerClass = 20
+        c.batchSize = 8
+        c.showProgress = false
+        let job = FineTuneJob(c, graftVersion: "t")
+        let report = try job.run()
+        #expect(job.log.contains { $0.contains("trainable params 170,") })   // the new 84→2 head: 84·2 + 2
+        #expect(report.model.variable("fc1/kernel") == original.variable("fc1/kernel"))
+        let head = try #require(report.model.flattenedLayers.last)
+        #expect(head.hasTrainableParameters)
+    }
+}

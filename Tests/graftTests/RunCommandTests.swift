@@ -31,6 +31,13 @@ struct RunCommandTests {
         #expect(svg.hasPrefix("<svg") && svg.contains("polyline"))
     }
 
+    @Test(arguments: ["quickstart.yaml", "lenet5-fashion-0to4.yaml", "finetune-two-stage.yaml"])
+    func shippedRecipesValidate(_ name: String) throws {
+        let r = try TestSupport.runGraft(["run", Self.root.appendingPathComponent("Recipes/\(name)").path, "--check"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("stages:"))
+    }
+
     @Test func recipeErrorsNameFileLineAndKey() throws {
         let dir = try TestSupport.makeTemporaryDirectory()
         let cases: [(String, [String])] = [
