@@ -7,6 +7,13 @@ public enum HDF5Limits {
     public static let maxBytes = 8 << 30
 }
 
+/// An optional check run on every file before libhdf5 opens it read-only. libhdf5 1.10 can crash or hang on some
+/// damaged files (found by `tools/fuzz`); the `graft` command line installs a check that reads the whole file in a
+/// child process first, so a crash or hang there becomes a one-line error here.
+public enum HDF5Guard {
+    nonisolated(unsafe) public static var check: ((String) throws -> Void)?
+}
+
 /// An open HDF5 file. Objects opened from it keep it alive; the file closes when the last one goes,
 /// or explicitly with `close()`.
 public final class HDF5File {
@@ -39,6 +46,7 @@ public final class HDF5File {
         guard FileManager.default.isReadableFile(atPath: path) else {
             throw HDF5Error(.cannotOpen, file: path, detail: "permission denied")
         }
+        if !writable, let check = HDF5Guard.check { try check(path) }
         let signature = H5Fis_hdf5(path)
         if signature == 0 {
             _ = HDF5Runtime.takeErrorStack()

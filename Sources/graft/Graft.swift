@@ -32,13 +32,17 @@ struct Graft: ParsableCommand {
         """,
         version: graftVersion,
         subcommands: [Inspect.self, Summary.self, Predict.self, ZooCommand.self, FineTune.self, Evaluate.self, Extract.self,
-                      Export.self, Run.self, DataBench.self]
+                      Export.self, Run.self, DataBench.self, CheckHDF5.self]
     )
 
     /// Parses, runs, and maps every outcome to the documented exit codes with one-line messages.
     static func main() {
         do {
             var command = try parseAsRoot()
+            if !(command is CheckHDF5) {
+                let check = ChildProcessHDF5Check()
+                HDF5Guard.check = { try check($0) }
+            }
             try command.run()
         } catch let exit as ExitCode {
             Foundation.exit(exit.rawValue)

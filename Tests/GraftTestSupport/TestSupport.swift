@@ -33,10 +33,13 @@ public enum TestSupport {
     }
 
     /// Runs the `graft` binary with `arguments` and returns its exit status and output.
-    public static func runGraft(_ arguments: [String]) throws -> ProcessResult {
+    public static func runGraft(_ arguments: [String], environment: [String: String] = [:]) throws -> ProcessResult {
         let process = Process()
         process.executableURL = graftExecutable
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err

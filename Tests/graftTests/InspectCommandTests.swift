@@ -45,3 +45,16 @@ struct InspectCommandTests {
         #expect(result.stderr.contains(path))
     }
 }
+
+extension InspectCommandTests {
+    /// Files on which libhdf5 itself crashes or loops (found by tools/fuzz): a one-line error and exit 1, no crash.
+    @Test(arguments: ["damaged_crashes_libhdf5.h5", "damaged_hangs_libhdf5.h5"])
+    func libraryCrashesAndHangsBecomeErrors(_ name: String) throws {
+        let path = TestSupport.fixture("hdf5/\(name)")
+        for command in [["inspect", path], ["summary", path]] {
+            let r = try TestSupport.runGraft(command, environment: ["GRAFT_HDF5_CHECK_TIMEOUT": "5"])
+            #expect(r.status == 1, "\(command): \(r.stderr)")
+            #expect(r.stderr.split(separator: "\n").count == 1 && r.stderr.contains(path) && r.stderr.contains("damaged"))
+        }
+    }
+}
