@@ -56,7 +56,9 @@ struct Graft: ParsableCommand {
             let firstLines = message.split(separator: "\n", omittingEmptySubsequences: true)
             let isUsage = error is ValidationError || String(describing: type(of: error)).contains("CommandError")
             let line = isUsage ? (firstLines.first.map(String.init) ?? message) : message.replacingOccurrences(of: "\n", with: " ")
-            let text = line.hasPrefix("Error: ") ? String(line.dropFirst(7)) : line
+            // One line, whatever the file held: names read from damaged files may carry control characters.
+            let raw = line.hasPrefix("Error: ") ? String(line.dropFirst(7)) : line
+            let text = String(raw.map { $0.isNewline || $0.unicodeScalars.contains { $0.properties.generalCategory == .control } ? "?" : $0 })
             if isUserError(error) || isUsage {
                 FileHandle.standardError.write(Data("Error: \(text)\n".utf8))
                 Foundation.exit(1)
