@@ -99,6 +99,19 @@ public struct Preprocessor: Sendable {
         self.mode = mode
     }
 
+    /// The model input size to fit images to: the model's own `[H, W, C]`, with unknown sizes (-1) taken from
+    /// `size` (`[H, W]`) or else from the data's fixed image size. Throws naming `model` when neither says.
+    public static func targetShape(modelInput: [Int], size: [Int]?, data: [Int]?, model: String) throws -> [Int] {
+        var target = modelInput
+        for i in 0..<min(2, target.count) where target[i] < 0 {
+            guard let s = size.flatMap({ i < $0.count ? $0[i] : nil }) ?? data?[i] else {
+                throw DataError(model, "the model accepts any image size and the data has none fixed; give an input size H,W")
+            }
+            target[i] = s
+        }
+        return target
+    }
+
     /// A prepared batch: inputs `[n, H, W, C]`, integer labels, and soft targets when mixup/cutmix mixed them.
     public struct Batch {
         public var x: Tensor

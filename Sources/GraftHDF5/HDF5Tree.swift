@@ -1,3 +1,24 @@
+extension HDF5File {
+    /// Reads every attribute and every dataset in the file (numbers as Float, strings as strings), throwing the
+    /// first error: a whole-file integrity check.
+    public func readEverything() throws {
+        func walk(_ group: HDF5Group) throws {
+            for name in try group.attributeNames() { _ = try HDF5Tree.attributeSummary(group, name) }
+            for child in try group.children() {
+                switch child.kind {
+                case .group: try walk(try group.group(child.name))
+                case .dataset:
+                    let ds = try group.dataset(child.name)
+                    for name in try ds.attributeNames() { _ = try HDF5Tree.attributeSummary(ds, name) }
+                    if try ds.dataType().isNumeric { _ = try ds.read(Float.self) } else { _ = try ds.readStrings() }
+                default: break
+                }
+            }
+        }
+        try walk(try root())
+    }
+}
+
 /// Renders the object tree of an HDF5 file as indented text, as `graft inspect` prints it.
 public enum HDF5Tree {
     /// One line per group (`name/`), dataset (`name  float32 (3, 3, 1, 8)`) and attribute (`@name = value`),

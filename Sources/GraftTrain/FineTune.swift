@@ -188,13 +188,7 @@ public final class FineTuneJob {
         guard let inputShape = model.inputShapes.first, inputShape.count == 3 else {
             throw TrainError(config.model, "fine-tuning needs a model with one image input (H, W, C)")
         }
-        var target = inputShape
-        for i in 0..<2 where target[i] < 0 {
-            guard let size = config.inputSize?[i] ?? train.imageShape?[i] else {
-                throw TrainError(config.model, "the model accepts any image size and the data has none fixed; give an input size")
-            }
-            target[i] = size
-        }
+        let target = try Preprocessor.targetShape(modelInput: inputShape, size: config.inputSize, data: train.imageShape, model: config.model)
         let mode = try config.preprocess.map { try PreprocessMode(parsing: $0) } ?? PreprocessMode.default(forModel: model.name)
         let pre = Preprocessor(targetShape: target, fit: config.fit, mode: mode)
         let augmenter = config.augment.isEmpty ? nil : try Augmenter(items: config.augment)

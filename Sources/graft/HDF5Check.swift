@@ -11,21 +11,7 @@ struct CheckHDF5: ParsableCommand {
     @Argument var file: String
 
     func run() throws {
-        let h5 = try HDF5File.open(file)
-        func walk(_ group: HDF5Group) throws {
-            for name in try group.attributeNames() { _ = try HDF5Tree.attributeSummary(group, name) }
-            for child in try group.children() {
-                switch child.kind {
-                case .group: try walk(try group.group(child.name))
-                case .dataset:
-                    let ds = try group.dataset(child.name)
-                    for name in try ds.attributeNames() { _ = try HDF5Tree.attributeSummary(ds, name) }
-                    if try ds.dataType().isNumeric { _ = try ds.read(Float.self) } else { _ = try ds.readStrings() }
-                default: break
-                }
-            }
-        }
-        try walk(try h5.root())
+        try HDF5File.open(file).readEverything()
     }
 }
 

@@ -257,11 +257,7 @@ struct Evaluate: ParsableCommand {
         if let classSubset { d = try d.selectingClasses(classSubset.split(separator: ",").compactMap { Int($0) }) }
         guard let input = model.inputShapes.first, input.count == 3 else { throw CLIError("\(options.model): needs one image input") }
         guard let fitMode = ImageFit(rawValue: fit) else { throw ValidationError("--fit must be pad, resize, nearest, crop or pad-aspect") }
-        var target = input
-        for i in 0..<2 where target[i] < 0 {
-            guard let size = d.imageShape?[i] else { throw CLIError("\(options.model): accepts any image size; the data has no fixed size") }
-            target[i] = size
-        }
+        let target = try Preprocessor.targetShape(modelInput: input, size: nil, data: d.imageShape, model: options.model)
         let mode = try preprocess.map { try PreprocessMode(parsing: $0) } ?? PreprocessMode.default(forModel: model.name)
         let pre = Preprocessor(targetShape: target, fit: fitMode, mode: mode)
         let ev = try Trainer(model: model, optimizer: SGD(), preprocessor: pre).evaluate(d, batchSize: batch)
@@ -335,13 +331,7 @@ struct Extract: ParsableCommand {
         if skipped > 0 { FileHandle.standardError.write(Data("\(data): skipped \(skipped) unreadable files\n".utf8)) }
         guard let input = model.inputShapes.first, input.count == 3 else { throw CLIError("\(options.model): needs one image input") }
         let sizes = inputSize?.split(separator: ",").compactMap { Int($0) }
-        var target = input
-        for i in 0..<2 where target[i] < 0 {
-            guard let s = sizes?[safe: i] ?? source.imageShape?[i] else {
-                throw CLIError("\(options.model): accepts any image size; give --input-size H,W")
-            }
-            target[i] = s
-        }
+        let target = try Preprocessor.targetShape(modelInput: input, size: sizes, data: source.imageShape, model: options.model)
         let mode = try preprocess.map { try PreprocessMode(parsing: $0) } ?? PreprocessMode.default(forModel: model.name)
         var extractor = FeatureExtractor(model: model, preprocessor: Preprocessor(targetShape: target, fit: fitMode, mode: mode))
         extractor.pooling = pool
@@ -350,8 +340,4 @@ struct Extract: ParsableCommand {
         let (rows, width) = try extractor.extract(source, to: output)
         print("\(output): \(rows) rows × \(width) features (layer \(layer ?? "output"), pooling \(pooling), preprocessing \(mode))")
     }
-}
-
-extension Array {
-    subscript(safe i: Int) -> Element? { i >= 0 && i < count ? self[i] : nil }
 }
