@@ -73,7 +73,7 @@ struct Graft: ParsableCommand {
 func isUserError(_ error: Error) -> Bool {
     switch error {
     case is HDF5Error, is KerasError, is LayerError, is DataError, is NPYError, is TrainError, is RecipeError,
-         is ShapeError, is CLIError, is ValidationError, is CocoaError:
+         is ShapeError, is CLIError, is CheckedFileError, is ValidationError, is CocoaError:
         return true
     default:
         return String(describing: type(of: error)).contains("CommandError") || String(describing: type(of: error)).contains("ParserError")

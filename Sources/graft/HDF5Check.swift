@@ -32,7 +32,8 @@ final class ChildProcessHDF5Check: @unchecked Sendable {
         p.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         p.arguments = ["check-hdf5", path]
         p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
+        let errors = Pipe()
+        p.standardError = errors
         var environment = ProcessInfo.processInfo.environment
         environment["GRAFT_NUM_THREADS"] = "1"
         p.environment = environment
@@ -50,9 +51,20 @@ final class ChildProcessHDF5Check: @unchecked Sendable {
         if p.terminationReason == .uncaughtSignal {
             throw HDF5Error(.readFailed, file: path, detail: "the HDF5 library crashed reading it (signal \(p.terminationStatus)): the file is damaged")
         }
-        // A clean error in the child is reported by the real open in this process, with its own message.
+        if p.terminationStatus != 0 {
+            // The child could not read the whole file: report its one-line error and never hand the file to libhdf5
+            // here (fuzzing found damaged files on which a clean error in one code path is a crash in another).
+            let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let line = text.split(separator: "\n").first.map(String.init) ?? "\(path): unreadable HDF5 file"
+            throw CheckedFileError(description: line.hasPrefix("Error: ") ? String(line.dropFirst(7)) : line)
+        }
         lock.lock()
         checked.insert(path)
         lock.unlock()
     }
+}
+
+/// The one-line error the child check reported for a file.
+struct CheckedFileError: Error, CustomStringConvertible {
+    let description: String
 }
