@@ -1,0 +1,52 @@
+import Foundation
+import Testing
+import GraftTestSupport
+
+/// A bounded version of `tools/fuzz`: damaged checkpoints, arrays and images must end in a result or a one-line
+/// error (exit 0 or 1), never a crash, an internal error or a hang.
+struct FuzzTests {
+    struct LCG {
+        var state: UInt64
+        mutating func next(_ n: Int) -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int((state >> 33) % UInt64(max(n, 1)))
+        }
+    }
+
+    static func mutate(_ data: Data, _ rng: inout LCG) -> Data {
+        var b = [UInt8](data)
+        switch rng.next(4) {
+        case 0: b.removeLast(b.count - 1 - rng.next(b.count - 1))                              // truncate
+        case 1: for _ in 0..<(1 + rng.next(16)) { let i = rng.next(b.count); b[i] ^= UInt8(1 << rng.next(8)) }
+        case 2: for _ in 0..<(1 + rng.next(4)) { let i = rng.next(min(b.count, 2048)); b[i] ^= UInt8(1 << rng.next(8)) }
+        default:
+            let start = rng.next(b.count), size = 1 + rng.next(4096)
+            for i in start..<min(b.count, start + size) { b[i] = 0 }
+        }
+        return Data(b)
+    }
+
+    @Test func damagedInputsNeverCrash() throws {
+        let fixtures: [(String, (String, String) -> [String])] = [
+            ("keras/tfkeras_lenet.h5", { f, _ in ["summary", f] }),
+            ("keras/keras3_lenet.weights.h5", { f, _ in ["inspect", f] }),
+            ("parity/keras3_nested.keras", { f, _ in ["summary", f] }),
+            ("parity/tfkeras_mini_xception_input.npy", { f, out in
+                ["predict", TestSupport.fixture("parity/tfkeras_mini_xception.h5"), "--input", f, "--output", out] }),
+        ]
+        var rng = LCG(state: 2026)
+        let dir = try TestSupport.makeTemporaryDirectory()
+        var failures: [String] = []
+        for n in 0..<120 {
+            let (rel, command) = fixtures[n % fixtures.count]
+            let source = try Data(contentsOf: URL(fileURLWithPath: TestSupport.fixture(rel)))
+            let path = dir.appendingPathComponent("case\(n)-\((rel as NSString).lastPathComponent)").path
+            try Self.mutate(source, &rng).write(to: URL(fileURLWithPath: path))
+            let r = try TestSupport.runGraft(command(path, dir.appendingPathComponent("y\(n).npy").path),
+                                             environment: ["GRAFT_HDF5_CHECK_TIMEOUT": "20"])
+            let oneLine = r.stderr.split(whereSeparator: \.isNewline).count == 1
+            if !(r.status == 0 || (r.status == 1 && oneLine)) { failures.append("case \(n) (\(rel)): exit \(r.status): \(r.stderr.prefix(200))") }
+        }
+        #expect(failures.isEmpty, "\(failures.joined(separator: "; "))")
+    }
+}
