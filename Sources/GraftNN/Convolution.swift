@@ -303,13 +303,8 @@ public final class LocallyConnected2D: Layer {
         let g = convGeometry(x, outChannels: F, groups: 1, kernel: config.kernelSize, strides: config.strides,
                              dilation: [1, 1], padding: .valid)
         let L = outSpatial.0 * outSpatial.1, P = g.patch
-        var cols = Tensor(uninitializedShape: [N * L, P])
+        let cols = patches(x, g)
         var out = Tensor(uninitializedShape: [N, outSpatial.0, outSpatial.1, F])
-        cols.withUnsafeMutableBufferPointer { c in
-            x.withUnsafeBufferPointer { xi in
-                ConvolutionKernels.im2col(g, input: xi.baseAddress!, rows: 0..<(N * L), channelOffset: 0, channels: x.shape[3], cols: c.baseAddress!)
-            }
-        }
         out.withUnsafeMutableBufferPointer { o in
             cols.withUnsafeBufferPointer { c in
                 kernel.value.withUnsafeBufferPointer { k in
@@ -455,6 +450,17 @@ extension SeparableConv2D {
 }
 
 extension LocallyConnected2D {
+    /// Every output location's receptive field, `[N · outH · outW, kH · kW · C]` (forward and backward share it).
+    func patches(_ x: Tensor, _ g: ConvGeometry) -> Tensor {
+        var cols = Tensor(uninitializedShape: [g.pixels, g.patch])
+        cols.withUnsafeMutableBufferPointer { c in
+            x.withUnsafeBufferPointer { xi in
+                ConvolutionKernels.im2col(g, input: xi.baseAddress!, rows: 0..<g.pixels, channelOffset: 0, channels: x.shape[3], cols: c.baseAddress!)
+            }
+        }
+        return cols
+    }
+
     public var finalActivation: ActivationKind { config.activation }
 
     public func forwardTrain(_ inputs: [Tensor], context: inout TrainingContext) throws -> (output: Tensor, cache: Any?) {
@@ -469,12 +475,7 @@ extension LocallyConnected2D {
         let N = x.shape[0], F = config.filters
         let g = convGeometry(x, outChannels: F, groups: 1, kernel: config.kernelSize, strides: config.strides, dilation: [1, 1], padding: .valid)
         let L = g.h.output * g.w.output, P = g.patch
-        var cols = Tensor(uninitializedShape: [N * L, P])
-        cols.withUnsafeMutableBufferPointer { c in
-            x.withUnsafeBufferPointer { xi in
-                ConvolutionKernels.im2col(g, input: xi.baseAddress!, rows: 0..<(N * L), channelOffset: 0, channels: x.shape[3], cols: c.baseAddress!)
-            }
-        }
+        let cols = patches(x, g)
         dz.withUnsafeBufferPointer { gz in
             cols.withUnsafeBufferPointer { c in
                 withTrainableGradient(kernel) { gk in
