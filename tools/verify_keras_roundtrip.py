@@ -23,7 +23,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PARITY = os.path.join(ROOT, "Tests", "Fixtures", "parity")
 ZOO = [("lenet5", ["--input-shape", "28,28,1"]), ("alexnet", []), ("vgg16", ["--no-top"]), ("resnet50", []),
-       ("mobilenetv2", ["--input-shape", "96,96,3", "--classes", "10"])]
+       ("mobilenetv2", ["--input-shape", "96,96,3", "--classes", "10"]), ("convnet", [])]
 
 
 def graft(args, graft_bin):

@@ -24,6 +24,12 @@ extension Model {
             values[i] = try nodes[i].layer.forward([inputs[k]], training: true)
             requires[i] = inputsNeedGradients?[k] ?? false
         }
+        // A frozen prefix costs only its forward pass: a node that needs no gradient keeps no cache, and an output
+        // is dropped after its last consumer ran unless some consumer needs it for its own backward.
+        var lastUse = [Int](repeating: -1, count: nodes.count)
+        for (i, node) in nodes.enumerated() { for j in node.inputs { lastUse[j] = max(lastUse[j], i) } }
+        var neededForBackward = [Bool](repeating: false, count: nodes.count)
+        for o in outputNodes { neededForBackward[o] = true }
         for (i, node) in nodes.enumerated() where values[i] == nil {
             let args = try node.inputs.map { j -> Tensor in
                 guard let v = values[j] else { throw LayerError(node.layer.name, "input from node \(j) was not computed") }
@@ -32,8 +38,12 @@ extension Model {
             if node.layer is Model { context.nestedInputsNeedGradients = node.inputs.map { requires[$0] } }
             let (y, cache) = try node.layer.forwardTrain(args, context: &context)
             values[i] = y
-            caches[i] = cache
             requires[i] = node.layer.hasTrainableParameters || node.inputs.contains { requires[$0] }
+            caches[i] = requires[i] || outputNodes.contains(i) ? cache : nil
+            for j in node.inputs {
+                if requires[i] { neededForBackward[j] = true }
+                if lastUse[j] == i && !neededForBackward[j] && !requires[j] { values[j] = nil }
+            }
         }
         let outs = try outputNodes.map { o -> Tensor in
             guard let v = values[o] else { throw LayerError(name, "output node \(o) was not computed") }

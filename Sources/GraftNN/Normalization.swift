@@ -187,12 +187,9 @@ extension BatchNormalization {
             throw LayerError(name, "expects \(channels) channels, got \(Shape.describe(x.shape))")
         }
         let C = channels, rows = x.count / max(C, 1)
-        var mean = [Double](repeating: 0, count: C), variance = mean
-        x.withUnsafeBufferPointer { p in
-            for r in 0..<rows { for c in 0..<C { mean[c] += Double(p[r * C + c]) } }
-            for c in 0..<C { mean[c] /= Double(max(rows, 1)) }
-            for r in 0..<rows { for c in 0..<C { let d = Double(p[r * C + c]) - mean[c]; variance[c] += d * d } }
-            for c in 0..<C { variance[c] /= Double(max(rows, 1)) }
+        let (mean, variance) = x.withUnsafeBufferPointer { p -> ([Double], [Double]) in
+            guard let base = p.baseAddress else { return ([Double](repeating: 0, count: C), [Double](repeating: 0, count: C)) }
+            return ChannelReductions.meanAndVariance(base, rows: rows, channels: C)
         }
         if !frozen || context.updateFrozenBatchNormStatistics {
             let m = momentum
@@ -208,7 +205,10 @@ extension BatchNormalization {
         let xhat = x.channelAffine(scale: invStd, shift: (0..<C).map { -Float(mean[$0]) * invStd[$0] })
         let g = gamma?.value.scalars ?? [Float](repeating: 1, count: C)
         let b = beta?.value.scalars ?? [Float](repeating: 0, count: C)
-        return (xhat.channelAffine(scale: g, shift: b), TrainCache(xhat: xhat, invStd: invStd))
+        // y = γ·x̂ + β, computed from x in one pass: x·(γ·invStd) + (β − mean·γ·invStd).
+        let scale = (0..<C).map { g[$0] * invStd[$0] }
+        let y = x.channelAffine(scale: scale, shift: (0..<C).map { b[$0] - Float(mean[$0]) * scale[$0] })
+        return (y, TrainCache(xhat: xhat, invStd: invStd))
     }
 
     public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
@@ -223,50 +223,43 @@ extension BatchNormalization {
                 let mean = movingMean.value.scalars, variance = movingVariance.value.scalars
                 let inv = variance.map { 1 / ($0 + epsilon).squareRoot() }
                 let xhat = inputs[0].channelAffine(scale: inv, shift: (0..<C).map { -mean[$0] * inv[$0] })
-                accumulateAffineGradients(xhat: xhat, dy: gradOutput, rows: rows, gamma: gamma, beta: beta)
+                let (sumDy, sumDyX) = Self.sums(gradOutput, xhat, rows: rows, channels: C)
+                accumulateAffineGradients(sumDy: sumDy, sumDyXhat: sumDyX, gamma: gamma, beta: beta)
             }
             return [needsInputGradients[0] ? gradOutput.channelAffine(scale: s, shift: [Float](repeating: 0, count: C)) : nil]
         }
-        accumulateAffineGradients(xhat: c.xhat, dy: gradOutput, rows: rows, gamma: gamma, beta: beta)
+        let (sumDy, sumDyX) = Self.sums(gradOutput, c.xhat, rows: rows, channels: C)
+        accumulateAffineGradients(sumDy: sumDy, sumDyXhat: sumDyX, gamma: gamma, beta: beta)
         guard needsInputGradients[0] else { return [nil] }
-        // dx = invStd · γ / M · (M·dy − Σdy − x̂·Σ(dy·x̂))
-        var sumDy = [Double](repeating: 0, count: C), sumDyX = sumDy
-        gradOutput.withUnsafeBufferPointer { dy in
-            c.xhat.withUnsafeBufferPointer { xh in
-                for r in 0..<rows { for ch in 0..<C {
-                    sumDy[ch] += Double(dy[r * C + ch])
-                    sumDyX[ch] += Double(dy[r * C + ch]) * Double(xh[r * C + ch])
-                } }
-            }
-        }
-        var dx = Tensor(uninitializedShape: gradOutput.shape)
-        let M = Float(rows)
-        dx.withUnsafeMutableBufferPointer { d in
-            gradOutput.withUnsafeBufferPointer { dy in
-                c.xhat.withUnsafeBufferPointer { xh in
-                    for r in 0..<rows { for ch in 0..<C {
-                        let k = c.invStd[ch] * g[ch] / M
-                        d[r * C + ch] = k * (M * dy[r * C + ch] - Float(sumDy[ch]) - xh[r * C + ch] * Float(sumDyX[ch]))
-                    } }
-                }
-            }
-        }
+        // dx = invStd · γ / M · (M·dy − Σdy − x̂·Σ(dy·x̂)) = dy·(invStd·γ) + x̂·(−k·Σdy·x̂) − k·Σdy, k = invStd·γ/M.
+        let M = Double(rows)
+        let k = (0..<C).map { Double(c.invStd[$0]) * Double(g[$0]) / M }
+        let dx = Tensor.channelCombine(gradOutput, scaleA: (0..<C).map { c.invStd[$0] * g[$0] },
+                                       c.xhat, scaleB: (0..<C).map { Float(-k[$0] * sumDyX[$0]) },
+                                       shift: (0..<C).map { Float(-k[$0] * sumDy[$0]) })
         return [dx]
     }
 
-    func accumulateAffineGradients(xhat: Tensor, dy: Tensor, rows: Int, gamma: Variable?, beta: Variable?) {
-        let C = channels
-        dy.withUnsafeBufferPointer { g in
-            xhat.withUnsafeBufferPointer { xh in
-                withTrainableGradient(gamma) { gg in
-                    guard let gg else { return }
-                    for r in 0..<rows { for c in 0..<C { gg[c] += g[r * C + c] * xh[r * C + c] } }
+    static func sums(_ dy: Tensor, _ xhat: Tensor, rows: Int, channels C: Int) -> (sum: [Double], dot: [Double]) {
+        dy.withUnsafeBufferPointer { d in
+            xhat.withUnsafeBufferPointer { x in
+                guard let dp = d.baseAddress, let xp = x.baseAddress else {
+                    return ([Double](repeating: 0, count: C), [Double](repeating: 0, count: C))
                 }
-                withTrainableGradient(beta) { gb in
-                    guard let gb else { return }
-                    for r in 0..<rows { for c in 0..<C { gb[c] += g[r * C + c] } }
-                }
+                return ChannelReductions.sumAndDot(dp, xp, rows: rows, channels: C)
             }
+        }
+    }
+
+    /// `dγ += Σ dy·x̂`, `dβ += Σ dy` for the parameters that are trainable.
+    func accumulateAffineGradients(sumDy: [Double], sumDyXhat: [Double], gamma: Variable?, beta: Variable?) {
+        withTrainableGradient(gamma) { gg in
+            guard let gg else { return }
+            for c in 0..<channels { gg[c] += Float(sumDyXhat[c]) }
+        }
+        withTrainableGradient(beta) { gb in
+            guard let gb else { return }
+            for c in 0..<channels { gb[c] += Float(sumDy[c]) }
         }
     }
 }

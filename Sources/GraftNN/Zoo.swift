@@ -3,7 +3,7 @@ import GraftTensor
 /// Built-in architectures with keras.applications layer names, so their weight files load into them.
 public enum Zoo {
     /// The names `graft zoo` accepts.
-    public static let names = ["lenet5", "alexnet", "vgg16", "resnet50", "mobilenetv2"]
+    public static let names = ["lenet5", "convnet", "alexnet", "vgg16", "resnet50", "mobilenetv2"]
 
     /// Options shared by every architecture.
     public struct Options: Sendable, Equatable {
@@ -26,6 +26,7 @@ public enum Zoo {
     public static func build(_ name: String, options: Options = Options()) throws -> Model {
         switch name.lowercased() {
         case "lenet5", "lenet-5", "lenet": return try lenet5(options)
+        case "convnet": return try convnet(options)
         case "alexnet": return try alexnet(options)
         case "vgg16": return try vgg16(options)
         case "resnet50": return try resnet50(options)
@@ -195,6 +196,52 @@ public enum Zoo {
         if o.includeTop {
             x = try b.add(GlobalPooling2D(name: "global_average_pooling2d", kind: .average), inputs: [x])
             x = try b.add(Dense(name: "predictions", units: o.classes ?? 1000, activation: .softmax), inputs: [x])
+        }
+        return try b.finish(outputs: [x])
+    }
+
+    /// A small modern CNN for 28×28 grey images (Graft's `convnet-fashion.h5`): a Conv-BN-ReLU stem that halves the
+    /// size, then Xception-style blocks of separable Conv-BN-ReLU with residual additions (a strided 1×1
+    /// projection where the size or width changes), global average pooling, dropout and a softmax classifier.
+    /// About 100k parameters and 13M multiply-adds per 28×28 image.
+    static func convnet(_ o: Options) throws -> Model {
+        let shape = o.inputShape ?? [28, 28, 1]
+        var b = GraphBuilder(name: "convnet", seed: o.seed)
+        func bn(_ name: String) -> BatchNormalization { BatchNormalization(name: name) }
+        func relu(_ name: String) -> ActivationLayer { ActivationLayer(name: name, kerasClassName: "ReLU", activation: .relu) }
+        func separable(_ name: String, _ filters: Int) -> SeparableConv2D {
+            SeparableConv2D(name: name, config: Conv2DConfig(filters: filters, kernelSize: [3, 3], padding: .same, useBias: false))
+        }
+        var x = try b.input(InputLayer(name: "input", shape: shape))
+        x = try b.add(conv("stem_conv1", 32, 3, padding: .same, bias: false), inputs: [x])
+        x = try b.add(bn("stem_bn1"), inputs: [x])
+        x = try b.add(relu("stem_relu1"), inputs: [x])
+        x = try b.add(conv("stem_conv2", 64, 3, strides: 2, padding: .same, bias: false), inputs: [x])
+        x = try b.add(bn("stem_bn2"), inputs: [x])
+        x = try b.add(relu("stem_relu2"), inputs: [x])
+        // (filters, downsample): 14×14×64 → 14×14×64 → 7×7×128 → 7×7×128.
+        for (i, (filters, down)) in [(64, false), (128, true), (128, false)].enumerated() {
+            let name = "block\(i + 1)"
+            var shortcut = x
+            if down {
+                shortcut = try b.add(conv("\(name)_shortcut", filters, 1, strides: 2, padding: .same, bias: false), inputs: [x])
+                shortcut = try b.add(bn("\(name)_shortcut_bn"), inputs: [shortcut])
+            }
+            var y = try b.add(separable("\(name)_sepconv1", filters), inputs: [x])
+            y = try b.add(bn("\(name)_bn1"), inputs: [y])
+            y = try b.add(relu("\(name)_relu1"), inputs: [y])
+            y = try b.add(separable("\(name)_sepconv2", filters), inputs: [y])
+            y = try b.add(bn("\(name)_bn2"), inputs: [y])
+            if down {
+                y = try b.add(Pooling2D(name: "\(name)_pool", kind: .max, poolSize: [3, 3], strides: [2, 2], padding: .same), inputs: [y])
+            }
+            y = try b.add(Merge(name: "\(name)_add", kind: .add), inputs: [shortcut, y])
+            x = try b.add(relu("\(name)_out"), inputs: [y])
+        }
+        if o.includeTop {
+            x = try b.add(GlobalPooling2D(name: "avg_pool", kind: .average), inputs: [x])
+            x = try b.add(InferenceIdentity(name: "dropout", kerasClassName: "Dropout", rate: 0.3), inputs: [x])
+            x = try b.add(Dense(name: "predictions", units: o.classes ?? 10, activation: .softmax), inputs: [x])
         }
         return try b.finish(outputs: [x])
     }

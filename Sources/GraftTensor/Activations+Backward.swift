@@ -5,6 +5,26 @@ extension ActivationKind {
     /// Softmax is not element-wise: use `softmaxBackwardLastAxis`.
     public func backward(z: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                          dz: UnsafeMutablePointer<Float>, count: Int) {
+        // The common activations in tight loops the compiler vectorises; the rest below, one switch per element.
+        switch self {
+        case .linear:
+            Parallel.forEach(count, grain: 32768) { r in for i in r { dz[i] = dy[i] } }
+            return
+        case .relu:
+            Parallel.forEach(count, grain: 32768) { r in for i in r { dz[i] = z[i] > 0 ? dy[i] : 0 } }
+            return
+        case .relu6:
+            Parallel.forEach(count, grain: 32768) { r in for i in r { dz[i] = z[i] > 0 && z[i] < 6 ? dy[i] : 0 } }
+            return
+        case .tanh:
+            Parallel.forEach(count, grain: 32768) { r in for i in r { dz[i] = (1 - y[i] * y[i]) * dy[i] } }
+            return
+        case .sigmoid:
+            Parallel.forEach(count, grain: 32768) { r in for i in r { dz[i] = y[i] * (1 - y[i]) * dy[i] } }
+            return
+        default:
+            break
+        }
         Parallel.forEach(count, grain: 32768) { r in
             for i in r {
                 let x = z[i], o = y[i], g = dy[i]

@@ -124,10 +124,14 @@ extension ConvolutionKernels {
                                     if iw < 0 || iw >= inW { continue }
                                     let dx = gradInput + ((n * inH + ih) * inW + iw) * C
                                     let k = kernel + (kh * g.w.kernel + kw) * CM
-                                    for c in 0..<C {
-                                        var s: Float = 0
-                                        for m in 0..<M { s += dy[c * M + m] * k[c * M + m] }
-                                        dx[c] += s
+                                    if M == 1 {
+                                        for c in 0..<C { dx[c] += dy[c] * k[c] }
+                                    } else {
+                                        for c in 0..<C {
+                                            var s: Float = 0
+                                            for m in 0..<M { s += dy[c * M + m] * k[c * M + m] }
+                                            dx[c] += s
+                                        }
                                     }
                                 }
                             }
@@ -158,9 +162,13 @@ extension ConvolutionKernels {
                                     if iw < 0 || iw >= inW { continue }
                                     let x = input + ((n * inH + ih) * inW + iw) * C
                                     let dk = acc + (kh * g.w.kernel + kw) * CM
-                                    for c in 0..<C {
-                                        let xv = x[c]
-                                        for m in 0..<M { dk[c * M + m] += xv * dy[c * M + m] }
+                                    if M == 1 {
+                                        for c in 0..<C { dk[c] += x[c] * dy[c] }
+                                    } else {
+                                        for c in 0..<C {
+                                            let xv = x[c]
+                                            for m in 0..<M { dk[c * M + m] += xv * dy[c * M + m] }
+                                        }
                                     }
                                 }
                             }

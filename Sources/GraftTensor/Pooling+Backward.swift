@@ -7,9 +7,13 @@ extension PoolingKernels {
         let inH = h.input, inW = w.input, outH = h.output, outW = w.output
         gradInput.update(repeating: 0, count: batch * inH * inW * C)
         Parallel.forEach(batch, grain: 1) { images in
-            var best = [Int](repeating: 0, count: C)
-            var bestValue = [Float](repeating: 0, count: C)
+            // The first argmax of each window and channel, found with branch-free selects over the channels.
+            let best = UnsafeMutablePointer<Int>.allocate(capacity: max(C, 1))
+            let bestValue = UnsafeMutablePointer<Float>.allocate(capacity: max(C, 1))
+            defer { best.deallocate(); bestValue.deallocate() }
             for n in images {
+                let image = input + n * inH * inW * C
+                let gradImage = gradInput + n * inH * inW * C
                 for oh in 0..<outH {
                     let h0 = max(oh * h.stride - h.padBefore, 0)
                     let h1 = min(oh * h.stride - h.padBefore + (h.kernel - 1) * h.dilation + 1, inH)
@@ -18,21 +22,25 @@ extension PoolingKernels {
                         let w1 = min(ow * w.stride - w.padBefore + (w.kernel - 1) * w.dilation + 1, inW)
                         let dy = gradOutput + ((n * outH + oh) * outW + ow) * C
                         if kind == .max {
-                            for c in 0..<C { bestValue[c] = -.infinity; best[c] = -1 }
+                            guard h0 < h1 && w0 < w1 else { continue }
+                            let first = (h0 * inW + w0) * C
+                            for c in 0..<C { bestValue[c] = image[first + c]; best[c] = first + c }
                             var ih = h0
                             while ih < h1 {
                                 var iw = w0
                                 while iw < w1 {
-                                    let off = ((n * inH + ih) * inW + iw) * C
-                                    for c in 0..<C where input[off + c] > bestValue[c] || best[c] < 0 {
-                                        bestValue[c] = input[off + c]
-                                        best[c] = off + c
+                                    let off = (ih * inW + iw) * C
+                                    let x = image + off
+                                    for c in 0..<C {
+                                        let v = x[c], better = v > bestValue[c]
+                                        bestValue[c] = better ? v : bestValue[c]
+                                        best[c] = better ? off + c : best[c]
                                     }
                                     iw += w.dilation
                                 }
                                 ih += h.dilation
                             }
-                            for c in 0..<C where best[c] >= 0 { gradInput[best[c]] += dy[c] }
+                            for c in 0..<C { gradImage[best[c]] += dy[c] }
                         } else {
                             let count = ((h1 - h0 + h.dilation - 1) / h.dilation) * ((w1 - w0 + w.dilation - 1) / w.dilation)
                             let scale: Float = kind == .average ? 1 / Float(max(count, 1)) : 1

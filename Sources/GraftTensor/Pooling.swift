@@ -27,7 +27,7 @@ public enum PoolingKernels {
                         while iw < w1 {
                             let x = input + ((n * inH + ih) * inW + iw) * C
                             if kind == .max {
-                                for c in 0..<C where x[c] > out[c] || x[c].isNaN { out[c] = x[c] }
+                                for c in 0..<C { let v = x[c], o = out[c]; out[c] = v > o || v != v ? v : o }
                             } else {
                                 for c in 0..<C { out[c] += x[c] }
                             }
@@ -55,7 +55,7 @@ public enum PoolingKernels {
                 for s in 0..<spatial {
                     let x = input + (n * spatial + s) * C
                     if kind == .max {
-                        for c in 0..<C where x[c] > out[c] || x[c].isNaN { out[c] = x[c] }
+                        for c in 0..<C { let v = x[c], o = out[c]; out[c] = v > o || v != v ? v : o }
                     } else {
                         for c in 0..<C { out[c] += x[c] }
                     }

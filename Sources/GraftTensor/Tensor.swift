@@ -7,7 +7,7 @@ final class TensorStorage: @unchecked Sendable {
 
     init(count: Int) {
         self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
+        let raw = BufferPool.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride)
         pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
     }
 
@@ -17,7 +17,7 @@ final class TensorStorage: @unchecked Sendable {
         return s
     }
 
-    deinit { pointer.deallocate() }
+    deinit { BufferPool.release(UnsafeMutableRawPointer(pointer), byteCount: max(count, 1) * MemoryLayout<Float>.stride) }
 }
 
 /// A dense Float32 tensor, row-major and contiguous, with value (copy-on-write) semantics.

@@ -32,7 +32,7 @@ struct Graft: ParsableCommand {
         """,
         version: graftVersion,
         subcommands: [Inspect.self, Summary.self, Predict.self, ZooCommand.self, FineTune.self, Evaluate.self, Extract.self,
-                      Export.self, Run.self, DataBench.self, CheckHDF5.self]
+                      Export.self, Run.self, Bench.self, DataBench.self, CheckHDF5.self]
     )
 
     /// Parses, runs, and maps every outcome to the documented exit codes with one-line messages.

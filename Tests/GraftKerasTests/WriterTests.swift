@@ -98,6 +98,7 @@ struct WriterTests {
             ("vgg16", Zoo.Options(includeTop: false), 14_714_688),
             ("resnet50", Zoo.Options(), 25_636_712),
             ("mobilenetv2", Zoo.Options(), 3_538_984),
+            ("convnet", Zoo.Options(), 102_378),   // Keras 3.15 load_model + count_params of `graft zoo convnet`
         ]
         for (name, options, total) in expected {
             let m = try Zoo.build(name, options: options)

@@ -68,3 +68,36 @@ struct ModelCommandTests {
         #expect(bad.status != 0 && bad.stderr.contains("nonet"))
     }
 }
+
+/// `graft bench`: the Graft side of tools/bench.
+struct BenchCommandTests {
+    func json(_ args: [String]) throws -> [String: Any] {
+        let r = try TestSupport.runGraft(["bench"] + args + ["--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let data = Data(r.stdout.split(separator: "\n").last.map(String.init)?.utf8 ?? "".utf8)
+        return (try JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
+    }
+
+    @Test func inferenceAndTrainingStepsReportTimes() throws {
+        let inference = try json(["zoo:lenet5?input=32,32,1", "--batch", "4", "--iterations", "2", "--warmup", "0"])
+        #expect(inference["mode"] as? String == "inference")
+        #expect(inference["parameters"] as? Int == 61_706)
+        #expect((inference["images_per_second"] as? Double ?? 0) > 0)
+        #expect((inference["peak_rss_mb"] as? Double ?? 0) > 1)
+        // A frozen base leaves only the new head trainable: 84·3 + 3 = 255 parameters after cutting at fc1's output.
+        let frozen = try json(["zoo:lenet5?input=32,32,1", "--batch", "4", "--iterations", "1", "--train", "frozen-base", "--classes", "3"])
+        #expect(frozen["mode"] as? String == "frozen-base")
+        #expect(frozen["trainable_parameters"] as? Int == 255)
+        let full = try json(["zoo:convnet", "--batch", "4", "--iterations", "1", "--train", "full"])
+        #expect(full["mode"] as? String == "full")
+        #expect((full["median_seconds"] as? Double ?? 0) > 0)
+    }
+
+    @Test func badArgumentsAreOneLineErrors() throws {
+        for args in [["zoo:lenet5", "--batch", "0"], ["zoo:nope"], ["missing.h5"], ["zoo:lenet5", "--train", "half"]] {
+            let r = try TestSupport.runGraft(["bench"] + args)
+            #expect(r.status != 0, "\(args)")
+            #expect(!r.stderr.isEmpty)
+        }
+    }
+}
