@@ -91,8 +91,9 @@ public struct Recipe: Sendable {
 
         let d = try r.child("data").mapping(allowed: ["train", "validation", "validation_split", "test", "classes", "limit_per_class",
                                                       "input_size", "fit", "preprocess", "batch_size", "skip_bad"])
+        // Without stages the recipe only extracts features (outputs.features) from the checkpoint as it is.
         let stagesReader = try r.child("stages").items
-        guard !stagesReader.isEmpty else { throw r.child("stages").fail("at least one stage is needed") }
+        let extractionOnly = stagesReader.isEmpty
         var stages: [StageConfig] = []
         let stageKeys: Set<String> = ["name", "freeze", "unfreeze", "epochs", "optimizer", "learning_rate", "schedule", "batch_norm",
                                       "early_stopping", "reduce_lr_patience", "clip_norm", "update_frozen_bn_statistics"]
@@ -120,7 +121,8 @@ public struct Recipe: Sendable {
             stages.append(st)
         }
         let o = try r.child("outputs").mapping(allowed: ["directory", "formats", "features"])
-        var config = FineTuneConfig(model: try m.child("checkpoint").string(), train: try d.child("train").string(), stages: stages,
+        let train = extractionOnly ? try d.child("train").optionalString() ?? "" : try d.child("train").string()
+        var config = FineTuneConfig(model: try m.child("checkpoint").string(), train: train, stages: stages,
                                     outputDirectory: try o.child("directory").string())
         config.architecture = try m.child("architecture").optionalString()
         config.cut = try m.child("cut").optionalString()
@@ -158,7 +160,8 @@ public struct Recipe: Sendable {
             throw o.child("formats").fail("unknown format \(f) (h5, keras, weights.h5)")
         }
         var features: [FeatureOutput] = []
-        for f in try o.child("features").items {
+        let featureReaders = try o.child("features").items
+        for f in featureReaders {
             _ = try f.mapping(allowed: ["layer", "data", "format", "pooling"])
             let format = try f.child("format").string(default: "npz")
             guard FeatureFormat(rawValue: format) != nil else { throw f.child("format").fail("must be npy, npz, h5 or csv") }
@@ -176,6 +179,16 @@ public struct Recipe: Sendable {
                                 optimizer: try b.child("optimizer").string(default: "adam"))
         }
         if config.test == nil && baseline != nil { throw r.child("baseline").fail("a baseline comparison needs data.test") }
+        if extractionOnly {
+            guard !features.isEmpty else {
+                throw r.child("stages").fail("at least one stage is needed (or outputs.features alone, to only extract features)")
+            }
+            if baseline != nil { throw r.child("baseline").fail("a recipe without stages trains nothing to compare") }
+            if headConfig != nil { throw m.child("head").fail("a recipe without stages cannot train a new head") }
+            for (i, f) in features.enumerated() where (f.data == "train" || f.data == "validation") && train.isEmpty {
+                throw featureReaders[i].child("data").fail("\(f.data) needs data.train")
+            }
+        }
         return Recipe(file: file, seed: UInt64(seed), config: config, headClassesAuto: auto, outputFormats: formats,
                       features: features, baseline: baseline)
     }

@@ -7,7 +7,8 @@ import GraftTrain
 
 /// What `graft run` produced.
 public struct RecipeReport {
-    public var fineTune: FineTuneReport
+    /// Nil for an extraction-only recipe (no stages).
+    public var fineTune: FineTuneReport?
     public var baselineAccuracy: Double?
     public var files: [String]
     public var runDirectory: String
@@ -26,6 +27,7 @@ public final class RecipeRunner {
     public func run() throws -> RecipeReport {
         let run = try RunDirectory(recipe.config.outputDirectory)
         try run.write(recipe.resolvedYAML(graftVersion: graftVersion), to: "recipe.resolved.yaml")
+        if recipe.config.stages.isEmpty { return try extractOnly(run) }
         let job = FineTuneJob(recipe.config, graftVersion: graftVersion)
         let report = try job.run()
         if case .interrupted = report.outcome {
@@ -49,28 +51,7 @@ public final class RecipeRunner {
             try run.write(Plots.confusion(m.confusion, names: report.testClassNames, title: "Confusion matrix (test)"), to: "confusion.svg")
             files += ["confusion.csv", "confusion.svg"]
         }
-        for (i, f) in recipe.features.enumerated() {
-            let spec: String
-            switch f.data {
-            case "train": spec = recipe.config.train
-            case "validation": spec = recipe.config.validation ?? recipe.config.train
-            case "test":
-                guard let t = recipe.config.test else { throw RecipeError(file: recipe.file, line: nil, key: "outputs.features[\(i)].data", message: "data.test is not set") }
-                spec = t
-            default: spec = f.data
-            }
-            var source = try DataSource.load(spec, skipBad: recipe.config.skipBad).source
-            if let subset = recipe.config.classSubset { source = try source.selectingClasses(subset) }
-            var model = report.model
-            if let layer = f.layer { model = try model.cut(at: layer) }
-            var extractor = FeatureExtractor(model: model, preprocessor: report.preprocessor)
-            extractor.pooling = FeatureExtractor.Pooling(rawValue: f.pooling) ?? .avg
-            extractor.batchSize = recipe.config.batchSize
-            extractor.showProgress = recipe.config.showProgress
-            let name = "features_\(f.layer ?? "output")_\(f.data.replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: ":", with: "-")).\(f.format)"
-            try extractor.extract(source, to: run.path(name))
-            files.append(name)
-        }
+        files += try writeFeatures(model: report.model, preprocessor: report.preprocessor, run: run)
         var baselineAccuracy: Double?
         if let b = recipe.baseline, b.fromScratch {
             var c = recipe.config
@@ -90,5 +71,60 @@ public final class RecipeRunner {
         try run.write(lines.joined(separator: "\n") + "\n", to: "report.md")
         files.append("report.md")
         return RecipeReport(fineTune: report, baselineAccuracy: baselineAccuracy, files: files, runDirectory: run.url.path)
+    }
+
+    /// Writes every `outputs.features` file from `model` and returns their names.
+    /// `outputName` names files of features without a layer (the model's output).
+    func writeFeatures(model: Model, preprocessor: Preprocessor, run: RunDirectory, outputName: String = "output") throws -> [String] {
+        var files: [String] = []
+        for (i, f) in recipe.features.enumerated() {
+            let spec: String
+            switch f.data {
+            case "train": spec = recipe.config.train
+            case "validation": spec = recipe.config.validation ?? recipe.config.train
+            case "test":
+                guard let t = recipe.config.test else { throw RecipeError(file: recipe.file, line: nil, key: "outputs.features[\(i)].data", message: "data.test is not set") }
+                spec = t
+            default: spec = f.data
+            }
+            var source = try DataSource.load(spec, skipBad: recipe.config.skipBad).source
+            if let subset = recipe.config.classSubset { source = try source.selectingClasses(subset) }
+            var model = model
+            if let layer = f.layer { model = try model.cut(at: layer) }
+            var extractor = FeatureExtractor(model: model, preprocessor: preprocessor)
+            extractor.pooling = FeatureExtractor.Pooling(rawValue: f.pooling) ?? .avg
+            extractor.batchSize = recipe.config.batchSize
+            extractor.showProgress = recipe.config.showProgress
+            let name = "features_\(f.layer ?? outputName)_\(f.data.replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: ":", with: "-")).\(f.format)"
+            try extractor.extract(source, to: run.path(name))
+            files.append(name)
+        }
+        return files
+    }
+
+    /// A recipe without stages: the checkpoint as it is, features written, nothing trained.
+    func extractOnly(_ run: RunDirectory) throws -> RecipeReport {
+        let c = recipe.config
+        var model = try c.model.hasPrefix("zoo:") ? KerasLoader.loadArchitecture(c.model) : KerasLoader.load(c.model, architecture: c.architecture).model
+        if let cut = c.cut { model = try model.cut(at: cut) }
+        guard let input = model.inputShapes.first, input.count == 3 else {
+            throw RecipeError(file: recipe.file, line: nil, key: "model.checkpoint", message: "\(c.model): needs one image input (H, W, C)")
+        }
+        let first = recipe.features[0].data
+        let spec = first == "test" ? (c.test ?? c.train) : first == "train" || first == "validation" ? c.train : first
+        let sample = try DataSource.load(spec, skipBad: c.skipBad).source
+        let target = try Preprocessor.targetShape(modelInput: input, size: c.inputSize, data: sample.imageShape, model: c.model)
+        let mode = try c.preprocess.map { try PreprocessMode(parsing: $0) } ?? PreprocessMode.default(forModel: model.name)
+        if c.showProgress {
+            FileHandle.standardError.write(Data("model \(model.name): \(model.parameterCounts.total) parameters, input \(Shape.describe([-1] + target)), preprocessing \(mode); extracting features only\n".utf8))
+        }
+        var files = ["recipe.resolved.yaml"]
+        let written = try writeFeatures(model: model, preprocessor: Preprocessor(targetShape: target, fit: c.fit, mode: mode), run: run,
+                                         outputName: c.cut ?? "output")
+        files += written
+        let lines = ["# \(recipe.file)", "", "features of \(c.model)\(c.cut.map { " at \($0)" } ?? "") (no training):"] + written.map { "- \($0)" }
+        try run.write(lines.joined(separator: "\n") + "\n", to: "report.md")
+        files.append("report.md")
+        return RecipeReport(fineTune: nil, baselineAccuracy: nil, files: files, runDirectory: run.url.path)
     }
 }

@@ -1,13 +1,15 @@
 import Foundation
 
 /// A progress bar on stderr (`epoch 2/5 [=====>    ] 412/938 loss 0.4123 acc 0.8512 1843 img/s ETA 0:12`),
-/// redrawn in place on a terminal and printed as plain lines (every ~10%) when stderr is not one.
+/// redrawn in place on a terminal and printed as plain lines (every ~10%, at most one per 2 s) when stderr is
+/// not one.
 public final class ProgressBar {
     let label: String
     let total: Int
     let start = Date()
     let isTerminal: Bool
     var lastPlain = -1
+    var lastPlainTime = Date.distantPast
     public var enabled: Bool
 
     public init(label: String, total: Int, enabled: Bool = true) {
@@ -32,9 +34,12 @@ public final class ProgressBar {
             FileHandle.standardError.write(Data("\r\(label) [\(bar)] \(stats)\u{1B}[K".utf8))
             if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
         } else {
+            // Every ~10%, at most one line per 2 s, so logs of short epochs are not a line per batch.
             let decile = total > 0 ? done * 10 / total : 10
-            if decile != lastPlain || done == total {
+            let now = Date()
+            if (decile != lastPlain || done == total) && now.timeIntervalSince(lastPlainTime) >= 2 {
                 lastPlain = decile
+                lastPlainTime = now
                 FileHandle.standardError.write(Data("\(label) \(stats)\n".utf8))
             }
         }

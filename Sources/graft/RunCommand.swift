@@ -41,11 +41,12 @@ struct Run: ParsableCommand {
         Interrupt.install()
         let report = try RecipeRunner(r, graftVersion: graftVersion).run()
         print("run directory: \(report.runDirectory)")
-        if let acc = report.fineTune.testAccuracy { print(String(format: "test accuracy (fine-tuned): %.4f", acc)) }
+        for f in report.files where f.hasPrefix("features_") { print("features: \(report.runDirectory)/\(f)") }
+        if let acc = report.fineTune?.testAccuracy { print(String(format: "test accuracy (fine-tuned): %.4f", acc)) }
         if let base = report.baselineAccuracy {
             print(String(format: "test accuracy (from scratch, same data): %.4f", base))
-            if let acc = report.fineTune.testAccuracy { print(String(format: "gain: %+.4f", acc - base)) }
+            if let acc = report.fineTune?.testAccuracy { print(String(format: "gain: %+.4f", acc - base)) }
         }
-        if case .interrupted(let sig, _) = report.fineTune.outcome { throw ExitCode(128 + sig) }
+        if case .interrupted(let sig, _)? = report.fineTune?.outcome { throw ExitCode(128 + sig) }
     }
 }

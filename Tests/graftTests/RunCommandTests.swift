@@ -31,7 +31,32 @@ struct RunCommandTests {
         #expect(svg.hasPrefix("<svg") && svg.contains("polyline"))
     }
 
-    @Test(arguments: ["quickstart.yaml", "lenet5-fashion-0to4.yaml", "finetune-two-stage.yaml"])
+    /// A recipe without stages only extracts features, from the checkpoint as it is (cut at a layer).
+    @Test(.enabled(if: TrainCommandTests.available, "dataset-fashion-mnist is not installed"))
+    func extractionOnlyRecipe() throws {
+        let dir = try TestSupport.makeTemporaryDirectory()
+        let checkpoint = Self.root.appendingPathComponent("pretrained/lenet5-fashion-0to4.h5").path
+        let recipe = dir.appendingPathComponent("extract.yaml").path
+        try """
+        model: {checkpoint: \(checkpoint), cut: fc1}
+        data: {test: fashion-mnist:test, classes: [0, 1], fit: pad, preprocess: 1/255}
+        outputs:
+          directory: \(dir.path)/run
+          features: [{data: test, format: npz}, {data: test, format: csv}]
+        """.write(toFile: recipe, atomically: true, encoding: .utf8)
+        let r = try TestSupport.runGraft(["run", recipe, "--quiet"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("features_fc1_test.npz") && !r.stdout.contains("accuracy"))
+        let csv = try String(contentsOfFile: "\(dir.path)/run/features_fc1_test.csv", encoding: .utf8)
+        let rows = csv.split(separator: "\n")
+        #expect(rows.count == 2001)   // header + 1,000 test images of each of the two classes
+        #expect(rows.first?.split(separator: ",").count == 2 + 84)
+        #expect(FileManager.default.fileExists(atPath: "\(dir.path)/run/features_fc1_test.npz"))
+        #expect(!FileManager.default.fileExists(atPath: "\(dir.path)/run/final.h5"))
+    }
+
+    @Test(arguments: ["quickstart.yaml", "lenet5-fashion-0to4.yaml", "finetune-two-stage.yaml", "convnet-fashion.yaml",
+                      "extract-features.yaml"])
     func shippedRecipesValidate(_ name: String) throws {
         let r = try TestSupport.runGraft(["run", Self.root.appendingPathComponent("Recipes/\(name)").path, "--check"])
         #expect(r.status == 0, "\(r.stderr)")
@@ -48,6 +73,10 @@ struct RunCommandTests {
             ("model: {checkpoint: x.h5}\ndata: {train: t, validation: v, validation_split: 0.2}\nstages: [{epochs: 1}]\noutputs: {directory: out}\n",
              ["data.validation_split", "not both"]),
             ("model: {checkpoint: x.h5}\ndata: {train: t}\nstages: []\noutputs: {directory: out}\n", ["stages", "at least one stage"]),
+            ("model: {checkpoint: x.h5, head: {classes: 3}}\ndata: {test: t}\noutputs: {directory: out, features: [{data: test}]}\n",
+             ["model.head", "without stages"]),
+            ("model: {checkpoint: x.h5}\ndata: {test: t}\noutputs: {directory: out, features: [{data: train}]}\n",
+             [":3:", "outputs.features[0].data", "needs data.train"]),
             ("model: {checkpoint: x.h5}\ndata: {train: t}\naugment: [flip:h, twirl:3]\nstages: [{epochs: 1}]\noutputs: {directory: out}\n",
              ["augment", "twirl"]),
             ("colour: blue\n", [":1:", "colour", "unknown key"]),
