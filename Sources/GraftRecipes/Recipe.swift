@@ -96,7 +96,7 @@ public struct Recipe: Sendable {
         let extractionOnly = stagesReader.isEmpty
         var stages: [StageConfig] = []
         let stageKeys: Set<String> = ["name", "freeze", "unfreeze", "epochs", "optimizer", "learning_rate", "schedule", "batch_norm",
-                                      "early_stopping", "reduce_lr_patience", "clip_norm", "update_frozen_bn_statistics"]
+                                      "early_stopping", "reduce_lr_patience", "clip_norm", "update_frozen_bn_statistics", "nan"]
         for (i, s) in stagesReader.enumerated() {
             _ = try s.mapping(allowed: stageKeys)
             var st = StageConfig(name: try s.child("name").string(default: "stage\(i + 1)"), freeze: try s.child("freeze").optionalString(),
@@ -117,6 +117,10 @@ public struct Recipe: Sendable {
             st.earlyStoppingPatience = try s.child("early_stopping").optionalInt(min: 1)
             st.reduceOnPlateauPatience = try s.child("reduce_lr_patience").optionalInt(min: 1)
             st.clipNorm = try s.child("clip_norm").optionalDouble().map(Float.init)
+            if let c = st.clipNorm, !(c > 0) { throw s.child("clip_norm").fail("must be positive") }
+            let nan = try s.child("nan").string(default: "stop")
+            guard let policy = NaNPolicy(rawValue: nan) else { throw s.child("nan").fail("must be stop or skip") }
+            st.nanPolicy = policy
             st.updateFrozenBatchNormStatistics = try s.child("update_frozen_bn_statistics").bool(default: false)
             stages.append(st)
         }
@@ -235,7 +239,8 @@ public struct Recipe: Sendable {
             ["name": s.name, "freeze": opt(s.freeze), "unfreeze": opt(s.unfreeze), "epochs": s.epochs, "optimizer": s.optimizer,
              "learning_rate": Double(s.learningRate), "schedule": s.schedule, "batch_norm": s.batchNorm.rawValue,
              "early_stopping": opt(s.earlyStoppingPatience), "reduce_lr_patience": opt(s.reduceOnPlateauPatience),
-             "clip_norm": opt(s.clipNorm.map { Double($0) }), "update_frozen_bn_statistics": s.updateFrozenBatchNormStatistics]
+             "clip_norm": opt(s.clipNorm.map { Double($0) }), "update_frozen_bn_statistics": s.updateFrozenBatchNormStatistics,
+             "nan": s.nanPolicy.rawValue]
         }
         var object: [String: Any] = [
             "seed": Int(seed), "model": model, "data": data, "augment": c.augment, "stages": stages,

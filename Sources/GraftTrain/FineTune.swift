@@ -23,6 +23,8 @@ public struct StageConfig: Codable, Sendable, Equatable {
     /// Divide the learning rate by 10 after this many epochs without improvement.
     public var reduceOnPlateauPatience: Int?
     public var clipNorm: Float?
+    /// A batch with a non-finite loss or gradient stops the run (`stop`) or is skipped (`skip`).
+    public var nanPolicy: NaNPolicy = .stop
     /// Frozen BatchNormalization layers keep updating their moving statistics.
     public var updateFrozenBatchNormStatistics = false
 
@@ -202,6 +204,7 @@ public final class FineTuneJob {
         var best: BestCheckpoint?
         let loss = Loss(.categoricalCrossentropy, labelSmoothing: config.labelSmoothing)
         var epochOffset = 0
+        var lastCheckpointNote: String?
         for (k, stage) in config.stages.enumerated() {
             if let f = stage.freeze {
                 try model.freeze(FreezeSpec(parsing: f))
@@ -235,7 +238,7 @@ public final class FineTuneJob {
             trainer.augmenter = augmenter
             trainer.interruptCheck = interruptCheck
             let offset = epochOffset
-            trainer.onEpoch = { [weak self, graftVersion] (r: EpochRecord) in
+            trainer.onEpoch = { [weak self, weak trainer, graftVersion] (r: EpochRecord) in
                 let local = r.epoch
                 var r = r
                 r.epoch += offset
@@ -245,6 +248,7 @@ public final class FineTuneJob {
                                             graftVersion: graftVersion,
                                             resume: ResumeState(stageIndex: k, stageEpoch: local, globalEpoch: r.epoch,
                                                                 bestValue: best?.best, bestEpoch: best?.bestEpoch))
+                trainer?.lastGoodCheckpoint = "\(run.path("last.h5")) (epoch \(r.epoch))"
                 self?.say(String(format: "%@ epoch %d: loss %.4f acc %.4f%@ (%.1f s, %.0f img/s)", r.stage, r.epoch, r.loss, r.accuracy,
                                  r.valAccuracy.map { String(format: " val_loss %.4f val_acc %.4f", r.valLoss ?? 0, $0) } ?? "", r.seconds, r.imagesPerSecond))
             }
@@ -271,6 +275,7 @@ public final class FineTuneJob {
             let steps = (train.count + config.batchSize - 1) / config.batchSize
             options.schedule = try LearningRateSchedule(parsing: stage.schedule, epochs: stage.epochs, stepsPerEpoch: steps)
             options.clipNorm = stage.clipNorm
+            options.nanPolicy = stage.nanPolicy
             options.updateFrozenBatchNormStatistics = stage.updateFrozenBatchNormStatistics
             options.seed = config.seed &+ UInt64(k) &* 1_000_003
             options.stage = stage.name
@@ -279,7 +284,12 @@ public final class FineTuneJob {
                 options.initialEpoch = r.stageEpoch
                 options.partial = r.partial
             }
+            if let previous = lastCheckpointNote { trainer.lastGoodCheckpoint = previous }
             outcome = try trainer.fit(train: stageTrain, validation: stageValidation, options: options, callbacks: callbacks)
+            lastCheckpointNote = trainer.lastGoodCheckpoint
+            if trainer.skippedBatches > 0 {
+                say("stage \(stage.name): skipped \(trainer.skippedBatches) batches whose loss or gradients were not finite (--nan skip)")
+            }
             epochOffset = offset + (trainer.history.last?.epoch ?? options.initialEpoch)
             if case .interrupted = outcome { break }
         }

@@ -41,6 +41,8 @@ public struct FitOptions: Sendable {
     public var updateFrozenBatchNormStatistics = false
     /// Label written into the records (`warmup`, `finetune`).
     public var stage = "train"
+    /// What a batch whose loss or gradients are NaN or infinite does: stop the run (default) or be skipped.
+    public var nanPolicy: NaNPolicy = .stop
     /// Epochs already done (resuming): training starts at `initialEpoch + 1`.
     public var initialEpoch = 0
     /// Resuming inside an epoch: its first batches are skipped and its running totals restored.
@@ -51,6 +53,12 @@ public struct FitOptions: Sendable {
         self.batchSize = batchSize
         self.loss = loss
     }
+}
+
+/// What training does with a batch whose loss or gradients are not finite. Either way the optimizer step of that
+/// batch is never applied, so the weights stay as they were after the last good batch.
+public enum NaNPolicy: String, Sendable, Codable, CaseIterable {
+    case stop, skip
 }
 
 /// Where an interrupted epoch stopped: enough to finish it exactly as if nothing had happened.
@@ -105,6 +113,12 @@ public final class Trainer {
     public private(set) var history: [EpochRecord] = []
     /// Backward statistics of the last step (tests count skipped nodes with it).
     public let lastBackward = BackwardStats()
+    /// The last `trainStep` found a non-finite loss or gradient and left the weights unchanged.
+    public private(set) var lastStepSkipped = false
+    /// Batches skipped under `NaNPolicy.skip` over the trainer's life.
+    public private(set) var skippedBatches = 0
+    /// Where the last good state was saved (`run/last.h5, epoch 3`), for the message when a loss becomes NaN.
+    public var lastGoodCheckpoint: String?
     var globalStep = 0
 
     public init(model: Model, optimizer: any Optimizer, preprocessor: Preprocessor) {
@@ -137,9 +151,28 @@ public final class Trainer {
         lastBackward.layersRun = []
         try model.backward(tape, outputGradients: [result.gradient], preActivation: [result.isPreActivation], stats: lastBackward)
         let params = model.namedVariables
+        // A non-finite loss or gradient never reaches the weights.
+        lastStepSkipped = !result.value.isFinite || !Self.gradientsAreFinite(params)
+        if lastStepSkipped {
+            model.zeroGradients()
+            return (result.value, y)
+        }
         if let clipNorm { clipGradients(params, maxNorm: clipNorm) }
         optimizer.step(params)
         return (result.value, y)
+    }
+
+    static func gradientsAreFinite(_ params: [(path: String, variable: Variable)]) -> Bool {
+        for (_, v) in params {
+            guard let g = v.grad else { continue }
+            let finite = g.withUnsafeBufferPointer { p -> Bool in
+                var acc: Float = 0
+                for x in p { acc += x * 0 }   // NaN or ±inf anywhere makes the sum NaN
+                return !acc.isNaN
+            }
+            if !finite { return false }
+        }
+        return true
     }
 
     /// Trains for `options.epochs` epochs, validating after each when `validation` is given.
@@ -172,6 +205,7 @@ public final class Trainer {
             let loader = BatchLoader(source: train, batches: batches, preprocessor: preprocessor, augmenter: augmenter,
                                      seed: options.seed &+ 0xA06 &+ UInt64(epoch) &* 0x85EB_CA6B, skip: skip)
             var b = skip
+            var skippedThisEpoch = 0
             while var batch = try loader.next() {
                 batch.x = fitToInput(batch.x)
                 // Every batch's randomness derives from (seed, epoch, batch) alone, so a resumed run repeats it exactly.
@@ -179,9 +213,22 @@ public final class Trainer {
                 optimizer.learningRate = options.schedule.rate(base: baseLearningRate, step: globalStep, stepsPerEpoch: stepsPerEpoch) * learningRateScale
                 let (l, y) = try trainStep(batch.x, labels: batch.labels, softTargets: batch.targets, loss: options.loss,
                                            clipNorm: options.clipNorm, context: &context)
-                guard l.isFinite else {
-                    loader.cancel()
-                    throw TrainError("epoch \(epoch), batch \(b + 1)", "the loss became \(l); lower the learning rate or clip gradients (last good checkpoint: the previous epoch's)")
+                if lastStepSkipped {
+                    let what = l.isFinite ? "a gradient became NaN or infinite" : "the loss became \(l)"
+                    guard options.nanPolicy == .skip else {
+                        loader.cancel()
+                        let last = lastGoodCheckpoint.map { "last good checkpoint: \($0)" } ?? "no checkpoint was written yet"
+                        throw TrainError("epoch \(epoch), batch \(b + 1)", "\(what); lower the learning rate, clip gradients or pass --nan skip (\(last))")
+                    }
+                    skippedBatches += 1
+                    skippedThisEpoch += 1
+                    globalStep += 1
+                    b += 1
+                    if skippedThisEpoch == batches.count - skip {
+                        loader.cancel()
+                        throw TrainError("epoch \(epoch)", "every batch had a non-finite loss or gradient and was skipped; lower the learning rate")
+                    }
+                    continue
                 }
                 lossSum += l * Double(batch.labels.count)
                 seen += batch.labels.count

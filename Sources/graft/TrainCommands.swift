@@ -109,6 +109,9 @@ struct FineTune: ParsableCommand {
     @Option(name: .customLong("clip-norm"), help: "Clip gradients to this global norm.")
     var clipNorm: Float?
 
+    @Option(help: "A batch whose loss or gradients are NaN or infinite: stop (default; names the last good checkpoint) or skip it.")
+    var nan: String = "stop"
+
     @Option(name: .customLong("reduce-lr-patience"), help: "Divide the learning rate by 10 after this many epochs without improvement.")
     var reduceLRPatience: Int?
 
@@ -135,12 +138,14 @@ struct FineTune: ParsableCommand {
         guard ["inference", "train"].contains(batchNorm) else { throw ValidationError("--batch-norm must be inference or train") }
         guard ImageFit(rawValue: fit) != nil else { throw ValidationError("--fit must be pad, resize, nearest, crop or pad-aspect") }
         guard HeadConfig.Pooling(rawValue: headPooling) != nil else { throw ValidationError("--head-pooling must be avg, max, flatten or none") }
+        guard NaNPolicy(rawValue: nan) != nil else { throw ValidationError("--nan must be stop or skip, got \(nan)") }
     }
 
     func config() throws -> FineTuneConfig {
         var stages = [StageConfig(name: "warmup", freeze: freeze, epochs: epochs, optimizer: optimizer, learningRate: lr, schedule: schedule)]
         stages[0].earlyStoppingPatience = earlyStopping
         stages[0].clipNorm = clipNorm
+        stages[0].nanPolicy = NaNPolicy(rawValue: nan) ?? .stop
         stages[0].reduceOnPlateauPatience = reduceLRPatience
         stages[0].updateFrozenBatchNormStatistics = updateFrozenBNStatistics
         if let unfreeze {
@@ -149,6 +154,7 @@ struct FineTune: ParsableCommand {
             s.batchNorm = BatchNormMode(rawValue: batchNorm) ?? .inference
             s.earlyStoppingPatience = earlyStopping
             s.clipNorm = clipNorm
+            s.nanPolicy = NaNPolicy(rawValue: nan) ?? .stop
             s.reduceOnPlateauPatience = reduceLRPatience
             s.updateFrozenBatchNormStatistics = updateFrozenBNStatistics
             stages.append(s)

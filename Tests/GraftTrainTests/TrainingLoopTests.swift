@@ -105,4 +105,45 @@ struct TrainingLoopTests {
             #expect(e.subject.hasPrefix("epoch 1, batch"))
         }
     }
+
+    /// One image with a NaN pixel: its batches have a NaN loss. `stop` names the batch and leaves the weights as
+    /// they were; `skip` skips exactly those batches and trains on the rest.
+    @Test func nonFiniteBatchesStopOrAreSkipped() throws {
+        var pixels = Self.data().pixels
+        pixels[7 * 36 + 3] = .nan   // image 7
+        let bad = ImageDataset(imageShape: [6, 6, 1], pixels: pixels, labels: Self.data().labels, ids: Self.data().ids,
+                               classNames: ["a", "b", "c"])
+        let m = try Self.model()
+        let before = m.namedVariables.map { $0.variable.value }
+        let stopper = Trainer(model: m, optimizer: Adam(), preprocessor: Self.pre)
+        stopper.lastGoodCheckpoint = "run/last.h5 (epoch 0)"
+        var options = FitOptions(epochs: 2, batchSize: 4)
+        options.showProgress = false
+        options.shuffle = false
+        do {
+            try stopper.fit(train: bad, validation: nil, options: options)
+            Issue.record("a NaN batch did not stop the run")
+        } catch let e as TrainError {
+            #expect(e.subject == "epoch 1, batch 2")   // image 7 is in the second batch of 4 without shuffling
+            #expect(e.message.contains("run/last.h5 (epoch 0)") && e.message.contains("--nan skip"))
+        }
+        // The first batch trained; the NaN batch changed nothing and no weight is NaN.
+        #expect(m.namedVariables.allSatisfy { $0.variable.value.scalars.allSatisfy(\.isFinite) })
+        #expect(zip(before, m.namedVariables.map { $0.variable.value }).contains { $0 != $1 })
+
+        let m2 = try Self.model()
+        let skipper = Trainer(model: m2, optimizer: Adam(), preprocessor: Self.pre)
+        options.nanPolicy = .skip
+        options.shuffle = true
+        try skipper.fit(train: bad, validation: nil, options: options)
+        #expect(skipper.skippedBatches == 2)   // one batch per epoch holds image 7
+        #expect(skipper.history.count == 2)
+        #expect(m2.namedVariables.allSatisfy { $0.variable.value.scalars.allSatisfy(\.isFinite) })
+
+        // Every batch non-finite: skipping cannot train, so the run stops.
+        let allBad = ImageDataset(imageShape: [6, 6, 1], pixels: [Float](repeating: .infinity, count: pixels.count),
+                                  labels: Self.data().labels, ids: Self.data().ids, classNames: ["a", "b", "c"])
+        #expect(throws: TrainError.self) { try Trainer(model: try Self.model(), optimizer: Adam(), preprocessor: Self.pre)
+            .fit(train: allBad, validation: nil, options: options) }
+    }
 }

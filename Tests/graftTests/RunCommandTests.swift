@@ -79,6 +79,8 @@ struct RunCommandTests {
              [":3:", "outputs.features[0].data", "needs data.train"]),
             ("model: {checkpoint: x.h5}\ndata: {train: t}\naugment: [flip:h, twirl:3]\nstages: [{epochs: 1}]\noutputs: {directory: out}\n",
              ["augment", "twirl"]),
+            ("model: {checkpoint: x.h5}\ndata: {train: t}\nstages:\n  - {epochs: 1, nan: ignore}\noutputs: {directory: out}\n",
+             [":4:", "stages[0].nan", "stop or skip"]),
             ("colour: blue\n", [":1:", "colour", "unknown key"]),
             ("model: [unclosed\n", ["not valid YAML"]),
         ]
