@@ -70,36 +70,77 @@ public final class HDF5File {
         return HDF5File(id: fid, path: path, writable: true)
     }
 
-    /// Writes a new file atomically: `body` fills a temporary file in the same folder, which is
-    /// flushed, closed, synced and then renamed over `path`. If `body` throws, the temporary file is
-    /// removed and any existing file at `path` is untouched.
+    /// Creates a file that lives in memory only (HDF5's core driver without a backing store); `image()` returns
+    /// its bytes. libhdf5 never touches the disk for it, so a full disk cannot leave the library half-written.
+    public static func createInMemory(name: String) throws -> HDF5File {
+        HDF5Runtime.quiet()
+        let fapl = H5Pcreate(graft_H5P_FILE_ACCESS())
+        guard fapl >= 0 else { throw HDF5Error(.cannotCreate, file: name, detail: HDF5Runtime.takeErrorStack()) }
+        defer { H5Pclose(fapl) }
+        guard H5Pset_fapl_core(fapl, 1 << 20, false) >= 0 else {
+            throw HDF5Error(.cannotCreate, file: name, detail: HDF5Runtime.takeErrorStack())
+        }
+        let fid = H5Fcreate(name, graft_H5F_ACC_TRUNC(), graft_H5P_DEFAULT(), fapl)
+        guard fid >= 0 else { throw HDF5Error(.cannotCreate, file: name, detail: HDF5Runtime.takeErrorStack()) }
+        return HDF5File(id: fid, path: name, writable: true)
+    }
+
+    /// The bytes of the whole file as it would be on disk (flushed first).
+    public func image() throws -> [UInt8] {
+        try ensureOpen("/")
+        HDF5Runtime.quiet()
+        H5Fflush(id, H5F_SCOPE_GLOBAL)
+        let size = H5Fget_file_image(id, nil, 0)
+        guard size > 0 else { throw HDF5Error(.writeFailed, file: path, detail: "cannot size the file image: \(HDF5Runtime.takeErrorStack())") }
+        var bytes = [UInt8](repeating: 0, count: size)
+        let got = bytes.withUnsafeMutableBytes { H5Fget_file_image(id, $0.baseAddress, size) }
+        guard got == size else { throw HDF5Error(.writeFailed, file: path, detail: "cannot copy the file image: \(HDF5Runtime.takeErrorStack())") }
+        return bytes
+    }
+
+    /// Writes a new file atomically: `body` fills the file in memory; its bytes go to a temporary file in the
+    /// same folder, which is synced and then renamed over `path`. If anything fails (also a full disk), the
+    /// temporary file is removed and any existing file at `path` is untouched.
     public static func writeAtomically(_ path: String, _ body: (HDF5File) throws -> Void) throws {
         let url = URL(fileURLWithPath: path)
-        let dir = url.deletingLastPathComponent().path
-        let tmp = "\(dir)/.\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        do {
-            let file = try create(tmp, overwrite: true)
-            try body(file)
-            try file.close()
-            try syncFile(tmp)
-            guard rename(tmp, path) == 0 else {
-                let reason = String(cString: strerror(errno))
-                throw HDF5Error(.writeFailed, file: path, detail: "rename failed: \(reason)")
+        let file = try createInMemory(name: path)
+        try body(file)
+        let bytes = try file.image()
+        try file.close()
+        try writeFileAtomically(bytes, to: url)
+    }
+
+    /// `bytes` to a temporary file beside `url`, fsync, rename over `url`; the temporary file goes on any failure.
+    static func writeFileAtomically(_ bytes: [UInt8], to url: URL) throws {
+        let path = url.path
+        let tmp = "\(url.deletingLastPathComponent().path)/.\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = Foundation.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else {
+            throw HDF5Error(.cannotCreate, file: path, detail: "cannot create a temporary file beside it: \(String(cString: strerror(errno)))")
+        }
+        var failure: String?
+        bytes.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress else { return }
+            var offset = 0
+            while offset < raw.count {
+                let n = Foundation.write(fd, base + offset, raw.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    failure = String(cString: strerror(errno))
+                    return
+                }
+                offset += n
             }
-        } catch {
+        }
+        if failure == nil && fsync(fd) != 0 { failure = "fsync: \(String(cString: strerror(errno)))" }
+        if Foundation.close(fd) != 0 && failure == nil { failure = "close: \(String(cString: strerror(errno)))" }
+        if failure == nil && rename(tmp, path) != 0 { failure = "rename: \(String(cString: strerror(errno)))" }
+        if let failure {
             unlink(tmp)
-            throw error
+            throw HDF5Error(.writeFailed, file: path, detail: failure)
         }
     }
 
-    private static func syncFile(_ path: String) throws {
-        let fd = Foundation.open(path, O_RDONLY)
-        guard fd >= 0 else { throw HDF5Error(.writeFailed, file: path, detail: "cannot reopen to sync") }
-        defer { Foundation.close(fd) }
-        guard fsync(fd) == 0 else {
-            throw HDF5Error(.writeFailed, file: path, detail: "fsync failed: \(String(cString: strerror(errno)))")
-        }
-    }
 
     /// The root group `/`.
     public func root() throws -> HDF5Group {

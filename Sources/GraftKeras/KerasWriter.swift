@@ -162,13 +162,19 @@ extension KerasWriter {
             try? FileManager.default.removeItem(at: scratch)
             try? FileManager.default.removeItem(at: tmpZip)
         }
-        try writeKeras3Weights(model, to: scratch.appendingPathComponent("model.weights.h5").path)
         let formatter = DateFormatter()
         formatter.dateFormat = "yyyy-MM-dd@HH:mm:ss"
         formatter.timeZone = TimeZone(identifier: "UTC")
         let metadata = "{\"keras_version\": \"\(keras3VersionWritten)\", \"date_saved\": \"\(formatter.string(from: Date()))\"}"
-        try Data(metadata.utf8).write(to: scratch.appendingPathComponent("metadata.json"))
-        try Data(config.utf8).write(to: scratch.appendingPathComponent("config.json"))
+        do {
+            try writeKeras3Weights(model, to: scratch.appendingPathComponent("model.weights.h5").path)
+            try Data(metadata.utf8).write(to: scratch.appendingPathComponent("metadata.json"))
+            try Data(config.utf8).write(to: scratch.appendingPathComponent("config.json"))
+        } catch let e as HDF5Error {
+            throw KerasError("\(path): cannot write the .keras archive (\(e.detail.isEmpty ? "\(e)" : e.detail))")
+        } catch {
+            throw KerasError("\(path): cannot write the .keras archive (\(error.localizedDescription))")
+        }
         do {
             let archive = try Archive(url: tmpZip, accessMode: .create)
             for name in ["metadata.json", "config.json", "model.weights.h5"] {
@@ -178,7 +184,11 @@ extension KerasWriter {
             throw KerasError("\(path): cannot write the .keras archive (\(error))")
         }
         let fd = open(tmpZip.path, O_RDONLY)
-        if fd >= 0 { fsync(fd); close(fd) }
+        guard fd >= 0, fsync(fd) == 0 else {
+            if fd >= 0 { close(fd) }
+            throw KerasError("\(path): cannot sync the archive (\(String(cString: strerror(errno))))")
+        }
+        close(fd)
         guard rename(tmpZip.path, path) == 0 else {
             throw KerasError("\(path): cannot move the archive into place (\(String(cString: strerror(errno))))")
         }

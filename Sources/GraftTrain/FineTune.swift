@@ -187,6 +187,10 @@ public final class FineTuneJob {
         let classes = train.classNames.count
         let (model, headNames) = try prepareModel(classes: classes)
         let newHead = !headNames.isEmpty
+        // last.h5 and best.h5 hold the weights and up to two optimizer slots each, final.h5 the weights, and each
+        // atomic write needs a second copy while it is written: refuse to start a run the disk cannot finish.
+        let weightBytes = model.parameterCounts.total * 4
+        try run.requireFreeSpace(weightBytes * 9 + (4 << 20), for: "its checkpoints (last.h5, best.h5, final.h5)")
         guard let inputShape = model.inputShapes.first, inputShape.count == 3 else {
             throw TrainError(config.model, "fine-tuning needs a model with one image input (H, W, C)")
         }

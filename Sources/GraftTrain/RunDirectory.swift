@@ -37,6 +37,20 @@ public final class RunDirectory {
 
     public func path(_ name: String) -> String { url.appendingPathComponent(name).path }
 
+    /// Bytes free for this process on the run directory's file system (nil when it cannot be asked).
+    public var freeBytes: Int? {
+        var st = statvfs()
+        guard statvfs(url.path, &st) == 0 else { return nil }
+        return Int(clamping: UInt64(st.f_bavail) &* UInt64(st.f_frsize))
+    }
+
+    /// Fails before any training when the disk cannot hold what the run will write (`bytes`, an estimate).
+    public func requireFreeSpace(_ bytes: Int, for what: String) throws {
+        guard let free = freeBytes, free < bytes else { return }
+        func mb(_ b: Int) -> String { String(format: "%.1f MB", Double(b) / 1_048_576) }
+        throw TrainError(url.path, "only \(mb(free)) free on its disk; \(what) need about \(mb(bytes))")
+    }
+
     /// Writes a text file atomically.
     public func write(_ text: String, to name: String) throws {
         do {
