@@ -33,6 +33,21 @@ public final class RunDirectory {
             throw TrainError(path, "the run directory is not writable")
         }
         try? FileManager.default.removeItem(at: probe)
+        removeStaleTemporaryFiles()
+    }
+
+    /// Temporary files (`.last.h5.tmp-PID-N`) left by a process that was killed mid-write (kill -9, power loss)
+    /// are removed; the files under their final names are always complete (writes rename into place).
+    func removeStaleTemporaryFiles() {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: url.path) else { return }
+        for name in names where name.hasPrefix(".") {
+            guard let range = name.range(of: ".tmp-") else { continue }
+            let pidText = name[range.upperBound...].prefix { $0.isNumber }
+            guard let pid = Int32(pidText), pid > 0, pid != getpid() else { continue }
+            if kill(pid, 0) == -1 && errno == ESRCH {
+                try? FileManager.default.removeItem(at: url.appendingPathComponent(name))
+            }
+        }
     }
 
     public func path(_ name: String) -> String { url.appendingPathComponent(name).path }

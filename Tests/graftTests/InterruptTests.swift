@@ -1,0 +1,85 @@
+import Foundation
+import Testing
+import GraftTestSupport
+
+/// Signals sent to a real `graft fine-tune`: SIGINT/SIGTERM finish the batch, save `interrupted.h5` and exit
+/// 130/143, and `--resume` finishes the run; kill -9 at any moment leaves every checkpoint under its final name
+/// complete, and the run resumes from `last.h5`.
+@Suite(.serialized)
+struct InterruptTests {
+    /// A run of a second or two per epoch (debug build): LeNet-5 on 1,000 Fashion-MNIST images.
+    static func arguments(_ out: String) -> [String] {
+        ["fine-tune", "zoo:lenet5?classes=2&input=28,28,1", "--data", "fashion-mnist:train", "--class-subset", "0,1", "--limit-per-class", "500",
+         "--freeze", "none", "--epochs", "3", "--batch", "32", "--preprocess", "1/255", "--seed", "3", "--out", out]
+    }
+
+    /// Starts graft with stderr going to a file; returns the process and the file.
+    static func start(_ args: [String]) throws -> (Process, URL) {
+        let dir = try TestSupport.makeTemporaryDirectory("graft-signal")
+        let log = dir.appendingPathComponent("stderr.txt")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let p = Process()
+        p.executableURL = TestSupport.graftExecutable
+        p.arguments = args
+        p.standardError = try FileHandle(forWritingTo: log)
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        return (p, log)
+    }
+
+    /// Waits (up to 120 s) until the log contains `text`.
+    static func waitFor(_ text: String, in log: URL, process: Process) -> Bool {
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline {
+            if let s = try? String(contentsOf: log, encoding: .utf8), s.contains(text) { return true }
+            if !process.isRunning { return false }
+            usleep(20_000)
+        }
+        return false
+    }
+
+    static func complete(_ checkpoint: String) throws -> Bool {
+        try TestSupport.runGraft(["check-hdf5", checkpoint]).status == 0
+    }
+
+    @Test(.enabled(if: TrainCommandTests.available, "dataset-fashion-mnist is not installed"), arguments: [(SIGINT, Int32(130)), (SIGTERM, Int32(143))])
+    func signalSavesAndResumes(_ signal: Int32, _ code: Int32) throws {
+        let out = try TestSupport.makeTemporaryDirectory("graft-run").appendingPathComponent("run").path
+        let (p, log) = try Self.start(Self.arguments(out))
+        #expect(Self.waitFor("warmup epoch 2/", in: log, process: p), "training did not reach epoch 2")
+        kill(p.processIdentifier, signal)
+        p.waitUntilExit()
+        let stderr = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        #expect(p.terminationStatus == code, "\(stderr.suffix(400))")
+        #expect(try Self.complete("\(out)/interrupted.h5"))
+        #expect(!FileManager.default.fileExists(atPath: "\(out)/final.h5"))
+        let resumed = try TestSupport.runGraft(Self.arguments(out) + ["--resume", "--quiet"])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(try Self.complete("\(out)/final.h5"))
+        let csv = try String(contentsOfFile: "\(out)/metrics.csv", encoding: .utf8)
+        #expect(csv.split(separator: "\n").count == 4)   // header + epochs 1, 2, 3, each once
+    }
+
+    /// kill -9 at several moments after the first epoch (some land inside a checkpoint write): the checkpoints
+    /// under final names are complete, no stale temporary file outlives the next start, and --resume finishes.
+    @Test(.enabled(if: TrainCommandTests.available, "dataset-fashion-mnist is not installed"))
+    func killNineNeverLeavesAPartialCheckpoint() throws {
+        for delay in [0.0, 0.15, 0.7] {
+            let out = try TestSupport.makeTemporaryDirectory("graft-run").appendingPathComponent("run").path
+            let (p, log) = try Self.start(Self.arguments(out))
+            #expect(Self.waitFor("warmup epoch 1:", in: log, process: p))
+            usleep(useconds_t(delay * 1_000_000))
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            #expect(p.terminationReason == .uncaughtSignal)
+            for name in ["last.h5", "best.h5", "final.h5"] where FileManager.default.fileExists(atPath: "\(out)/\(name)") {
+                #expect(try Self.complete("\(out)/\(name)"), "\(name) is damaged after kill -9 at +\(delay) s")
+            }
+            #expect(FileManager.default.fileExists(atPath: "\(out)/last.h5"))
+            let resumed = try TestSupport.runGraft(Self.arguments(out) + ["--resume", "--quiet"])
+            #expect(resumed.status == 0, "\(resumed.stderr)")
+            let left = try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.contains(".tmp-") }
+            #expect(left.isEmpty, "stale temporary files: \(left)")
+        }
+    }
+}
