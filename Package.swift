@@ -25,9 +25,10 @@ let package = Package(
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CImage", pkgConfig: "libpng", providers: [.apt(["libpng-dev", "libturbojpeg0-dev"])]),
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
 
         .target(name: "GraftHDF5", dependencies: ["CHDF5"]),
-        .target(name: "GraftTensor", dependencies: ["CBLAS"]),
+        .target(name: "GraftTensor", dependencies: ["CBLAS", "CDNNL"]),
         .target(name: "GraftNN", dependencies: ["GraftTensor"]),
         .target(name: "GraftKeras", dependencies: ["GraftNN", "GraftHDF5", "ZIPFoundation"]),
         .target(name: "GraftData", dependencies: ["GraftTensor", "CImage", "ZIPFoundation"]),

@@ -51,7 +51,7 @@ def ensure_weights(graft):
     if not os.path.exists(h5):
         subprocess.run([sys.executable, "-c",
                         "import os; os.environ['TF_CPP_MIN_LOG_LEVEL']='3'; import keras, sys; "
-                        "keras.applications.ResNet50(weights=None).save_weights(sys.argv[1])", h5], check=True)
+                        "keras.applications.ResNet50(weights=None).save(sys.argv[1])", h5], check=True)
     if not os.path.exists(pt):
         subprocess.run([sys.executable, "-c",
                         "import torch, torchvision, sys; torch.save(torchvision.models.resnet50().state_dict(), sys.argv[1])",
@@ -102,7 +102,7 @@ def main():
         res = {}
         iters = ["--iterations", str(1 if a.quick else c["iterations"])]
         if "graft" in frameworks:
-            cmd = [a.graft, "bench"] + (c["graft"] or [h5, "--architecture", "zoo:resnet50", "--batch", "1", "--warmup", "0"])
+            cmd = [a.graft, "bench"] + (c["graft"] or [h5, "--batch", "1", "--warmup", "0"])
             res["graft"] = run_json(cmd + (iters if c["graft"] else ["--iterations", "1"]) + ["--json"], env)
         for fw in ("torch", "keras"):
             if fw in frameworks:

@@ -132,8 +132,8 @@ def run_keras(a):
         x, y = fashion_train()
         net = keras.Sequential([
             keras.Input((32, 32, 1)),
-            keras.layers.Conv2D(6, 5, activation="tanh"), keras.layers.AveragePooling2D(),
-            keras.layers.Conv2D(16, 5, activation="tanh"), keras.layers.AveragePooling2D(),
+            keras.layers.Conv2D(6, 5, activation="tanh"), keras.layers.AveragePooling2D(2),
+            keras.layers.Conv2D(16, 5, activation="tanh"), keras.layers.AveragePooling2D(2),
             keras.layers.Conv2D(120, 5, activation="tanh"), keras.layers.Flatten(),
             keras.layers.Dense(84, activation="tanh"), keras.layers.Dense(10, activation="softmax")])
         net.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")

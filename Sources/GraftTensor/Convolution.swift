@@ -125,6 +125,7 @@ public enum ConvolutionKernels {
     public static func conv2dForward(_ g: ConvGeometry, input: UnsafePointer<Float>, kernel: UnsafePointer<Float>,
                                      bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>) {
         let cout = g.outChannels
+        if (!g.isPointwise || DNNL.pointwise) && DNNL.conv2dForward(g, input: input, kernel: kernel, bias: bias, output: output) { return }
         if g.isPointwise {
             sgemm(m: g.pixels, n: cout, k: g.inChannels, a: input, lda: g.inChannels, b: kernel, ldb: cout,
                   c: output, ldc: cout)

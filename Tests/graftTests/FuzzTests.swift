@@ -49,4 +49,24 @@ struct FuzzTests {
         }
         #expect(failures.isEmpty, "\(failures.joined(separator: "; "))")
     }
+
+    /// The structured mutations of `tools/fuzz` (NPY headers, `.keras` configs with missing, extra, mistyped, huge
+    /// or cyclic fields, recipes with wrong types) plus byte-level ones, 150 cases, when python3 is installed.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/python3"), "python3 is not installed"))
+    func structuredMutationsNeverCrash() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        p.arguments = [root.appendingPathComponent("tools/fuzz").path, "--cases", "150", "--seed", "5", "--jobs", "2",
+                       "--graft", TestSupport.graftExecutable.path, "--timeout", "120"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "\(text.suffix(2000))")
+        #expect(text.contains("150 passed, 0 failed"))
+        #expect(text.contains("config-") && text.contains("npy-") && text.contains("recipe-"))
+    }
 }

@@ -1,0 +1,33 @@
+// oneDNN (Debian's libdnnl-dev, 2.x C API) for Swift: the execution-argument indices are macros.
+#ifndef GRAFT_CDNNL_SHIM_H
+#define GRAFT_CDNNL_SHIM_H
+#include <oneapi/dnnl/dnnl.h>
+
+static inline int graft_DNNL_ARG_SRC(void) { return DNNL_ARG_SRC; }
+static inline int graft_DNNL_ARG_DST(void) { return DNNL_ARG_DST; }
+static inline int graft_DNNL_ARG_WEIGHTS(void) { return DNNL_ARG_WEIGHTS; }
+static inline int graft_DNNL_ARG_BIAS(void) { return DNNL_ARG_BIAS; }
+static inline int graft_DNNL_ARG_FROM(void) { return DNNL_ARG_FROM; }
+static inline int graft_DNNL_ARG_TO(void) { return DNNL_ARG_TO; }
+
+/// A forward-inference convolution on NHWC f32 activations with weights in the layout oneDNN prefers
+/// (format `any`); fills the src/dst/user-weights (HWIO)/bias descriptors. Returns the status.
+static inline dnnl_status_t graft_dnnl_conv_pd(dnnl_primitive_desc_t *pd, dnnl_engine_t engine,
+        int n, int h, int w, int c, int o, int kh, int kw, int oh, int ow, int sh, int sw, int dh, int dw,
+        int pt, int pb, int pl, int pr, int has_bias,
+        dnnl_memory_desc_t *src, dnnl_memory_desc_t *dst, dnnl_memory_desc_t *user_weights, dnnl_memory_desc_t *bias) {
+    dnnl_dims_t sd = {n, c, h, w}, dd = {n, o, oh, ow}, wd = {o, c, kh, kw}, bd = {o};
+    dnnl_memory_desc_t any_weights;
+    dnnl_status_t s;
+    if ((s = dnnl_memory_desc_init_by_tag(src, 4, sd, dnnl_f32, dnnl_nhwc)) != dnnl_success) return s;
+    if ((s = dnnl_memory_desc_init_by_tag(dst, 4, dd, dnnl_f32, dnnl_nhwc)) != dnnl_success) return s;
+    if ((s = dnnl_memory_desc_init_by_tag(user_weights, 4, wd, dnnl_f32, dnnl_hwio)) != dnnl_success) return s;
+    if ((s = dnnl_memory_desc_init_by_tag(bias, 1, bd, dnnl_f32, dnnl_x)) != dnnl_success) return s;
+    if ((s = dnnl_memory_desc_init_by_tag(&any_weights, 4, wd, dnnl_f32, dnnl_format_tag_any)) != dnnl_success) return s;
+    dnnl_dims_t strides = {sh, sw}, dilates = {dh - 1, dw - 1}, pad_l = {pt, pl}, pad_r = {pb, pr};
+    dnnl_convolution_desc_t desc;
+    if ((s = dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct, src, &any_weights,
+            has_bias ? bias : NULL, dst, strides, dilates, pad_l, pad_r)) != dnnl_success) return s;
+    return dnnl_primitive_desc_create(pd, &desc, NULL, engine, NULL);
+}
+#endif
