@@ -61,6 +61,12 @@ public final class RecipeRunner {
             let base = try FineTuneJob(c, graftVersion: graftVersion).run()
             baselineAccuracy = base.testAccuracy
             files.append("baseline/")
+            // Validation accuracy epoch by epoch: the pretrained network (all its stages) against the baseline.
+            try run.write(Plots.lines(title: "Validation accuracy: pretrained checkpoint vs from scratch", yLabel: "accuracy",
+                                      series: [("fine-tuned from the checkpoint", records.map { $0.valAccuracy ?? $0.accuracy }),
+                                               ("from scratch", base.history.map { $0.valAccuracy ?? $0.accuracy })]),
+                          to: "comparison.svg")
+            files.append("comparison.svg")
         }
         var lines = ["# \(recipe.file)", ""]
         if let acc = report.testAccuracy { lines.append(String(format: "test accuracy, fine-tuned: %.4f", acc)) }

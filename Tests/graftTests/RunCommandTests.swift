@@ -19,7 +19,7 @@ struct RunCommandTests {
         #expect(r.stdout.contains("test accuracy (fine-tuned): 0."))
         #expect(r.stdout.contains("test accuracy (from scratch, same data): 0."))
         for f in ["recipe.resolved.yaml", "metrics.csv", "metrics.jsonl", "final.h5", "final.keras", "best.h5", "confusion.csv",
-                  "confusion.svg", "loss.svg", "accuracy.svg", "summary.txt", "report.md", "features_fc1_test.npz", "baseline/final.h5"] {
+                  "confusion.svg", "loss.svg", "accuracy.svg", "summary.txt", "report.md", "features_fc1_test.npz", "baseline/final.h5", "comparison.svg"] {
             #expect(FileManager.default.fileExists(atPath: "\(dir.path)/run/\(f)"), "\(f) missing")
         }
         let resolved = try String(contentsOfFile: "\(dir.path)/run/recipe.resolved.yaml", encoding: .utf8)
