@@ -9,6 +9,9 @@ static inline int graft_DNNL_ARG_WEIGHTS(void) { return DNNL_ARG_WEIGHTS; }
 static inline int graft_DNNL_ARG_BIAS(void) { return DNNL_ARG_BIAS; }
 static inline int graft_DNNL_ARG_FROM(void) { return DNNL_ARG_FROM; }
 static inline int graft_DNNL_ARG_TO(void) { return DNNL_ARG_TO; }
+static inline int graft_DNNL_ARG_DIFF_SRC(void) { return DNNL_ARG_DIFF_SRC; }
+static inline int graft_DNNL_ARG_DIFF_DST(void) { return DNNL_ARG_DIFF_DST; }
+static inline int graft_DNNL_ARG_DIFF_WEIGHTS(void) { return DNNL_ARG_DIFF_WEIGHTS; }
 
 /// A forward-inference convolution on NHWC f32 activations with weights in the layout oneDNN prefers
 /// (format `any`); fills the src/dst/user-weights (HWIO)/bias descriptors. Returns the status.
@@ -29,5 +32,36 @@ static inline dnnl_status_t graft_dnnl_conv_pd(dnnl_primitive_desc_t *pd, dnnl_e
     if ((s = dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct, src, &any_weights,
             has_bias ? bias : NULL, dst, strides, dilates, pad_l, pad_r)) != dnnl_success) return s;
     return dnnl_primitive_desc_create(pd, &desc, NULL, engine, NULL);
+}
+
+/// Backward-data and backward-weights convolutions (no bias: Graft sums the bias gradient itself) for the same
+/// geometry, with a forward-training primitive as their hint. Descriptors as for graft_dnnl_conv_pd.
+static inline dnnl_status_t graft_dnnl_conv_bwd_pds(dnnl_primitive_desc_t *data_pd, dnnl_primitive_desc_t *weights_pd,
+        dnnl_engine_t engine, int n, int h, int w, int c, int o, int kh, int kw, int oh, int ow, int sh, int sw, int dh, int dw,
+        int pt, int pb, int pl, int pr,
+        dnnl_memory_desc_t *src, dnnl_memory_desc_t *dst, dnnl_memory_desc_t *user_weights) {
+    dnnl_dims_t sd = {n, c, h, w}, dd = {n, o, oh, ow}, wd = {o, c, kh, kw};
+    dnnl_memory_desc_t any_weights;
+    dnnl_status_t s;
+    *data_pd = NULL;
+    *weights_pd = NULL;
+    if ((s = dnnl_memory_desc_init_by_tag(src, 4, sd, dnnl_f32, dnnl_nhwc)) != dnnl_success) return s;
+    if ((s = dnnl_memory_desc_init_by_tag(dst, 4, dd, dnnl_f32, dnnl_nhwc)) != dnnl_success) return s;
+    if ((s = dnnl_memory_desc_init_by_tag(user_weights, 4, wd, dnnl_f32, dnnl_hwio)) != dnnl_success) return s;
+    if ((s = dnnl_memory_desc_init_by_tag(&any_weights, 4, wd, dnnl_f32, dnnl_format_tag_any)) != dnnl_success) return s;
+    dnnl_dims_t strides = {sh, sw}, dilates = {dh - 1, dw - 1}, pad_l = {pt, pl}, pad_r = {pb, pr};
+    dnnl_convolution_desc_t fwd, bwd_data, bwd_weights;
+    if ((s = dnnl_dilated_convolution_forward_desc_init(&fwd, dnnl_forward_training, dnnl_convolution_direct, src, &any_weights,
+            NULL, dst, strides, dilates, pad_l, pad_r)) != dnnl_success) return s;
+    dnnl_primitive_desc_t hint;
+    if ((s = dnnl_primitive_desc_create(&hint, &fwd, NULL, engine, NULL)) != dnnl_success) return s;
+    s = dnnl_dilated_convolution_backward_data_desc_init(&bwd_data, dnnl_convolution_direct, src, &any_weights, dst,
+            strides, dilates, pad_l, pad_r);
+    if (s == dnnl_success) s = dnnl_primitive_desc_create(data_pd, &bwd_data, NULL, engine, hint);
+    if (s == dnnl_success) s = dnnl_dilated_convolution_backward_weights_desc_init(&bwd_weights, dnnl_convolution_direct, src,
+            &any_weights, NULL, dst, strides, dilates, pad_l, pad_r);
+    if (s == dnnl_success) s = dnnl_primitive_desc_create(weights_pd, &bwd_weights, NULL, engine, hint);
+    dnnl_primitive_desc_destroy(hint);
+    return s;
 }
 #endif

@@ -44,6 +44,10 @@ extension ConvolutionKernels {
                 for c in 0..<cout { gradBias[c] += row[c] }
             }
         }
+        if !g.isPointwise && DNNL.conv2dBackward(g, input: input, kernel: kernel, gradOutput: gradOutput, gradInput: gradInput,
+                                                  gradKernel: gradKernel) {
+            return
+        }
         if g.isPointwise {
             // dX[P, Cin] = dY[P, Cout] · Wᵀ;  dW[Cin, Cout] += Xᵀ · dY.
             if let gradInput {

@@ -129,4 +129,143 @@ enum DNNL {
         guard dnnl_primitive_execute(conv, stream, Int32(args.count), &args) == dnnl_success else { return false }
         return dnnl_stream_wait(stream) == dnnl_success
     }
+
+    /// Backward primitives for one geometry: data (dX from dY and W) and weights (dW from X and dY), with the
+    /// weight reorders between HWIO and the layouts they chose.
+    final class BackwardPlan: @unchecked Sendable {
+        var src = dnnl_memory_desc_t(), dst = dnnl_memory_desc_t(), userWeights = dnnl_memory_desc_t()
+        var dataWeights = dnnl_memory_desc_t(), diffWeights = dnnl_memory_desc_t()
+        var data: dnnl_primitive_t?, weights: dnnl_primitive_t?
+        var toData: dnnl_primitive_t?, fromDiff: dnnl_primitive_t?
+        var dataWeightBytes = 0, diffWeightBytes = 0
+        deinit {
+            for p in [data, weights, toData, fromDiff] { if let p { dnnl_primitive_destroy(p) } }
+        }
+    }
+
+    final class BackwardCache: @unchecked Sendable {
+        let lock = NSLock()
+        var plans: [Key: BackwardPlan?] = [:]
+    }
+    static let backwardCache = BackwardCache()
+
+    static func backwardPlan(_ g: ConvGeometry) -> BackwardPlan? {
+        let key = Key(n: g.batch, h: g.h.input, w: g.w.input, c: g.inChannels, o: g.outChannels, kh: g.h.kernel, kw: g.w.kernel,
+                      sh: g.h.stride, sw: g.w.stride, dh: g.h.dilation, dw: g.w.dilation, pt: g.h.padBefore, pb: g.h.padAfter,
+                      pl: g.w.padBefore, pr: g.w.padAfter, bias: false)
+        backwardCache.lock.lock()
+        defer { backwardCache.lock.unlock() }
+        if let p = backwardCache.plans[key] { return p }
+        let p = buildBackward(g)
+        backwardCache.plans[key] = p
+        return p
+    }
+
+    static func reorder(from: inout dnnl_memory_desc_t, to: inout dnnl_memory_desc_t, engine: dnnl_engine_t) -> dnnl_primitive_t? {
+        var rpd: dnnl_primitive_desc_t?
+        guard dnnl_reorder_primitive_desc_create(&rpd, &from, engine, &to, engine, nil) == dnnl_success, let rpd else { return nil }
+        defer { dnnl_primitive_desc_destroy(rpd) }
+        var r: dnnl_primitive_t?
+        return dnnl_primitive_create(&r, rpd) == dnnl_success ? r : nil
+    }
+
+    static func buildBackward(_ g: ConvGeometry) -> BackwardPlan? {
+        let sizes = [g.batch, g.h.input, g.w.input, g.inChannels, g.outChannels, g.h.kernel, g.w.kernel, g.h.output, g.w.output,
+                     g.h.stride, g.w.stride, g.h.dilation, g.w.dilation, g.h.padBefore, g.h.padAfter, g.w.padBefore, g.w.padAfter]
+        guard let engine, g.groups == 1, sizes.allSatisfy({ $0 >= 0 && $0 < Int(Int32.max) }) else { return nil }
+        let p = BackwardPlan()
+        var dataPD: dnnl_primitive_desc_t?, weightsPD: dnnl_primitive_desc_t?
+        let status = graft_dnnl_conv_bwd_pds(&dataPD, &weightsPD, engine, Int32(g.batch), Int32(g.h.input), Int32(g.w.input),
+                                             Int32(g.inChannels), Int32(g.outChannels), Int32(g.h.kernel), Int32(g.w.kernel),
+                                             Int32(g.h.output), Int32(g.w.output), Int32(g.h.stride), Int32(g.w.stride),
+                                             Int32(g.h.dilation), Int32(g.w.dilation), Int32(g.h.padBefore), Int32(g.h.padAfter),
+                                             Int32(g.w.padBefore), Int32(g.w.padAfter), &p.src, &p.dst, &p.userWeights)
+        defer {
+            if let dataPD { dnnl_primitive_desc_destroy(dataPD) }
+            if let weightsPD { dnnl_primitive_desc_destroy(weightsPD) }
+        }
+        guard status == dnnl_success, let dataPD, let weightsPD else { return nil }
+        // Activations and their gradients must stay dense NHWC.
+        guard let ds = dnnl_primitive_desc_query_md(dataPD, dnnl_query_diff_src_md, 0), dnnl_memory_desc_equal(ds, &p.src) != 0,
+              let dd = dnnl_primitive_desc_query_md(dataPD, dnnl_query_diff_dst_md, 0), dnnl_memory_desc_equal(dd, &p.dst) != 0,
+              let ws = dnnl_primitive_desc_query_md(weightsPD, dnnl_query_src_md, 0), dnnl_memory_desc_equal(ws, &p.src) != 0,
+              let wd = dnnl_primitive_desc_query_md(weightsPD, dnnl_query_diff_dst_md, 0), dnnl_memory_desc_equal(wd, &p.dst) != 0,
+              let w1 = dnnl_primitive_desc_query_md(dataPD, dnnl_query_weights_md, 0),
+              let w2 = dnnl_primitive_desc_query_md(weightsPD, dnnl_query_diff_weights_md, 0) else { return nil }
+        p.dataWeights = w1.pointee
+        p.diffWeights = w2.pointee
+        guard dnnl_primitive_create(&p.data, dataPD) == dnnl_success,
+              dnnl_primitive_create(&p.weights, weightsPD) == dnnl_success else { return nil }
+        if dnnl_memory_desc_equal(&p.dataWeights, &p.userWeights) == 0 {
+            guard let r = reorder(from: &p.userWeights, to: &p.dataWeights, engine: engine) else { return nil }
+            p.toData = r
+            p.dataWeightBytes = dnnl_memory_desc_get_size(&p.dataWeights)
+        }
+        p.diffWeightBytes = dnnl_memory_desc_get_size(&p.diffWeights)
+        if dnnl_memory_desc_equal(&p.diffWeights, &p.userWeights) == 0 {
+            guard let r = reorder(from: &p.diffWeights, to: &p.userWeights, engine: engine) else { return nil }
+            p.fromDiff = r
+        }
+        return p
+    }
+
+    /// dX (overwritten) and dW (added into) of a convolution without groups; false when oneDNN cannot.
+    static func conv2dBackward(_ g: ConvGeometry, input: UnsafePointer<Float>, kernel: UnsafePointer<Float>,
+                               gradOutput: UnsafePointer<Float>, gradInput: UnsafeMutablePointer<Float>?,
+                               gradKernel: UnsafeMutablePointer<Float>?) -> Bool {
+        guard enabled, let engine, let stream, let p = backwardPlan(g), let data = p.data, let weightsPrim = p.weights else { return false }
+        execution.lock()
+        defer { execution.unlock() }
+        var mems: [dnnl_memory_t?] = []
+        var buffers: [UnsafeMutableRawPointer] = []
+        defer {
+            for m in mems { if let m { dnnl_memory_destroy(m) } }
+            for b in buffers { b.deallocate() }
+        }
+        func memory(_ md: inout dnnl_memory_desc_t, _ handle: UnsafeMutableRawPointer?) -> dnnl_memory_t? {
+            var m: dnnl_memory_t?
+            guard dnnl_memory_create(&m, &md, engine, handle) == dnnl_success else { return nil }
+            mems.append(m)
+            return m
+        }
+        func buffer(_ bytes: Int) -> UnsafeMutableRawPointer {
+            let b = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64)
+            buffers.append(b)
+            return b
+        }
+        func run(_ prim: dnnl_primitive_t, _ args: [(Int32, dnnl_memory_t)]) -> Bool {
+            var a = args.map { dnnl_exec_arg_t(arg: $0.0, memory: $0.1) }
+            return dnnl_primitive_execute(prim, stream, Int32(a.count), &a) == dnnl_success
+        }
+        let argSrc = graft_DNNL_ARG_SRC(), argW = graft_DNNL_ARG_WEIGHTS()
+        let argDiffSrc = graft_DNNL_ARG_DIFF_SRC(), argDiffDst = graft_DNNL_ARG_DIFF_DST(), argDiffW = graft_DNNL_ARG_DIFF_WEIGHTS()
+        guard let dy = memory(&p.dst, UnsafeMutableRawPointer(mutating: gradOutput)) else { return false }
+        if let gradInput {
+            guard let userW = memory(&p.userWeights, UnsafeMutableRawPointer(mutating: kernel)),
+                  let dx = memory(&p.src, UnsafeMutableRawPointer(gradInput)) else { return false }
+            var w = userW
+            if let toData = p.toData {
+                guard let reordered = memory(&p.dataWeights, buffer(p.dataWeightBytes)),
+                      run(toData, [(graft_DNNL_ARG_FROM(), userW), (graft_DNNL_ARG_TO(), reordered)]) else { return false }
+                w = reordered
+            }
+            guard run(data, [(argDiffDst, dy), (argW, w), (argDiffSrc, dx)]) else { return false }
+        }
+        if let gradKernel {
+            let count = g.h.kernel * g.w.kernel * g.inChannels * g.outChannels
+            let diffBuffer = buffer(p.diffWeightBytes)
+            guard let x = memory(&p.src, UnsafeMutableRawPointer(mutating: input)),
+                  let dw = memory(&p.diffWeights, diffBuffer),
+                  run(weightsPrim, [(argSrc, x), (argDiffDst, dy), (argDiffW, dw)]) else { return false }
+            var hwio = diffBuffer.assumingMemoryBound(to: Float.self)
+            if let fromDiff = p.fromDiff {
+                let out = buffer(count * 4)
+                guard let o = memory(&p.userWeights, out), run(fromDiff, [(graft_DNNL_ARG_FROM(), dw), (graft_DNNL_ARG_TO(), o)]) else { return false }
+                hwio = out.assumingMemoryBound(to: Float.self)
+            }
+            guard dnnl_stream_wait(stream) == dnnl_success else { return false }
+            for i in 0..<count { gradKernel[i] += hwio[i] }
+        }
+        return dnnl_stream_wait(stream) == dnnl_success
+    }
 }
