@@ -51,6 +51,10 @@ final class ChildProcessHDF5Check: @unchecked Sendable {
         if p.terminationReason == .uncaughtSignal {
             throw HDF5Error(.readFailed, file: path, detail: "the HDF5 library crashed reading it (signal \(p.terminationStatus)): the file is damaged")
         }
+        if p.terminationStatus != 1 && p.terminationStatus != 0 {
+            // Not graft's own error exit: the child died another way (a sanitizer's report, an abort handler).
+            throw HDF5Error(.readFailed, file: path, detail: "the HDF5 library failed reading it (exit \(p.terminationStatus)): the file is damaged")
+        }
         if p.terminationStatus != 0 {
             // The child could not read the whole file: report its one-line error and never hand the file to libhdf5
             // here (fuzzing found damaged files on which a clean error in one code path is a crash in another).

@@ -58,7 +58,9 @@ struct FuzzTests {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
         p.arguments = [root.appendingPathComponent("tools/fuzz").path, "--cases", "150", "--seed", "5", "--jobs", "2",
-                       "--graft", TestSupport.graftExecutable.path, "--timeout", "120"]
+                       "--graft", TestSupport.graftExecutable.path, "--timeout", "120",
+                       // Sanitizer builds reserve huge address spaces: set GRAFT_FUZZ_MEMORY_MB=0 for those runs.
+                       "--memory-mb", ProcessInfo.processInfo.environment["GRAFT_FUZZ_MEMORY_MB"] ?? "6144"]
         let out = Pipe()
         p.standardOutput = out
         p.standardError = out
