@@ -22,8 +22,24 @@ enum DNNL {
     }()
 
     struct Key: Hashable {
-        let n, h, w, c, o, kh, kw, sh, sw, dh, dw, pt, pb, pl, pr: Int
+        let sizes: [Int]
         let bias: Bool
+
+        init(_ g: ConvGeometry, bias: Bool) {
+            sizes = DNNL.sizes(g)
+            self.bias = bias
+        }
+    }
+
+    /// The geometry as the C shim takes it (batch, input H/W/C, output channels, kernel, output H/W, strides,
+    /// dilations, paddings); nil when a value does not fit an Int32.
+    static func sizes(_ g: ConvGeometry) -> [Int] {
+        [g.batch, g.h.input, g.w.input, g.inChannels, g.outChannels, g.h.kernel, g.w.kernel, g.h.output, g.w.output,
+         g.h.stride, g.w.stride, g.h.dilation, g.w.dilation, g.h.padBefore, g.h.padAfter, g.w.padBefore, g.w.padAfter]
+    }
+
+    static func supported(_ g: ConvGeometry) -> Bool {
+        g.groups == 1 && sizes(g).allSatisfy { $0 >= 0 && $0 < Int(Int32.max) }
     }
 
     /// A built convolution: the primitive, its memory descriptors, and the weight reorder when oneDNN wants
@@ -49,9 +65,7 @@ enum DNNL {
     static let pointwise = ProcessInfo.processInfo.environment["GRAFT_DNNL_POINTWISE"] != "0"
 
     static func plan(_ g: ConvGeometry, bias: Bool) -> Plan? {
-        let key = Key(n: g.batch, h: g.h.input, w: g.w.input, c: g.inChannels, o: g.outChannels, kh: g.h.kernel, kw: g.w.kernel,
-                      sh: g.h.stride, sw: g.w.stride, dh: g.h.dilation, dw: g.w.dilation, pt: g.h.padBefore, pb: g.h.padAfter,
-                      pl: g.w.padBefore, pr: g.w.padAfter, bias: bias)
+        let key = Key(g, bias: bias)
         cache.lock.lock()
         defer { cache.lock.unlock() }
         if let p = cache.plans[key] { return p }
@@ -61,9 +75,7 @@ enum DNNL {
     }
 
     static func build(_ g: ConvGeometry, bias hasBias: Bool) -> Plan? {
-        let sizes = [g.batch, g.h.input, g.w.input, g.inChannels, g.outChannels, g.h.kernel, g.w.kernel, g.h.output, g.w.output,
-                     g.h.stride, g.w.stride, g.h.dilation, g.w.dilation, g.h.padBefore, g.h.padAfter, g.w.padBefore, g.w.padAfter]
-        guard let engine, g.groups == 1, sizes.allSatisfy({ $0 >= 0 && $0 < Int(Int32.max) }) else { return nil }
+        guard let engine, supported(g) else { return nil }
         let p = Plan()
         var pd: dnnl_primitive_desc_t?
         let status = graft_dnnl_conv_pd(&pd, engine, Int32(g.batch), Int32(g.h.input), Int32(g.w.input), Int32(g.inChannels),
@@ -150,9 +162,7 @@ enum DNNL {
     static let backwardCache = BackwardCache()
 
     static func backwardPlan(_ g: ConvGeometry) -> BackwardPlan? {
-        let key = Key(n: g.batch, h: g.h.input, w: g.w.input, c: g.inChannels, o: g.outChannels, kh: g.h.kernel, kw: g.w.kernel,
-                      sh: g.h.stride, sw: g.w.stride, dh: g.h.dilation, dw: g.w.dilation, pt: g.h.padBefore, pb: g.h.padAfter,
-                      pl: g.w.padBefore, pr: g.w.padAfter, bias: false)
+        let key = Key(g, bias: false)
         backwardCache.lock.lock()
         defer { backwardCache.lock.unlock() }
         if let p = backwardCache.plans[key] { return p }
@@ -170,9 +180,7 @@ enum DNNL {
     }
 
     static func buildBackward(_ g: ConvGeometry) -> BackwardPlan? {
-        let sizes = [g.batch, g.h.input, g.w.input, g.inChannels, g.outChannels, g.h.kernel, g.w.kernel, g.h.output, g.w.output,
-                     g.h.stride, g.w.stride, g.h.dilation, g.w.dilation, g.h.padBefore, g.h.padAfter, g.w.padBefore, g.w.padAfter]
-        guard let engine, g.groups == 1, sizes.allSatisfy({ $0 >= 0 && $0 < Int(Int32.max) }) else { return nil }
+        guard let engine, supported(g) else { return nil }
         let p = BackwardPlan()
         var dataPD: dnnl_primitive_desc_t?, weightsPD: dnnl_primitive_desc_t?
         let status = graft_dnnl_conv_bwd_pds(&dataPD, &weightsPD, engine, Int32(g.batch), Int32(g.h.input), Int32(g.w.input),
