@@ -45,6 +45,7 @@ public final class PReLU: Layer {
         guard s.allSatisfy({ $0 > 0 }) else {
             throw LayerError(name, "needs a known input shape on unshared axes, got \(Shape.describe([-1] + inputShapes[0]))")
         }
+        try requireAllocatable([s])
         alpha = Variable(Tensor(shape: s))
         return inputShapes[0]
     }

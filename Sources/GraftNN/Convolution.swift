@@ -78,6 +78,7 @@ public final class Conv2D: Layer {
             throw LayerError(name, "\(c) input channels and \(config.filters) filters must both divide into \(config.groups) groups")
         }
         inChannels = c
+        try requireAllocatable([[config.kernelSize[0], config.kernelSize[1], c / config.groups, config.filters]])
         kernel = Variable(Initializer.glorotUniform([config.kernelSize[0], config.kernelSize[1], c / config.groups, config.filters], rng: &rng))
         bias = config.useBias ? Variable(Tensor(shape: [config.filters])) : nil
         let (h, w) = try convOutputSpatial(name, input: s, kernel: config.kernelSize, strides: config.strides,
@@ -190,6 +191,7 @@ public final class DepthwiseConv2D: Layer {
         let s = inputShapes[0]
         try requireRank(s, 3)
         channels = s[2]
+        try requireAllocatable([[config.kernelSize[0], config.kernelSize[1], channels, config.depthMultiplier]])
         kernel = Variable(Initializer.glorotUniform([config.kernelSize[0], config.kernelSize[1], channels, config.depthMultiplier], rng: &rng))
         bias = config.useBias ? Variable(Tensor(shape: [channels * config.depthMultiplier])) : nil
         let (h, w) = try convOutputSpatial(name, input: s, kernel: config.kernelSize, strides: config.strides,
@@ -231,6 +233,7 @@ public final class SeparableConv2D: Layer {
         let s = inputShapes[0]
         try requireRank(s, 3)
         channels = s[2]
+        try requireAllocatable([[config.kernelSize[0], config.kernelSize[1], channels, depthMultiplier], [channels, depthMultiplier, config.filters]])
         depthwiseKernel = Variable(Initializer.glorotUniform([config.kernelSize[0], config.kernelSize[1], channels, depthMultiplier], rng: &rng))
         pointwiseKernel = Variable(Initializer.glorotUniform([1, 1, channels * depthMultiplier, config.filters], rng: &rng))
         bias = config.useBias ? Variable(Tensor(shape: [config.filters])) : nil
@@ -285,6 +288,7 @@ public final class LocallyConnected2D: Layer {
         outSpatial = try convOutputSpatial(name, input: s, kernel: config.kernelSize, strides: config.strides,
                                            dilation: [1, 1], padding: .valid)
         let patch = config.kernelSize[0] * config.kernelSize[1] * s[2]
+        try requireAllocatable([[outSpatial.0, outSpatial.1, patch, config.filters]])
         kernel = Variable(Initializer.glorotUniform([outSpatial.0 * outSpatial.1, patch, config.filters], rng: &rng))
         bias = config.useBias ? Variable(Tensor(shape: [outSpatial.0, outSpatial.1, config.filters])) : nil
         return [outSpatial.0, outSpatial.1, config.filters]

@@ -119,6 +119,21 @@ extension Layer {
     /// Scalars in all variables.
     public var parameterCount: Int { variables.reduce(0) { $0 + $1.variable.value.count } }
 
+    /// Refuses parameter shapes a hostile config could declare (a Conv2D with 10^12 filters) before anything is
+    /// allocated: every dimension positive and each tensor at most `Initializer.maxElements` elements.
+    func requireAllocatable(_ shapes: [[Int]]) throws {
+        for shape in shapes {
+            var count = 1
+            for d in shape {
+                let (product, overflow) = count.multipliedReportingOverflow(by: d)
+                guard d > 0, !overflow, product <= Initializer.maxElements else {
+                    throw LayerError(name, "parameter shape (\(shape.map(String.init).joined(separator: ", "))) is \(d > 0 ? "too large" : "invalid") (at most \(Initializer.maxElements) elements per tensor)")
+                }
+                count = product
+            }
+        }
+    }
+
     func requireInputs(_ shapes: [[Int]], count: Int) throws {
         guard shapes.count == count else {
             throw LayerError(name, "expects \(count) input\(count == 1 ? "" : "s"), got \(shapes.count)")
@@ -134,6 +149,9 @@ extension Layer {
 
 /// Keras's default initialisers.
 public enum Initializer {
+    /// The largest parameter tensor a layer may declare (2^31 floats, 8 GiB).
+    public static let maxElements = 1 << 31
+
     /// Glorot (Xavier) uniform: U(±sqrt(6 / (fanIn + fanOut))), with Keras's fans for kernels
     /// (receptive field × in, receptive field × out).
     public static func glorotUniform(_ shape: [Int], rng: inout SplitMix64) -> Tensor {

@@ -163,12 +163,28 @@ public struct GraphBuilder {
     /// Adds a model input of `shape` (batch excluded; -1 unknown) and returns its node index.
     public mutating func input(_ layer: InputLayer) throws -> Int {
         try checkName(layer)
+        try Self.requireReasonableOutput(layer.shape, layer: layer.name)
         nodes.append(Model.Node(layer: layer, inputs: [], outputShape: layer.shape))
         inputNodes.append(nodes.count - 1)
         return nodes.count - 1
     }
 
     /// Applies `layer` to the outputs of nodes `inputs`; builds it on first use (a layer used again shares its variables).
+    /// The most elements one sample's output may have (2^28 floats, 1 GiB): a config declaring more (an
+    /// UpSampling2D by 10^6) is refused while the model is built, not when a batch would be allocated.
+    public static let maxElementsPerSample = 1 << 28
+
+    static func requireReasonableOutput(_ shape: [Int], layer: String) throws {
+        var count = 1
+        for d in shape where d >= 0 {
+            let (product, overflow) = count.multipliedReportingOverflow(by: d)
+            guard !overflow, product <= maxElementsPerSample else {
+                throw LayerError(layer, "output \(Shape.describe([-1] + shape)) is too large (at most \(maxElementsPerSample) values per sample)")
+            }
+            count = product
+        }
+    }
+
     @discardableResult
     public mutating func add(_ layer: any Layer, inputs: [Int]) throws -> Int {
         for i in inputs where i < 0 || i >= nodes.count {
@@ -185,6 +201,7 @@ public struct GraphBuilder {
         } else {
             try checkName(layer)
             output = try layer.build(inputShapes: shapes, rng: &rng)
+            try Self.requireReasonableOutput(output, layer: layer.name)
             built[id] = (shapes, output)
         }
         nodes.append(Model.Node(layer: layer, inputs: inputs, outputShape: output))

@@ -54,6 +54,28 @@ struct LoadErrorTests {
         expectError(path, containing: [path, "ConvLSTM2D", "gmp"])
     }
 
+    /// Layer sizes a hostile config declares (found by tools/fuzz: 10^12 filters aborted the allocation) are
+    /// refused while the model is built, naming the layer, before anything is allocated.
+    @Test(arguments: [("stem_conv", "filters", 1_000_000_000_000, "too large"), ("stem_conv", "filters", -3, "invalid"),
+                      ("up", "size", 1_000_000, "too large")])
+    func hugeOrNegativeLayerSizesAreRefused(_ layer: String, _ key: String, _ value: Int, _ says: String) throws {
+        let path = try tamperedConfig("tfkeras_mini_xception.h5") { o in
+            var ls = layers(o)
+            var target = ls.firstIndex(where: { ($0["name"] as? String) == layer })
+            if target == nil, key == "size" {
+                // No UpSampling2D in this model: turn the stem convolution's input into one.
+                target = ls.firstIndex(where: { ($0["class_name"] as? String) == "ZeroPadding2D" })
+                if let t = target { ls[t]["class_name"] = "UpSampling2D"; ls[t]["config"] = ["name": ls[t]["name"] ?? "up", "size": [1, 1]] }
+            }
+            if let t = target, var cfg = ls[t]["config"] as? [String: Any] {
+                cfg[key] = key == "size" ? [value, value] : value
+                ls[t]["config"] = cfg
+            }
+            setLayers(&o, ls)
+        }
+        expectError(path, containing: [path, says])
+    }
+
     @Test func unknownInboundLayerIsNamed() throws {
         let path = try tamperedConfig("keras3_mini_xception.h5") { o in
             var ls = layers(o)
