@@ -53,8 +53,14 @@ public enum AugmentOp: Sendable, Equatable, Codable {
             let axes = parts.count > 1 ? parts[1] : "h"
             guard !axes.isEmpty, axes.allSatisfy({ $0 == "h" || $0 == "v" }) else { throw DataError("augment", "\(item): flip takes h, v or hv") }
             self = .flip(horizontal: axes.contains("h"), vertical: axes.contains("v"))
-        case "rotate": self = .rotate(degrees: try number(1), fill: try fill(2))
-        case "translate": self = .translate(fraction: try number(1), fill: try fill(2))
+        case "rotate":
+            let d = try number(1)
+            guard d <= 360 else { throw DataError("augment", "\(item): rotate takes at most 360 degrees") }
+            self = .rotate(degrees: d, fill: try fill(2))
+        case "translate":
+            let f = try number(1)
+            guard f <= 1 else { throw DataError("augment", "\(item): translate is a fraction of the size, at most 1") }
+            self = .translate(fraction: f, fill: try fill(2))
         case "zoom":
             let f = try number(1)
             guard f < 1 else { throw DataError("augment", "\(item): zoom must be below 1") }
@@ -69,8 +75,9 @@ public enum AugmentOp: Sendable, Equatable, Codable {
             guard f <= 1 else { throw DataError("augment", "\(item): contrast must be at most 1") }
             self = .contrast(factor: f)
         case "noise":
-            let copies = parts.count > 2 ? Int(try number(2)) : 1
-            guard copies >= 1 && copies <= 100 else { throw DataError("augment", "\(item): copies must be 1…100") }
+            let c = parts.count > 2 ? try number(2) : 1
+            guard c >= 1 && c <= 100 && c == c.rounded() else { throw DataError("augment", "\(item): copies must be a whole number 1…100") }
+            let copies = Int(c)
             self = .noise(sigma: try number(1), copies: copies)
         case "cutout", "erase":
             let f = try number(1)

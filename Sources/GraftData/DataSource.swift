@@ -42,8 +42,11 @@ public enum DataSource {
     public static func arrays(x: Tensor, y: Tensor, name: String) throws -> ImageDataset {
         guard x.rank == 3 || x.rank == 4 else { throw DataError(name, "x must be N×H×W or N×H×W×C, got \(Shape.describe(x.shape))") }
         guard y.count == x.shape[0] else { throw DataError(name, "\(y.count) labels for \(x.shape[0]) images") }
+        // Labels arrive as floats (any NPY dtype is read into a Tensor): whole numbers from 0 up to a million only.
+        if let bad = y.scalars.first(where: { !($0 >= 0 && $0 <= 1_000_000 && $0 == $0.rounded()) }) {
+            throw DataError(name, "label \(bad) is not a class index (a whole number from 0)")
+        }
         let labels = y.scalars.map { Int($0) }
-        if let bad = labels.first(where: { $0 < 0 }) { throw DataError(name, "label \(bad) is negative") }
         let k = (labels.max() ?? -1) + 1
         let shape = x.rank == 3 ? [x.shape[1], x.shape[2], 1] : Array(x.shape[1...])
         return ImageDataset(imageShape: shape, pixels: x.scalars, labels: labels, ids: (0..<labels.count).map(String.init),

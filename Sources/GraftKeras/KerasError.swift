@@ -40,7 +40,7 @@ struct JSON: @unchecked Sendable {
     }
     var int: Int? {
         if let i = value as? Int { return i }
-        if let d = value as? Double, d == d.rounded() { return Int(d) }
+        if let d = value as? Double, d == d.rounded() { return Int(exactly: d) }   // nil for 1e400, NaN or beyond Int
         return nil
     }
 

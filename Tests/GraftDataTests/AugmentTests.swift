@@ -72,7 +72,9 @@ struct AugmentTests {
         #expect(run(1) == run(1))
         #expect(run(1) != run(2))
         #expect(run(1).allSatisfy { $0 >= 0 && $0 <= 255 })
-        for bad in ["flip:x", "rotate", "zoom:1.5", "blur:3", "contrast:2", "noise:-1"] {
+        // Out-of-range numbers are refused while parsing (noise copies of 1e30 trapped converting to Int).
+        for bad in ["flip:x", "rotate", "zoom:1.5", "blur:3", "contrast:2", "noise:-1", "noise:0.1:1e30", "noise:0.1:2.5",
+                    "translate:1e30", "rotate:1e9", "crop:1e20"] {
             #expect(throws: DataError.self) { try Augmenter(spec: bad) }
         }
         #expect(try Augmenter(items: ["flip:h", "noise:0.05"]) == Augmenter(spec: "flip:h,noise:0.05"))

@@ -24,6 +24,16 @@ struct SourceTests {
         #expect(a[0, 2, 3, 1] == 40 && a[1, 4, 6, 2] == 202)
     }
 
+    /// Labels read as floats that are not class indices (NaN, huge, fractional, negative) are one-line errors,
+    /// not a trap converting them to Int.
+    @Test func labelsThatAreNotClassIndicesAreRefused() {
+        let x = Tensor(shape: [2, 2, 2], repeating: 0)
+        for bad: Float in [.nan, 1e30, 1.5, -1, .infinity] {
+            #expect(throws: DataError.self) { try DataSource.arrays(x: x, y: Tensor(shape: [2], values: [0, bad]), name: "y.npy") }
+        }
+        #expect((try? DataSource.arrays(x: x, y: Tensor(shape: [2], values: [0, 3]), name: "y.npy"))?.labels == [0, 3])
+    }
+
     @Test func npzAndNpyPairs() throws {
         let (d, _) = try DataSource.load(Self.path("small.npz"))
         #expect(d.count == 4 && d.imageShape == [5, 5, 3] && d.labels == [0, 1, 2, 1] && d.classNames == ["0", "1", "2"])

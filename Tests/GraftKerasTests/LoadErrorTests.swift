@@ -76,6 +76,19 @@ struct LoadErrorTests {
         expectError(path, containing: [path, says])
     }
 
+    /// A whole-number double beyond Int (1e300 filters) is "not an integer", not a trap converting it.
+    @Test func hugeDoubleWhereAnIntegerBelongsIsAnError() throws {
+        let path = try tamperedConfig("tfkeras_mini_xception.h5") { o in
+            var ls = layers(o)
+            if let t = ls.firstIndex(where: { ($0["name"] as? String) == "stem_conv" }), var cfg = ls[t]["config"] as? [String: Any] {
+                cfg["filters"] = 1e300
+                ls[t]["config"] = cfg
+            }
+            setLayers(&o, ls)
+        }
+        expectError(path, containing: [path, "filters"])
+    }
+
     @Test func unknownInboundLayerIsNamed() throws {
         let path = try tamperedConfig("keras3_mini_xception.h5") { o in
             var ls = layers(o)
