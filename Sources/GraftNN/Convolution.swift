@@ -27,6 +27,13 @@ public struct Conv2DConfig: Codable, Sendable, Equatable {
 /// Geometry shared by the convolution layers: output spatial size from an input of `[H, W, C]` (-1 unknown).
 func convOutputSpatial(_ layer: String, input: [Int], kernel: [Int], strides: [Int], dilation: [Int],
                        padding: Padding) throws -> (Int, Int) {
+    // Sizes a hostile config can declare (found by tools/fuzz: a stride of 0 divided by zero, a kernel of 10^18
+    // overflowed): two of each, from 1 to 65,536.
+    for (what, values) in [("kernel size", kernel), ("strides", strides), ("dilation rate", dilation)] {
+        guard values.count == 2, values.allSatisfy({ $0 >= 1 && $0 <= 65_536 }) else {
+            throw LayerError(layer, "\(what) \(values) must be two whole numbers from 1 to 65536")
+        }
+    }
     func axis(_ i: Int) throws -> Int {
         guard input[i] >= 0 else { return -1 }
         let g = AxisGeometry(input: input[i], kernel: kernel[i], stride: strides[i], dilation: dilation[i], padding: padding)

@@ -21,6 +21,9 @@ public final class Padding2D: Layer {
         try requireInputs(inputShapes, count: 1)
         let s = inputShapes[0]
         try requireRank(s, 3)
+        guard amounts.count == 2, amounts.allSatisfy({ $0.count == 2 && $0.allSatisfy { $0 >= 0 && $0 <= 65_536 } }) else {
+            throw LayerError(name, "amounts \(amounts) must be ((top, bottom), (left, right)) from 0 to 65536")
+        }
         let h = s[0] < 0 ? -1 : s[0] + sign * (amounts[0][0] + amounts[0][1])
         let w = s[1] < 0 ? -1 : s[1] + sign * (amounts[1][0] + amounts[1][1])
         if (s[0] >= 0 && h <= 0) || (s[1] >= 0 && w <= 0) {
@@ -57,6 +60,9 @@ public final class UpSampling2D: Layer {
         try requireInputs(inputShapes, count: 1)
         let s = inputShapes[0]
         try requireRank(s, 3)
+        guard size.count == 2, size.allSatisfy({ $0 >= 1 && $0 <= 65_536 }) else {
+            throw LayerError(name, "size \(size) must be two whole numbers from 1 to 65536")
+        }
         return [s[0] < 0 ? -1 : s[0] * size[0], s[1] < 0 ? -1 : s[1] * size[1], s[2]]
     }
 

@@ -54,10 +54,12 @@ struct LoadErrorTests {
         expectError(path, containing: [path, "ConvLSTM2D", "gmp"])
     }
 
-    /// Layer sizes a hostile config declares (found by tools/fuzz: 10^12 filters aborted the allocation) are
+    /// Layer sizes a hostile config declares (found by tools/fuzz: 10^12 filters aborted the allocation, a stride of
+    /// 0 divided by zero, a dilation of Int.max overflowed) are
     /// refused while the model is built, naming the layer, before anything is allocated.
     @Test(arguments: [("stem_conv", "filters", 1_000_000_000_000, "too large"), ("stem_conv", "filters", -3, "invalid"),
-                      ("up", "size", 1_000_000, "too large")])
+                      ("up", "size", 1_000_000, "from 1 to 65536"), ("stem_conv", "strides", 0, "from 1 to 65536"),
+                      ("stem_conv", "dilation_rate", Int.max, "from 1 to 65536"), ("stem_conv", "kernel_size", 1 << 40, "too large")])
     func hugeOrNegativeLayerSizesAreRefused(_ layer: String, _ key: String, _ value: Int, _ says: String) throws {
         let path = try tamperedConfig("tfkeras_mini_xception.h5") { o in
             var ls = layers(o)
@@ -68,7 +70,7 @@ struct LoadErrorTests {
                 if let t = target { ls[t]["class_name"] = "UpSampling2D"; ls[t]["config"] = ["name": ls[t]["name"] ?? "up", "size": [1, 1]] }
             }
             if let t = target, var cfg = ls[t]["config"] as? [String: Any] {
-                cfg[key] = key == "size" ? [value, value] : value
+                cfg[key] = ["size", "strides", "dilation_rate", "kernel_size"].contains(key) ? [value, value] : value
                 ls[t]["config"] = cfg
             }
             setLayers(&o, ls)
