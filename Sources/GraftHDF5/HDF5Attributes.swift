@@ -42,7 +42,8 @@ extension HDF5Object {
 
     /// Reads a string attribute (fixed- or variable-length, scalar or array) as a flat list.
     public func readStringsAttribute(_ name: String) throws -> [String] {
-        try withAttributeReader(name) { try $0.readStrings() }
+        if let decoded = HDF5Guard.stringAttribute(file: file.path, key: "\(path)@\(name)") { return decoded }
+        return try withAttributeReader(name) { try $0.readStrings() }
     }
 
     /// Reads a scalar (or one-element) string attribute.

@@ -12,6 +12,38 @@ public enum HDF5Limits {
 /// child process first, so a crash or hang there becomes a one-line error here.
 public enum HDF5Guard {
     nonisolated(unsafe) public static var check: ((String) throws -> Void)?
+
+    /// String attributes of checked files as the checking child decoded them (file path → `object path@name` →
+    /// values). libhdf5 1.10 can over-read a damaged global heap while decoding variable-length strings, faulting
+    /// in one process and not in another (found by tools/fuzz), so a checked file's string attributes are taken
+    /// from here and never decoded by the parent.
+    /// `stamp` is `fileStamp(file)` when the child read it: a file rewritten since is decoded afresh.
+    public static func setStringAttributes(_ values: [String: [String]], for file: String, stamp: String) {
+        strings.lock.lock()
+        strings.byFile[file] = (stamp, values)
+        strings.lock.unlock()
+    }
+
+    static func stringAttribute(file: String, key: String) -> [String]? {
+        strings.lock.lock()
+        let entry = strings.byFile[file]
+        strings.lock.unlock()
+        guard let entry, entry.stamp == fileStamp(file) else { return nil }
+        return entry.values[key]
+    }
+
+    /// Size, modification time and inode of a file, to notice it was replaced.
+    public static func fileStamp(_ path: String) -> String {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return "" }
+        return "\(st.st_size)-\(st.st_mtim.tv_sec)-\(st.st_mtim.tv_nsec)-\(st.st_ino)"
+    }
+
+    private final class Strings: @unchecked Sendable {
+        let lock = NSLock()
+        var byFile: [String: (stamp: String, values: [String: [String]])] = [:]
+    }
+    private static let strings = Strings()
 }
 
 /// An open HDF5 file. Objects opened from it keep it alive; the file closes when the last one goes,

@@ -10,8 +10,16 @@ struct CheckHDF5: ParsableCommand {
 
     @Argument var file: String
 
+    @Option(help: "Write the file's decoded string attributes here as JSON.")
+    var stringsTo: String?
+
     func run() throws {
-        try HDF5File.open(file).readEverything()
+        let f = try HDF5File.open(file)
+        try f.readEverything()
+        if let stringsTo {
+            let data = try JSONSerialization.data(withJSONObject: try f.stringAttributes())
+            try data.write(to: URL(fileURLWithPath: stringsTo))
+        }
     }
 }
 
@@ -30,13 +38,16 @@ final class ChildProcessHDF5Check: @unchecked Sendable {
         let timeout = Double(ProcessInfo.processInfo.environment["GRAFT_HDF5_CHECK_TIMEOUT"] ?? "") ?? (20 + Double(size) / 5e6)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        p.arguments = ["check-hdf5", path]
+        let strings = FileManager.default.temporaryDirectory.appendingPathComponent("graft-strings-\(getpid())-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: strings) }
+        p.arguments = ["check-hdf5", path, "--strings-to", strings.path]
         p.standardOutput = FileHandle.nullDevice
         let errors = Pipe()
         p.standardError = errors
         var environment = ProcessInfo.processInfo.environment
         environment["GRAFT_NUM_THREADS"] = "1"
         p.environment = environment
+        let stamp = HDF5Guard.fileStamp(path)
         try p.run()
         let deadline = Date().addingTimeInterval(timeout)
         while p.isRunning && Date() < deadline { usleep(2_000) }
@@ -61,6 +72,11 @@ final class ChildProcessHDF5Check: @unchecked Sendable {
             let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             let line = text.split(separator: "\n").first.map(String.init) ?? "\(path): unreadable HDF5 file"
             throw CheckedFileError(description: line.hasPrefix("Error: ") ? String(line.dropFirst(7)) : line)
+        }
+        // The parent takes string attributes from the child instead of decoding them (see HDF5Guard).
+        if let data = try? Data(contentsOf: strings),
+           let values = (try? JSONSerialization.jsonObject(with: data)) as? [String: [String]] {
+            HDF5Guard.setStringAttributes(values, for: path, stamp: stamp)
         }
         lock.lock()
         checked.insert(path)

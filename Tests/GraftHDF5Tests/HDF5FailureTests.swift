@@ -103,3 +103,19 @@ struct HDF5FailureTests {
         #expect(throws: HDF5Error.self) { try HDF5File.create("/nonexistent/folder/x.h5") }
     }
 }
+
+/// String attributes decoded by the checking child are what the parent reads (it never decodes a checked file's
+/// variable-length strings itself), until the file on disk changes.
+struct CheckedStringAttributeTests {
+    @Test func parentUsesTheChildsStringsUntilTheFileChanges() throws {
+        let dir = try TestSupport.makeTemporaryDirectory()
+        let path = dir.appendingPathComponent("s.h5").path
+        try HDF5File.writeAtomically(path) { f in try f.root().setAttribute("names", strings: ["a", "b"], variableLength: true) }
+        let all = try HDF5File.open(path).stringAttributes()
+        #expect(all["/@names"] == ["a", "b"])
+        HDF5Guard.setStringAttributes(["/@names": ["from the child"]], for: path, stamp: HDF5Guard.fileStamp(path))
+        #expect(try HDF5File.open(path).root().readStringsAttribute("names") == ["from the child"])
+        try HDF5File.writeAtomically(path) { f in try f.root().setAttribute("names", strings: ["c"], variableLength: true) }
+        #expect(try HDF5File.open(path).root().readStringsAttribute("names") == ["c"])
+    }
+}
