@@ -1,46 +1,34 @@
 extension HDF5File {
     /// Reads every attribute and every dataset in the file (numbers as Float, strings as strings), throwing the
-    /// first error: a whole-file integrity check.
-    /// Every string attribute of the file, decoded: `object path@name` → values (what the checking child hands
-    /// to the parent, see `HDF5Guard.setStringAttributes`).
-    public func stringAttributes() throws -> [String: [String]] {
-        var out: [String: [String]] = [:]
-        func collect(_ object: HDF5Object) throws {
+    /// first error: a whole-file integrity check. Returns every string attribute as decoded, `object path@name` →
+    /// values (what the checking child hands to the parent, see `HDF5Guard.setStringAttributes`).
+    @discardableResult
+    public func readEverything() throws -> [String: [String]] {
+        var strings: [String: [String]] = [:]
+        func readAttributes(_ object: HDF5Object) throws {
             for name in try object.attributeNames() {
                 if case .string = try object.attributeInfo(name).type {
-                    out["\(object.path)@\(name)"] = try object.readStringsAttribute(name)
+                    strings["\(object.path)@\(name)"] = try object.readStringsAttribute(name)
+                } else {
+                    _ = try HDF5Tree.attributeSummary(object, name)
                 }
             }
         }
         func walk(_ group: HDF5Group) throws {
-            try collect(group)
-            for child in try group.children() {
-                switch child.kind {
-                case .group: try walk(try group.group(child.name))
-                case .dataset: try collect(try group.dataset(child.name))
-                default: break
-                }
-            }
-        }
-        try walk(try root())
-        return out
-    }
-
-    public func readEverything() throws {
-        func walk(_ group: HDF5Group) throws {
-            for name in try group.attributeNames() { _ = try HDF5Tree.attributeSummary(group, name) }
+            try readAttributes(group)
             for child in try group.children() {
                 switch child.kind {
                 case .group: try walk(try group.group(child.name))
                 case .dataset:
                     let ds = try group.dataset(child.name)
-                    for name in try ds.attributeNames() { _ = try HDF5Tree.attributeSummary(ds, name) }
+                    try readAttributes(ds)
                     if try ds.dataType().isNumeric { _ = try ds.read(Float.self) } else { _ = try ds.readStrings() }
                 default: break
                 }
             }
         }
         try walk(try root())
+        return strings
     }
 }
 

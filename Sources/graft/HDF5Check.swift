@@ -14,10 +14,9 @@ struct CheckHDF5: ParsableCommand {
     var stringsTo: String?
 
     func run() throws {
-        let f = try HDF5File.open(file)
-        try f.readEverything()
+        let strings = try HDF5File.open(file).readEverything()
         if let stringsTo {
-            let data = try JSONSerialization.data(withJSONObject: try f.stringAttributes())
+            let data = try JSONSerialization.data(withJSONObject: strings)
             try data.write(to: URL(fileURLWithPath: stringsTo))
         }
     }

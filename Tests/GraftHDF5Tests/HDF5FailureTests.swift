@@ -111,7 +111,7 @@ struct CheckedStringAttributeTests {
         let dir = try TestSupport.makeTemporaryDirectory()
         let path = dir.appendingPathComponent("s.h5").path
         try HDF5File.writeAtomically(path) { f in try f.root().setAttribute("names", strings: ["a", "b"], variableLength: true) }
-        let all = try HDF5File.open(path).stringAttributes()
+        let all = try HDF5File.open(path).readEverything()
         #expect(all["/@names"] == ["a", "b"])
         HDF5Guard.setStringAttributes(["/@names": ["from the child"]], for: path, stamp: HDF5Guard.fileStamp(path))
         #expect(try HDF5File.open(path).root().readStringsAttribute("names") == ["from the child"])
