@@ -18,6 +18,7 @@ static inline hid_t graft_H5E_DEFAULT(void) { return H5E_DEFAULT; }
 static inline size_t graft_H5T_VARIABLE(void) { return H5T_VARIABLE; }
 
 static inline hid_t graft_H5T_NATIVE_FLOAT(void) { return H5T_NATIVE_FLOAT; }
+static inline haddr_t graft_HADDR_UNDEF(void) { return HADDR_UNDEF; }
 static inline hid_t graft_H5T_NATIVE_DOUBLE(void) { return H5T_NATIVE_DOUBLE; }
 static inline hid_t graft_H5T_NATIVE_INT8(void) { return H5T_NATIVE_INT8; }
 static inline hid_t graft_H5T_NATIVE_INT16(void) { return H5T_NATIVE_INT16; }

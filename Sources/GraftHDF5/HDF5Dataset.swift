@@ -19,9 +19,47 @@ public final class HDF5Dataset: HDF5Object {
         try HDF5Reader.dataset(self).readNumbers(T.self)
     }
 
+    /// Reads a numeric dataset into `buffer`, whose count must equal the dataset's element count (converting
+    /// from the stored type): no intermediate array.
+    public func read<T: HDF5Numeric>(into buffer: UnsafeMutableBufferPointer<T>) throws {
+        try HDF5Reader.dataset(self).readNumbers(into: buffer)
+    }
+
     /// Reads a string dataset (fixed- or variable-length) as a flat list.
     public func readStrings() throws -> [String] {
         try HDF5Reader.dataset(self).readStrings()
+    }
+
+    /// True for a dataset libhdf5 reads with one plain copy: native float32, contiguous, unfiltered, with all its
+    /// bytes inside the file (storage of exactly the declared size, ending before the end of file). Reading such a
+    /// dataset involves no decoding of file structures beyond its header, so the integrity check need not read it.
+    public func isPlainContiguousFloat32() -> Bool {
+        HDF5Runtime.quiet()
+        defer { _ = HDF5Runtime.takeErrorStack() }
+        let t = H5Dget_type(id)
+        guard t >= 0 else { return false }
+        defer { H5Tclose(t) }
+        guard H5Tequal(t, graft_H5T_NATIVE_FLOAT()) > 0 else { return false }
+        let dcpl = H5Dget_create_plist(id)
+        guard dcpl >= 0 else { return false }
+        defer { H5Pclose(dcpl) }
+        guard H5Pget_layout(dcpl) == H5D_CONTIGUOUS, H5Pget_nfilters(dcpl) == 0 else { return false }
+        guard let dims = try? HDF5Reader.dataset(self).shape(),
+              let count = try? HDF5Shape.elementCount(dims, elementSize: 4, file: file.path, path: path),
+              let fileSize = file.sizeInBytes else { return false }
+        guard let (offset, stored) = contiguousExtent(), stored == count * 4, offset <= fileSize,
+              stored <= fileSize - offset else { return false }
+        return true
+    }
+
+    /// Where a contiguous dataset's bytes lie in the file (offset, size), or nil when not allocated or not contiguous.
+    public func contiguousExtent() -> (offset: Int, size: Int)? {
+        HDF5Runtime.quiet()
+        defer { _ = HDF5Runtime.takeErrorStack() }
+        let offset = hsize_t(H5Dget_offset(id))
+        let stored = H5Dget_storage_size(id)
+        guard offset != hsize_t(graft_HADDR_UNDEF()), offset <= hsize_t(Int.max), stored <= hsize_t(Int.max) else { return nil }
+        return (Int(offset), Int(stored))
     }
 
     /// Storage layout: whether chunked, and the names of the filters applied (`deflate`, `shuffle`, …).
@@ -119,10 +157,28 @@ struct HDF5Reader {
         let dims = try shape()
         let count = try HDF5Shape.elementCount(dims, elementSize: MemoryLayout<T>.stride, file: object.file.path, path: where_)
         if count == 0 { return [] }
-        var out = [T](repeating: 0, count: count)
-        let status = out.withUnsafeMutableBytes { buf in readInto(T.hdf5NativeType, buf.baseAddress!) }
-        guard status >= 0 else { throw err(.readFailed, HDF5Runtime.takeErrorStack()) }
-        return out
+        // Uninitialised storage: a generic `[T](repeating:count:)` initialises element by element.
+        return try [T](unsafeUninitializedCapacity: count) { buf, initialized in
+            let status = readInto(T.hdf5NativeType, UnsafeMutableRawPointer(buf.baseAddress!))
+            guard status >= 0 else { throw err(.readFailed, HDF5Runtime.takeErrorStack()) }
+            initialized = count
+        }
+    }
+
+    func readNumbers<T: HDF5Numeric>(into buffer: UnsafeMutableBufferPointer<T>) throws {
+        let type = try dataType()
+        guard type.isNumeric else {
+            throw err(.typeMismatch, "stored as \(type), read as \(T.self)")
+        }
+        let dims = try shape()
+        let count = try HDF5Shape.elementCount(dims, elementSize: MemoryLayout<T>.stride, file: object.file.path, path: where_)
+        guard count == buffer.count else {
+            throw err(.invalidArgument, "holds \(count) values, read into \(buffer.count)")
+        }
+        guard count > 0, let base = buffer.baseAddress else { return }
+        guard readInto(T.hdf5NativeType, UnsafeMutableRawPointer(base)) >= 0 else {
+            throw err(.readFailed, HDF5Runtime.takeErrorStack())
+        }
     }
 
     func readStrings() throws -> [String] {

@@ -66,6 +66,13 @@ public final class HDF5File {
         if !closed { H5Fclose(id) }
     }
 
+    /// The file's size in bytes as libhdf5 sees it (an in-memory image included), or nil when unknown.
+    var sizeInBytes: Int? {
+        var size: hsize_t = 0
+        guard !closed, H5Fget_filesize(id, &size) >= 0, size <= hsize_t(Int.max) else { return nil }
+        return Int(size)
+    }
+
     /// Opens an existing file read-only, or read-write when `writable`.
     /// - Throws: `HDF5Error` `.fileNotFound`, `.notHDF5` or `.cannotOpen`, naming the file.
     public static func open(_ path: String, writable: Bool = false) throws -> HDF5File {

@@ -1,6 +1,8 @@
 extension HDF5File {
     /// Reads every attribute and every dataset in the file (numbers as Float, strings as strings), throwing the
-    /// first error: a whole-file integrity check. Returns every string attribute as decoded, `object path@name` →
+    /// first error: a whole-file integrity check. Plain contiguous float32 datasets lying inside the file are only
+    /// opened, not read: reading them is a bounded copy that cannot fault (`isPlainContiguousFloat32`), and they are
+    /// nearly all of a checkpoint's bytes. Returns every string attribute as decoded, `object path@name` →
     /// values (what the checking child hands to the parent, see `HDF5Guard.setStringAttributes`).
     @discardableResult
     public func readEverything() throws -> [String: [String]] {
@@ -22,6 +24,9 @@ extension HDF5File {
                 case .dataset:
                     let ds = try group.dataset(child.name)
                     try readAttributes(ds)
+                    if ds.isPlainContiguousFloat32() {
+                        continue    // reading it is one bounded copy (most Keras weights): see the doc comment
+                    }
                     if try ds.dataType().isNumeric { _ = try ds.read(Float.self) } else { _ = try ds.readStrings() }
                 default: break
                 }

@@ -17,6 +17,14 @@ public struct LoadedModel {
 /// `.keras` archives.
 public enum KerasLoader {
     public static func load(_ path: String, architecture: String? = nil, allowMissing: [String] = []) throws -> LoadedModel {
+        // Every parameter must come from the file (a missing one is an error) unless some may be missing: then the
+        // model's random initialisation is wasted work.
+        try Initializer.$skipRandom.withValue(allowMissing.isEmpty) {
+            try loadAll(path, architecture: architecture, allowMissing: allowMissing)
+        }
+    }
+
+    private static func loadAll(_ path: String, architecture: String?, allowMissing: [String]) throws -> LoadedModel {
         guard FileManager.default.fileExists(atPath: path) else { throw KerasError("\(path): file not found") }
         if path.hasSuffix(".keras") || isZip(path) {
             return try loadArchive(path, allowMissing: allowMissing)

@@ -69,8 +69,10 @@ public enum KerasWeights {
 
     static func tensor(_ ds: HDF5Dataset) throws -> Tensor {
         let shape = try ds.shape()
-        let values = try ds.read(Float.self)
-        return Tensor(shape: shape, values: values)
+        _ = try HDF5Shape.elementCount(shape, elementSize: MemoryLayout<Float>.stride, file: ds.file.path, path: ds.path)
+        var t = Tensor(uninitializedShape: shape)
+        try t.withUnsafeMutableBufferPointer { try ds.read(into: $0) }
+        return t
     }
 
     static func stripSuffix(_ name: String) -> String {

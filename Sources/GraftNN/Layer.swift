@@ -152,6 +152,11 @@ public enum Initializer {
     /// The largest parameter tensor a layer may declare (2^31 floats, 8 GiB).
     public static let maxElements = 1 << 31
 
+    /// True while building a model whose every parameter is about to be overwritten (a checkpoint load that
+    /// fails unless all weights are found): kernels are left uninitialised instead of drawing random numbers, so
+    /// their memory is never even touched (a fresh mapping costs no page faults until written).
+    @TaskLocal public static var skipRandom = false
+
     /// Glorot (Xavier) uniform: U(±sqrt(6 / (fanIn + fanOut))), with Keras's fans for kernels
     /// (receptive field × in, receptive field × out).
     public static func glorotUniform(_ shape: [Int], rng: inout SplitMix64) -> Tensor {
@@ -159,8 +164,11 @@ public enum Initializer {
         let fanIn = shape.count >= 2 ? shape[shape.count - 2] * receptive : shape.first ?? 1
         let fanOut = shape.count >= 2 ? shape[shape.count - 1] * receptive : shape.first ?? 1
         let limit = (6 / Float(max(fanIn + fanOut, 1))).squareRoot()
-        var values = [Float](repeating: 0, count: shape.reduce(1, *))
-        for i in values.indices { values[i] = rng.uniform(-limit, limit) }
-        return Tensor(shape: shape, values: values)
+        if skipRandom { return Tensor(uninitializedShape: shape) }
+        var t = Tensor(uninitializedShape: shape)
+        t.withUnsafeMutableBufferPointer { values in
+            for i in values.indices { values[i] = rng.uniform(-limit, limit) }
+        }
+        return t
     }
 }

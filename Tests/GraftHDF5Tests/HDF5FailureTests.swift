@@ -86,6 +86,30 @@ struct HDF5FailureTests {
         #expect(throws: HDF5Error.self) { try root.readStringAttribute("fixed_array") }  // three strings, not one
     }
 
+    /// The integrity check opens but does not read plain contiguous float32 datasets; which ones qualify.
+    @Test func plainContiguousFloat32Datasets() throws {
+        let types = try HDF5File.open(TestSupport.fixture("hdf5/h5py_types.h5"))
+        #expect(try types.dataset("f32").isPlainContiguousFloat32())
+        #expect(try types.dataset("nested/a/b/kernel:0").isPlainContiguousFloat32())
+        #expect(try !types.dataset("gzip_f32").isPlainContiguousFloat32())   // chunked and filtered
+        #expect(try !types.dataset("f64").isPlainContiguousFloat32())        // needs conversion
+        #expect(try !types.dataset("f16").isPlainContiguousFloat32())
+        #expect(try !types.dataset("empty_f32").isPlainContiguousFloat32()) // no storage allocated
+        // Cut the file inside a weight's bytes: that dataset no longer qualifies and the check reads it and fails.
+        let path = TestSupport.fixture("keras/tfkeras_lenet.h5")
+        let source = try Data(contentsOf: URL(fileURLWithPath: path))
+        let kernel = try HDF5File.open(path).dataset("/model_weights/fc1/fc1/kernel:0")
+        #expect(kernel.isPlainContiguousFloat32())
+        let (offset, size) = try #require(kernel.contiguousExtent())
+        let dir = try TestSupport.makeTemporaryDirectory()
+        let cut = dir.appendingPathComponent("cut.h5").path
+        FileManager.default.createFile(atPath: cut, contents: source.prefix(offset + size / 2))
+        if let damaged = try? HDF5File.open(cut).dataset("/model_weights/fc1/fc1/kernel:0") {
+            #expect(!damaged.isPlainContiguousFloat32())
+        }
+        expectFileError(cut)
+    }
+
     @Test func hugeDeclaredShapeIsRefusedBeforeAllocating() throws {
         let path = TestSupport.fixture("hdf5/huge_declared.h5")
         let ds = try HDF5File.open(path).dataset("huge")
