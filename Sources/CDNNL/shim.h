@@ -17,21 +17,42 @@ static inline int graft_DNNL_ARG_DIFF_WEIGHTS(void) { return DNNL_ARG_DIFF_WEIGH
 /// (format `any`); fills the src/dst/user-weights (HWIO)/bias descriptors. Returns the status.
 static inline dnnl_status_t graft_dnnl_conv_pd(dnnl_primitive_desc_t *pd, dnnl_engine_t engine,
         int n, int h, int w, int c, int o, int kh, int kw, int oh, int ow, int sh, int sw, int dh, int dw,
-        int pt, int pb, int pl, int pr, int has_bias,
+        int pt, int pb, int pl, int pr, int groups, int has_bias, int post_alg, float post_alpha, float post_beta,
         dnnl_memory_desc_t *src, dnnl_memory_desc_t *dst, dnnl_memory_desc_t *user_weights, dnnl_memory_desc_t *bias) {
-    dnnl_dims_t sd = {n, c, h, w}, dd = {n, o, oh, ow}, wd = {o, c, kh, kw}, bd = {o};
+    dnnl_dims_t sd = {n, c, h, w}, dd = {n, o, oh, ow}, bd = {o};
     dnnl_memory_desc_t any_weights;
     dnnl_status_t s;
     if ((s = dnnl_memory_desc_init_by_tag(src, 4, sd, dnnl_f32, dnnl_nhwc)) != dnnl_success) return s;
     if ((s = dnnl_memory_desc_init_by_tag(dst, 4, dd, dnnl_f32, dnnl_nhwc)) != dnnl_success) return s;
-    if ((s = dnnl_memory_desc_init_by_tag(user_weights, 4, wd, dnnl_f32, dnnl_hwio)) != dnnl_success) return s;
+    if (groups > 1) {
+        /* Graft's grouped kernel [kh, kw, c/g, o] with output channel = group·(o/g) + j is oneDNN's hwigo. */
+        dnnl_dims_t wd = {groups, o / groups, c / groups, kh, kw};
+        if ((s = dnnl_memory_desc_init_by_tag(user_weights, 5, wd, dnnl_f32, dnnl_hwigo)) != dnnl_success) return s;
+        if ((s = dnnl_memory_desc_init_by_tag(&any_weights, 5, wd, dnnl_f32, dnnl_format_tag_any)) != dnnl_success) return s;
+    } else {
+        dnnl_dims_t wd = {o, c, kh, kw};
+        if ((s = dnnl_memory_desc_init_by_tag(user_weights, 4, wd, dnnl_f32, dnnl_hwio)) != dnnl_success) return s;
+        if ((s = dnnl_memory_desc_init_by_tag(&any_weights, 4, wd, dnnl_f32, dnnl_format_tag_any)) != dnnl_success) return s;
+    }
     if ((s = dnnl_memory_desc_init_by_tag(bias, 1, bd, dnnl_f32, dnnl_x)) != dnnl_success) return s;
-    if ((s = dnnl_memory_desc_init_by_tag(&any_weights, 4, wd, dnnl_f32, dnnl_format_tag_any)) != dnnl_success) return s;
     dnnl_dims_t strides = {sh, sw}, dilates = {dh - 1, dw - 1}, pad_l = {pt, pl}, pad_r = {pb, pr};
     dnnl_convolution_desc_t desc;
     if ((s = dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct, src, &any_weights,
             has_bias ? bias : NULL, dst, strides, dilates, pad_l, pad_r)) != dnnl_success) return s;
-    return dnnl_primitive_desc_create(pd, &desc, NULL, engine, NULL);
+    dnnl_primitive_attr_t attr = NULL;
+    if (post_alg != 0) {
+        /* An element-wise activation applied to the output as it is written (relu, clip). */
+        dnnl_post_ops_t ops;
+        if ((s = dnnl_primitive_attr_create(&attr)) != dnnl_success) return s;
+        if ((s = dnnl_post_ops_create(&ops)) != dnnl_success) { dnnl_primitive_attr_destroy(attr); return s; }
+        s = dnnl_post_ops_append_eltwise(ops, 1.0f, (dnnl_alg_kind_t)post_alg, post_alpha, post_beta);
+        if (s == dnnl_success) s = dnnl_primitive_attr_set_post_ops(attr, ops);
+        dnnl_post_ops_destroy(ops);
+        if (s != dnnl_success) { dnnl_primitive_attr_destroy(attr); return s; }
+    }
+    s = dnnl_primitive_desc_create(pd, &desc, attr, engine, NULL);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    return s;
 }
 
 /// Backward-data and backward-weights convolutions (no bias: Graft sums the bias gradient itself) for the same

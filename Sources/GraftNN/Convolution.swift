@@ -94,30 +94,48 @@ public final class Conv2D: Layer {
     }
 
     public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
-        try linearForward(inputs[0]).activated(config.activation)
+        try linearForward(inputs[0], activation: config.activation)
     }
 
-    /// The convolution plus bias, before the activation.
-    func linearForward(_ x: Tensor) throws -> Tensor {
+    /// The convolution plus bias, then `activation` (linear: the pre-activation).
+    func linearForward(_ x: Tensor, activation: ActivationKind = .linear) throws -> Tensor {
         try checkRuntimeInput(name, x, channels: inChannels)
         let g = geometry(x)
         guard g.h.output > 0, g.w.output > 0 else { throw LayerError(name, "input \(Shape.describe(x.shape)) is smaller than the kernel") }
-        return convolve(g, x, kernel.value, bias?.value)
+        return convolve(g, x, kernel.value, bias?.value, activation: activation)
+    }
+
+    private let folded = FoldedWeights()
+}
+
+extension Conv2D: InferenceFusable {
+    var ownActivation: ActivationKind { config.activation }
+    var outputChannels: Int { config.filters }
+
+    func fusedInference(_ x: Tensor, batchNorm: BatchNormalization?, activation: ActivationKind) throws -> Tensor {
+        guard let batchNorm else { return try linearForward(x, activation: activation) }
+        try checkRuntimeInput(name, x, channels: inChannels)
+        let g = geometry(x)
+        guard g.h.output > 0, g.w.output > 0 else { throw LayerError(name, "input \(Shape.describe(x.shape)) is smaller than the kernel") }
+        let (k, b) = folded.get(kernel: kernel, bias: bias, batchNorm: batchNorm)
+        return convolve(g, x, k, b, activation: activation)
     }
 }
 
-/// Convolution plus optional bias for tensors.
-func convolve(_ g: ConvGeometry, _ x: Tensor, _ kernel: Tensor, _ bias: Tensor?) -> Tensor {
+/// Convolution plus optional bias for tensors, then `activation` (applied as the output is written when it can).
+func convolve(_ g: ConvGeometry, _ x: Tensor, _ kernel: Tensor, _ bias: Tensor?, activation: ActivationKind = .linear) -> Tensor {
     var out = Tensor(uninitializedShape: g.outputShape)
     out.withUnsafeMutableBufferPointer { o in
         x.withUnsafeBufferPointer { xi in
             kernel.withUnsafeBufferPointer { k in
                 if let bias {
                     bias.withUnsafeBufferPointer { b in
-                        ConvolutionKernels.conv2dForward(g, input: xi.baseAddress!, kernel: k.baseAddress!, bias: b.baseAddress!, output: o.baseAddress!)
+                        ConvolutionKernels.conv2dForward(g, input: xi.baseAddress!, kernel: k.baseAddress!, bias: b.baseAddress!,
+                                                         activation: activation, output: o.baseAddress!)
                     }
                 } else {
-                    ConvolutionKernels.conv2dForward(g, input: xi.baseAddress!, kernel: k.baseAddress!, bias: nil, output: o.baseAddress!)
+                    ConvolutionKernels.conv2dForward(g, input: xi.baseAddress!, kernel: k.baseAddress!, bias: nil,
+                                                     activation: activation, output: o.baseAddress!)
                 }
             }
         }
@@ -149,7 +167,7 @@ public struct DepthwiseConv2DConfig: Codable, Sendable, Equatable {
 
 /// Runs the depthwise kernel for `x` with `kernel` `[kH, kW, C, M]`.
 func depthwise(_ x: Tensor, kernel: Tensor, bias: Tensor?, kernelSize: [Int], strides: [Int], dilation: [Int],
-               padding: Padding, multiplier: Int) -> Tensor {
+               padding: Padding, multiplier: Int, activation: ActivationKind = .linear) -> Tensor {
     let g = convGeometry(x, outChannels: x.shape[3] * multiplier, groups: x.shape[3], kernel: kernelSize,
                          strides: strides, dilation: dilation, padding: padding)
     var out = Tensor(uninitializedShape: g.outputShape)
@@ -159,11 +177,11 @@ func depthwise(_ x: Tensor, kernel: Tensor, bias: Tensor?, kernelSize: [Int], st
                 if let bias {
                     bias.withUnsafeBufferPointer { b in
                         ConvolutionKernels.depthwiseForward(g, multiplier: multiplier, input: xi.baseAddress!, kernel: k.baseAddress!,
-                                                            bias: b.baseAddress!, output: o.baseAddress!)
+                                                            bias: b.baseAddress!, activation: activation, output: o.baseAddress!)
                     }
                 } else {
                     ConvolutionKernels.depthwiseForward(g, multiplier: multiplier, input: xi.baseAddress!, kernel: k.baseAddress!,
-                                                        bias: nil, output: o.baseAddress!)
+                                                        bias: nil, activation: activation, output: o.baseAddress!)
                 }
             }
         }
@@ -210,7 +228,22 @@ public final class DepthwiseConv2D: Layer {
         try checkRuntimeInput(name, inputs[0], channels: channels)
         return depthwise(inputs[0], kernel: kernel.value, bias: bias?.value, kernelSize: config.kernelSize,
                          strides: config.strides, dilation: config.dilation, padding: config.padding,
-                         multiplier: config.depthMultiplier).activated(config.activation)
+                         multiplier: config.depthMultiplier, activation: config.activation)
+    }
+
+    fileprivate let folded = FoldedWeights()
+}
+
+extension DepthwiseConv2D: InferenceFusable {
+    var ownActivation: ActivationKind { config.activation }
+    var outputChannels: Int { channels * config.depthMultiplier }
+
+    func fusedInference(_ x: Tensor, batchNorm: BatchNormalization?, activation: ActivationKind) throws -> Tensor {
+        try checkRuntimeInput(name, x, channels: channels)
+        let (k, b) = batchNorm.map { folded.get(kernel: kernel, bias: bias, batchNorm: $0) } ?? (kernel.value, bias?.value)
+        return depthwise(x, kernel: k, bias: b, kernelSize: config.kernelSize, strides: config.strides,
+                         dilation: config.dilation, padding: config.padding, multiplier: config.depthMultiplier,
+                         activation: activation)
     }
 }
 
@@ -251,17 +284,35 @@ public final class SeparableConv2D: Layer {
 
     public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
         try checkRuntimeInput(name, inputs[0], channels: channels)
-        let mid = depthwise(inputs[0], kernel: depthwiseKernel.value, bias: nil, kernelSize: config.kernelSize,
-                            strides: config.strides, dilation: config.dilation, padding: config.padding,
-                            multiplier: depthMultiplier)
-        return pointwise(mid).activated(config.activation)
+        return pointwise(depthwiseStep(inputs[0]), activation: config.activation)
     }
 
-    /// The 1×1 convolution (plus bias) applied after the depthwise step.
-    func pointwise(_ mid: Tensor) -> Tensor {
+    func depthwiseStep(_ x: Tensor) -> Tensor {
+        depthwise(x, kernel: depthwiseKernel.value, bias: nil, kernelSize: config.kernelSize, strides: config.strides,
+                  dilation: config.dilation, padding: config.padding, multiplier: depthMultiplier)
+    }
+
+    /// The 1×1 convolution (plus bias) applied after the depthwise step, then `activation`.
+    func pointwise(_ mid: Tensor, activation: ActivationKind = .linear, kernel: Tensor? = nil, bias: Tensor? = nil) -> Tensor {
         let g = convGeometry(mid, outChannels: config.filters, groups: 1, kernel: [1, 1], strides: [1, 1],
                              dilation: [1, 1], padding: .valid)
-        return convolve(g, mid, pointwiseKernel.value, bias?.value)
+        return convolve(g, mid, kernel ?? pointwiseKernel.value, kernel == nil ? self.bias?.value : bias, activation: activation)
+    }
+
+    fileprivate let folded = FoldedWeights()
+}
+
+extension SeparableConv2D: InferenceFusable {
+    var ownActivation: ActivationKind { config.activation }
+    var outputChannels: Int { config.filters }
+
+    /// The BatchNormalization folds into the pointwise kernel and bias.
+    func fusedInference(_ x: Tensor, batchNorm: BatchNormalization?, activation: ActivationKind) throws -> Tensor {
+        try checkRuntimeInput(name, x, channels: channels)
+        let mid = depthwiseStep(x)
+        guard let batchNorm else { return pointwise(mid, activation: activation) }
+        let (k, b) = folded.get(kernel: pointwiseKernel, bias: bias, batchNorm: batchNorm)
+        return pointwise(mid, activation: activation, kernel: k, bias: b)
     }
 }
 

@@ -5,7 +5,24 @@ import GraftTensor
 /// statistics), which is saved and loaded but never optimised.
 public final class Variable {
     /// The current value.
-    public var value: Tensor
+    public var value: Tensor {
+        didSet { version = Variable.nextVersion() }
+    }
+    /// Changes whenever `value` is set or mutated; unique across all variables (a cache keyed on versions never
+    /// mistakes one variable's value for another's).
+    public private(set) var version = Variable.nextVersion()
+
+    private final class Counter: @unchecked Sendable {
+        let lock = NSLock()
+        var next = 0
+    }
+    private static let counter = Counter()
+    private static func nextVersion() -> Int {
+        counter.lock.lock()
+        defer { counter.lock.unlock() }
+        counter.next += 1
+        return counter.next
+    }
     /// True for running statistics and other state that no optimizer updates.
     public let isBuffer: Bool
     /// Set by `freeze`; a frozen parameter gets no gradient and no update.

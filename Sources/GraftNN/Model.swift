@@ -104,7 +104,9 @@ public final class Model: Layer {
         for (k, i) in inputNodes.enumerated() where needed[i] {
             values[i] = try nodes[i].layer.forward([inputs[k]], training: training)
         }
-        for (i, node) in nodes.enumerated() where needed[i] && values[i] == nil {
+        let fusions = training ? [:] : inferenceFusions(needed: needed, targets: targets)
+        var absorbed = [Bool](repeating: false, count: nodes.count)
+        for (i, node) in nodes.enumerated() where needed[i] && values[i] == nil && !absorbed[i] {
             var args: [Tensor] = []
             args.reserveCapacity(node.inputs.count)
             for j in node.inputs {
@@ -112,6 +114,12 @@ public final class Model: Layer {
                 args.append(v)
                 remaining[j] -= 1
                 if remaining[j] == 0 { values[j] = nil }
+            }
+            if let fusion = fusions[i], let conv = node.layer as? InferenceFusable {
+                // The convolution computes the value of the chain's last node; the absorbed nodes never run.
+                values[fusion.last] = try conv.fusedInference(args[0], batchNorm: fusion.batchNorm, activation: fusion.activation)
+                for j in fusion.absorbed { absorbed[j] = true }
+                continue
             }
             values[i] = try node.layer.forward(args, training: training)
         }

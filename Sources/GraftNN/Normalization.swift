@@ -64,6 +64,9 @@ public final class BatchNormalization: Layer {
         return inputShapes[0]
     }
 
+    /// The number of channels normalised (0 before `build`).
+    public var channelCount: Int { channels }
+
     /// Per-channel `scale` and `shift` such that inference output is `x · scale + shift`.
     public func inferenceAffine() -> (scale: [Float], shift: [Float]) {
         let mean = movingMean.value.scalars, variance = movingVariance.value.scalars

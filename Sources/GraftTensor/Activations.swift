@@ -17,6 +17,7 @@ public enum ActivationKind: Sendable, Equatable, Codable {
     /// Applies the activation in place to `count` contiguous values. `softmax` is not element-wise:
     /// use `softmaxLastAxis`.
     public func apply(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        if self == .linear { return }
         Parallel.forEach(count, grain: 32768) { r in
             let p = x + r.lowerBound
             let n = r.count

@@ -123,9 +123,23 @@ public enum ConvolutionKernels {
     /// - Parameters: input `[N, H, W, Cin]`, kernel `[kH, kW, Cin/groups, Cout]`, bias `[Cout]` or nil,
     ///   output `[N, outH, outW, Cout]` (fully overwritten).
     public static func conv2dForward(_ g: ConvGeometry, input: UnsafePointer<Float>, kernel: UnsafePointer<Float>,
-                                     bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>) {
+                                     bias: UnsafePointer<Float>?, activation: ActivationKind = .linear,
+                                     output: UnsafeMutablePointer<Float>) {
+        if (!g.isPointwise || DNNL.pointwise), let post = DNNL.PostOp.exact(activation) ?? (activation == .linear ? DNNL.PostOp.none : nil),
+           DNNL.conv2dForward(g, input: input, kernel: kernel, bias: bias, post: post, output: output) { return }
+        if (!g.isPointwise || DNNL.pointwise) && activation != .linear
+            && DNNL.conv2dForward(g, input: input, kernel: kernel, bias: bias, output: output) {
+            activation.apply(output, count: g.pixels * g.outChannels)
+            return
+        }
+        conv2dForwardFallback(g, input: input, kernel: kernel, bias: bias, output: output)
+        activation.apply(output, count: g.pixels * g.outChannels)
+    }
+
+    /// im2col + OpenBLAS (a plain GEMM for 1×1 convolutions).
+    static func conv2dForwardFallback(_ g: ConvGeometry, input: UnsafePointer<Float>, kernel: UnsafePointer<Float>,
+                                      bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>) {
         let cout = g.outChannels
-        if (!g.isPointwise || DNNL.pointwise) && DNNL.conv2dForward(g, input: input, kernel: kernel, bias: bias, output: output) { return }
         if g.isPointwise {
             sgemm(m: g.pixels, n: cout, k: g.inChannels, a: input, lda: g.inChannels, b: kernel, ldb: cout,
                   c: output, ldc: cout)
@@ -164,9 +178,26 @@ public enum ConvolutionKernels {
 
     /// Depthwise convolution, direct: input `[N, H, W, C]`, kernel `[kH, kW, C, M]`, output `[N, outH, outW, C·M]`
     /// with output channel `c·M + m`. `g.outChannels` must be `C·M`.
+    /// Runs through oneDNN as a convolution with one group per input channel when it can (`DNNL.depthwise`).
     public static func depthwiseForward(_ g: ConvGeometry, multiplier M: Int, input: UnsafePointer<Float>,
                                         kernel: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                                        output: UnsafeMutablePointer<Float>) {
+                                        activation: ActivationKind = .linear, output: UnsafeMutablePointer<Float>) {
+        if DNNL.depthwise {
+            // Graft's [kH, kW, C, M] kernel with output channel c·M + m is oneDNN's grouped layout (hwigo, g = C).
+            let post = DNNL.PostOp.exact(activation) ?? .none
+            if DNNL.conv2dForward(g, input: input, kernel: kernel, bias: bias, post: post, output: output) {
+                if post == .none { activation.apply(output, count: g.pixels * g.outChannels) }
+                return
+            }
+        }
+        depthwiseDirect(g, multiplier: M, input: input, kernel: kernel, bias: bias, output: output)
+        activation.apply(output, count: g.pixels * g.outChannels)
+    }
+
+    /// Graft's own depthwise loops (the fallback, and what tests compare oneDNN with).
+    public static func depthwiseDirect(_ g: ConvGeometry, multiplier M: Int, input: UnsafePointer<Float>,
+                                       kernel: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                                       output: UnsafeMutablePointer<Float>) {
         let C = g.inChannels, inH = g.h.input, inW = g.w.input
         let outH = g.h.output, outW = g.w.output, CM = C * M
         Parallel.forEach(g.batch * outH, grain: 4) { range in

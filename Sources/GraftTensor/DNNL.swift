@@ -24,22 +24,53 @@ enum DNNL {
     struct Key: Hashable {
         let sizes: [Int]
         let bias: Bool
+        let post: PostOp
 
-        init(_ g: ConvGeometry, bias: Bool) {
+        init(_ g: ConvGeometry, bias: Bool, post: PostOp = .none) {
             sizes = DNNL.sizes(g)
             self.bias = bias
+            self.post = post
+        }
+    }
+
+    /// An activation oneDNN applies to a forward convolution's output as it writes it.
+    public enum PostOp: Hashable, Sendable {
+        case none
+        case relu
+        /// min(max(x, 0), upper): ReLU6 and Keras `ReLU(max_value=…)`.
+        case clip(upper: Float)
+
+        /// The post-op computing `activation` exactly, or nil when there is none.
+        public static func exact(_ activation: ActivationKind) -> PostOp? {
+            switch activation {
+            case .relu: return .relu
+            case .relu6: return .clip(upper: 6)
+            case .reluGeneral(let maxValue, let slope, let threshold) where slope == 0 && threshold == 0:
+                return maxValue.map { .clip(upper: $0) } ?? .relu
+            default: return nil
+            }
+        }
+
+        var algorithm: (kind: Int32, alpha: Float, beta: Float) {
+            switch self {
+            case .none: return (0, 0, 0)
+            case .relu: return (Int32(dnnl_eltwise_relu.rawValue), 0, 0)
+            case .clip(let upper): return (Int32(dnnl_eltwise_clip.rawValue), 0, upper)
+            }
         }
     }
 
     /// The geometry as the C shim takes it (batch, input H/W/C, output channels, kernel, output H/W, strides,
-    /// dilations, paddings); nil when a value does not fit an Int32.
+    /// dilations, paddings, groups).
     static func sizes(_ g: ConvGeometry) -> [Int] {
         [g.batch, g.h.input, g.w.input, g.inChannels, g.outChannels, g.h.kernel, g.w.kernel, g.h.output, g.w.output,
-         g.h.stride, g.w.stride, g.h.dilation, g.w.dilation, g.h.padBefore, g.h.padAfter, g.w.padBefore, g.w.padAfter]
+         g.h.stride, g.w.stride, g.h.dilation, g.w.dilation, g.h.padBefore, g.h.padAfter, g.w.padBefore, g.w.padAfter,
+         g.groups]
     }
 
-    static func supported(_ g: ConvGeometry) -> Bool {
-        g.groups == 1 && sizes(g).allSatisfy { $0 >= 0 && $0 < Int(Int32.max) }
+    /// Forward passes take grouped convolutions (depthwise included); backward ones only ungrouped.
+    static func supported(_ g: ConvGeometry, grouped: Bool = false) -> Bool {
+        (g.groups == 1 || (grouped && g.groups > 1)) && sizes(g).allSatisfy { $0 >= 0 && $0 < Int(Int32.max) }
     }
 
     /// A built convolution: the primitive, its memory descriptors, and the weight reorder when oneDNN wants
@@ -63,26 +94,30 @@ enum DNNL {
     static let cache = Cache()
     static let execution = NSLock()
     static let pointwise = ProcessInfo.processInfo.environment["GRAFT_DNNL_POINTWISE"] != "0"
+    /// Depthwise convolutions as grouped oneDNN convolutions; `GRAFT_DNNL_DEPTHWISE=0` keeps Graft's own loops.
+    static let depthwise = ProcessInfo.processInfo.environment["GRAFT_DNNL_DEPTHWISE"] != "0"
 
-    static func plan(_ g: ConvGeometry, bias: Bool) -> Plan? {
-        let key = Key(g, bias: bias)
+    static func plan(_ g: ConvGeometry, bias: Bool, post: PostOp) -> Plan? {
+        let key = Key(g, bias: bias, post: post)
         cache.lock.lock()
         defer { cache.lock.unlock() }
         if let p = cache.plans[key] { return p }
-        let p = build(g, bias: bias)
+        let p = build(g, bias: bias, post: post)
         cache.plans[key] = p
         return p
     }
 
-    static func build(_ g: ConvGeometry, bias hasBias: Bool) -> Plan? {
-        guard let engine, supported(g) else { return nil }
+    static func build(_ g: ConvGeometry, bias hasBias: Bool, post: PostOp) -> Plan? {
+        guard let engine, supported(g, grouped: true) else { return nil }
         let p = Plan()
         var pd: dnnl_primitive_desc_t?
+        let op = post.algorithm
         let status = graft_dnnl_conv_pd(&pd, engine, Int32(g.batch), Int32(g.h.input), Int32(g.w.input), Int32(g.inChannels),
                                         Int32(g.outChannels), Int32(g.h.kernel), Int32(g.w.kernel), Int32(g.h.output), Int32(g.w.output),
                                         Int32(g.h.stride), Int32(g.w.stride), Int32(g.h.dilation), Int32(g.w.dilation),
                                         Int32(g.h.padBefore), Int32(g.h.padAfter), Int32(g.w.padBefore), Int32(g.w.padAfter),
-                                        hasBias ? 1 : 0, &p.src, &p.dst, &p.userWeights, &p.bias)
+                                        Int32(g.groups), hasBias ? 1 : 0, op.kind, op.alpha, op.beta,
+                                        &p.src, &p.dst, &p.userWeights, &p.bias)
         guard status == dnnl_success, let pd else { return nil }
         defer { dnnl_primitive_desc_destroy(pd) }
         guard let chosen = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0) else { return nil }
@@ -102,10 +137,10 @@ enum DNNL {
         return p
     }
 
-    /// Runs the convolution; false when oneDNN cannot (the caller falls back).
+    /// Runs the convolution (grouped ones too) and the post-op; false when oneDNN cannot (the caller falls back).
     static func conv2dForward(_ g: ConvGeometry, input: UnsafePointer<Float>, kernel: UnsafePointer<Float>,
-                              bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>) -> Bool {
-        guard enabled, let engine, let stream, let p = plan(g, bias: bias != nil), let conv = p.conv else { return false }
+                              bias: UnsafePointer<Float>?, post: PostOp = .none, output: UnsafeMutablePointer<Float>) -> Bool {
+        guard enabled, let engine, let stream, let p = plan(g, bias: bias != nil, post: post), let conv = p.conv else { return false }
         // One stream, used by one caller at a time (oneDNN spreads each call over the cores itself).
         execution.lock()
         defer { execution.unlock() }

@@ -93,6 +93,47 @@ struct KernelTests {
         }
         let ref = ConvolutionKernels.referenceConv2d(g, input: x, kernel: k, bias: b)
         #expect(Self.maxError(out, ref) < 1e-4)
+        // The im2col + OpenBLAS fallback, and activations fused into the convolution (oneDNN post-ops for the
+        // ReLU family, an in-place pass for the rest).
+        #expect(Self.maxError(Self.convolve(g, x, k, b, path: .fallback), ref) < 1e-4)
+        let activations: [ActivationKind] = [.relu, .relu6, .reluGeneral(maxValue: 0.5, negativeSlope: 0, threshold: 0), .swish, .tanh]
+        for activation in activations {
+            var expected = ref
+            expected.withUnsafeMutableBufferPointer { activation.apply($0.baseAddress!, count: $0.count) }
+            #expect(Self.maxError(Self.convolve(g, x, k, b, path: .fused(activation)), expected) < 1e-4, "\(activation)")
+        }
+    }
+
+    enum ConvPath { case fallback, fused(ActivationKind) }
+
+    static func convolve(_ g: ConvGeometry, _ x: [Float], _ k: [Float], _ b: [Float], path: ConvPath) -> [Float] {
+        var out = [Float](repeating: .nan, count: g.pixels * g.outChannels)
+        x.withUnsafeBufferPointer { xp in
+            k.withUnsafeBufferPointer { kp in
+                b.withUnsafeBufferPointer { bp in
+                    out.withUnsafeMutableBufferPointer { op in
+                        switch path {
+                        case .fallback:
+                            ConvolutionKernels.conv2dForwardFallback(g, input: xp.baseAddress!, kernel: kp.baseAddress!,
+                                                                     bias: bp.baseAddress!, output: op.baseAddress!)
+                        case .fused(let activation):
+                            ConvolutionKernels.conv2dForward(g, input: xp.baseAddress!, kernel: kp.baseAddress!, bias: bp.baseAddress!,
+                                                             activation: activation, output: op.baseAddress!)
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    @Test func postOpsAreExactOnlyForTheReLUFamily() {
+        #expect(DNNL.PostOp.exact(.relu) == .relu)
+        #expect(DNNL.PostOp.exact(.relu6) == .clip(upper: 6))
+        #expect(DNNL.PostOp.exact(.reluGeneral(maxValue: 6, negativeSlope: 0, threshold: 0)) == .clip(upper: 6))
+        #expect(DNNL.PostOp.exact(.reluGeneral(maxValue: nil, negativeSlope: 0, threshold: 0)) == .relu)
+        #expect(DNNL.PostOp.exact(.reluGeneral(maxValue: 6, negativeSlope: 0.1, threshold: 0)) == nil)
+        #expect(DNNL.PostOp.exact(.swish) == nil && DNNL.PostOp.exact(.linear) == nil)
     }
 
     @Test func samePaddingSplitsLikeTensorFlow() {
@@ -127,7 +168,26 @@ struct KernelTests {
                 }
             }
             // A depthwise kernel [kH, kW, C, M] is a grouped HWIO kernel [kH, kW, 1, C·M] with C groups.
-            #expect(Self.maxError(out, ConvolutionKernels.referenceConv2d(g, input: x, kernel: k, bias: b)) < 1e-4)
+            let ref = ConvolutionKernels.referenceConv2d(g, input: x, kernel: k, bias: b)
+            #expect(Self.maxError(out, ref) < 1e-4)
+            // Graft's own loops (the fallback when oneDNN is off or refuses), and a fused ReLU clipped at 0.5.
+            var direct = [Float](repeating: .nan, count: out.count), clipped = direct
+            x.withUnsafeBufferPointer { xp in
+                k.withUnsafeBufferPointer { kp in
+                    b.withUnsafeBufferPointer { bp in
+                        direct.withUnsafeMutableBufferPointer { op in
+                            ConvolutionKernels.depthwiseDirect(g, multiplier: multiplier, input: xp.baseAddress!, kernel: kp.baseAddress!,
+                                                               bias: bp.baseAddress!, output: op.baseAddress!)
+                        }
+                        clipped.withUnsafeMutableBufferPointer { op in
+                            ConvolutionKernels.depthwiseForward(g, multiplier: multiplier, input: xp.baseAddress!, kernel: kp.baseAddress!,
+                                                                bias: bp.baseAddress!, activation: .reluGeneral(maxValue: 0.5, negativeSlope: 0, threshold: 0), output: op.baseAddress!)
+                        }
+                    }
+                }
+            }
+            #expect(Self.maxError(direct, ref) < 1e-4)
+            #expect(Self.maxError(clipped, ref.map { min(max($0, 0), 0.5) }) < 1e-4)
         }
     }
 

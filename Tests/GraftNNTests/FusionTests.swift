@@ -1,0 +1,111 @@
+import Testing
+import GraftTensor
+@testable import GraftNN
+
+/// Inference fusion (a BatchNormalization folded into the convolution before it, the activation after it applied
+/// as the output is written) gives what running each layer on its own gives.
+struct FusionTests {
+    struct Net {
+        let model: Model
+        let layers: [any Layer]        // the chain, in order, for the layer-by-layer reference
+        let nodes: [String: Int]
+    }
+
+    static func net() throws -> Net {
+        var b = GraphBuilder(name: "fused", seed: 3)
+        var layers: [any Layer] = []
+        var nodes: [String: Int] = [:]
+        var x = try b.input(InputLayer(name: "in", shape: [9, 8, 4]))
+        func add(_ layer: any Layer) throws {
+            x = try b.add(layer, inputs: [x])
+            layers.append(layer)
+            nodes[layer.name] = x
+        }
+        try add(Conv2D(name: "conv", config: Conv2DConfig(filters: 6, kernelSize: [3, 3], strides: [2, 1], padding: .same)))
+        try add(BatchNormalization(name: "bn1"))
+        try add(ActivationLayer(name: "relu6", kerasClassName: "ReLU", activation: .reluGeneral(maxValue: 0.8, negativeSlope: 0, threshold: 0)))
+        try add(DepthwiseConv2D(name: "dw", config: DepthwiseConv2DConfig(kernelSize: [3, 3], padding: .same, depthMultiplier: 2, useBias: false)))
+        try add(BatchNormalization(name: "bn2", epsilon: 1e-5))
+        try add(ActivationLayer(name: "swish", activation: .swish))
+        try add(SeparableConv2D(name: "sep", config: Conv2DConfig(filters: 5, kernelSize: [3, 3], padding: .same)))
+        try add(BatchNormalization(name: "bn3", scale: false))
+        try add(Conv2D(name: "conv_relu", config: Conv2DConfig(filters: 4, kernelSize: [1, 1], activation: .relu)))
+        try add(Conv2D(name: "last", config: Conv2DConfig(filters: 3, kernelSize: [3, 3])))
+        try add(BatchNormalization(name: "bn4"))
+        let model = try b.finish(outputs: [x])
+        // Batch statistics far from the identity, so a fold that ignored any of them would show.
+        var rng = SplitMix64(seed: 11)
+        for (path, v) in model.namedVariables where path.contains("bn") {
+            let values = (0..<v.value.count).map { _ in
+                path.hasSuffix("variance") ? rng.uniform(0.2, 2) : rng.uniform(-1, 1)
+            }
+            v.value = Tensor(shape: v.shape, values: values)
+        }
+        return Net(model: model, layers: layers, nodes: nodes)
+    }
+
+    static func input(_ seed: UInt64) -> Tensor {
+        var rng = SplitMix64(seed: seed)
+        return Tensor(shape: [2, 9, 8, 4], values: (0..<(2 * 9 * 8 * 4)).map { _ in rng.uniform(-2, 2) })
+    }
+
+    /// Each layer's own forward pass, one after another.
+    static func layerByLayer(_ net: Net, _ x: Tensor, upTo last: String? = nil) throws -> Tensor {
+        var y = x
+        for layer in net.layers {
+            y = try layer.forward([y], training: false)
+            if layer.name == last { break }
+        }
+        return y
+    }
+
+    static func maxRelativeError(_ a: Tensor, _ b: Tensor) -> Float {
+        #expect(a.shape == b.shape)
+        let scale = max(b.scalars.map(abs).max() ?? 1, 1e-6)
+        return zip(a.scalars, b.scalars).map { abs($0 - $1) }.max()! / scale
+    }
+
+    @Test func theChainsFused() throws {
+        let net = try Self.net()
+        let m = net.model
+        let plan = m.inferenceFusions(needed: [Bool](repeating: true, count: m.nodes.count), targets: m.outputNodes)
+        let n = net.nodes
+        #expect(plan[n["conv"]!]?.last == n["relu6"]! && plan[n["conv"]!]?.batchNorm?.name == "bn1")
+        #expect(plan[n["dw"]!]?.last == n["swish"]! && plan[n["dw"]!]?.activation == .swish)
+        #expect(plan[n["sep"]!]?.last == n["bn3"]! && plan[n["sep"]!]?.activation == .linear)
+        #expect(plan[n["conv_relu"]!] == nil)     // its own activation: nothing after it can fold in
+        #expect(plan[n["last"]!]?.last == n["bn4"]!)
+        #expect(plan.count == 4)
+    }
+
+    @Test func fusedInferenceEqualsLayerByLayer() throws {
+        let net = try Self.net()
+        let x = Self.input(5)
+        let fused = try net.model.predict([x])[0]
+        #expect(Self.maxRelativeError(fused, try Self.layerByLayer(net, x)) < 1e-5)
+    }
+
+    @Test func aRequestedIntermediateValueIsNotFusedAway() throws {
+        let net = try Self.net()
+        let x = Self.input(6)
+        // bn2 is asked for: the depthwise chain stops there (the swish after it runs on its own).
+        let outs = try net.model.run([x], targets: [net.nodes["bn2"]!, net.model.outputNodes[0]])
+        #expect(Self.maxRelativeError(outs[0], try Self.layerByLayer(net, x, upTo: "bn2")) < 1e-5)
+        #expect(Self.maxRelativeError(outs[1], try Self.layerByLayer(net, x)) < 1e-5)
+        let plan = net.model.inferenceFusions(needed: [Bool](repeating: true, count: net.model.nodes.count),
+                                              targets: [net.nodes["bn2"]!])
+        #expect(plan[net.nodes["dw"]!]?.last == net.nodes["bn2"]!)
+    }
+
+    @Test func foldedWeightsFollowChangedVariables() throws {
+        let net = try Self.net()
+        let x = Self.input(7)
+        _ = try net.model.predict([x])     // fills the folded-weight caches
+        let bn = try #require(net.model.layer(named: "bn1") as? BatchNormalization)
+        bn.movingMean.value = Tensor(shape: bn.movingMean.shape, values: bn.movingMean.value.scalars.map { $0 + 0.3 })
+        let conv = try #require(net.model.layer(named: "conv") as? Conv2D)
+        conv.kernel.value.withUnsafeMutableBufferPointer { $0[0] += 1 }     // an in-place change counts too
+        let after = try net.model.predict([x])[0]
+        #expect(Self.maxRelativeError(after, try Self.layerByLayer(net, x)) < 1e-5)
+    }
+}
