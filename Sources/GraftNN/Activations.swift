@@ -63,6 +63,7 @@ public final class PReLU: Layer {
 
 extension ActivationLayer {
     public var finalActivation: ActivationKind { activation }
+    public var backwardReadsInputs: Bool { !activation.derivativeFollowsFromOutput }
 
     public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
                          needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {

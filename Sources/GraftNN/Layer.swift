@@ -90,6 +90,11 @@ public protocol Layer: AnyObject {
                   needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?]
     /// The activation applied last (softmax heads let the loss fuse with it).
     var finalActivation: ActivationKind { get }
+    /// False when `backward` never reads its inputs (a ReLU's gradient follows from its output): a training-mode
+    /// forward pass then need not keep them.
+    var backwardReadsInputs: Bool { get }
+    /// False when `backward` never reads the layer's output (batch normalisation works from its input).
+    var backwardReadsOutput: Bool { get }
 }
 
 /// State threaded through a training-mode forward pass.
@@ -124,6 +129,8 @@ extension Layer {
     }
 
     public var finalActivation: ActivationKind { .linear }
+    public var backwardReadsInputs: Bool { true }
+    public var backwardReadsOutput: Bool { true }
 
     /// True when at least one of its parameters can be trained.
     public var hasTrainableParameters: Bool { variables.contains { $0.variable.isTrainable } }

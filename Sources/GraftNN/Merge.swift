@@ -187,14 +187,24 @@ func binaryGradients(_ op: BinaryOp, _ a: Tensor, _ b: Tensor, _ dy: Tensor) thr
 }
 
 extension Merge {
+    /// Sums and averages pass the gradient on without looking at the result or the inputs (only their shapes,
+    /// which the training-mode forward pass keeps).
+    public var backwardReadsOutput: Bool { !(kind == .add || kind == .average) }
+    public var backwardReadsInputs: Bool { !(kind == .add || kind == .average) }
+
+    public func forwardTrain(_ inputs: [Tensor], context: inout TrainingContext) throws -> (output: Tensor, cache: Any?) {
+        (try forward(inputs, training: true), inputs.map(\.shape))
+    }
+
     public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
                          needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {
+        let shapes = cache as? [[Int]] ?? inputs.map(\.shape)
         switch kind {
         case .add:
-            return inputs.map { gradOutput.reduced(toShape: $0.shape) }
+            return shapes.map { gradOutput.reduced(toShape: $0) }
         case .average:
             let g = try gradOutput.elementwise(.multiply, Tensor(shape: [1], repeating: 1 / Float(inputs.count)))
-            return inputs.map { g.reduced(toShape: $0.shape) }
+            return shapes.map { g.reduced(toShape: $0) }
         case .subtract:
             let (da, db) = try binaryGradients(.subtract, inputs[0], inputs[1], gradOutput)
             return [da, db]

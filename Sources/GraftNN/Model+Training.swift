@@ -30,10 +30,23 @@ extension Model {
         for (i, node) in nodes.enumerated() { for j in node.inputs { lastUse[j] = max(lastUse[j], i) } }
         var neededForBackward = [Bool](repeating: false, count: nodes.count)
         for o in outputNodes { neededForBackward[o] = true }
-        for (i, node) in nodes.enumerated() where values[i] == nil {
+        // In a frozen prefix, a convolution with the frozen BatchNormalization and activation after it runs as one
+        // fused inference step (nothing there needs a gradient or a cache).
+        let fusions = context.updateFrozenBatchNormStatistics
+            ? [:] : inferenceFusions(needed: [Bool](repeating: true, count: nodes.count), targets: outputNodes)
+        var absorbed = [Bool](repeating: false, count: nodes.count)
+        for (i, node) in nodes.enumerated() where values[i] == nil && !absorbed[i] {
             let args = try node.inputs.map { j -> Tensor in
                 guard let v = values[j] else { throw LayerError(node.layer.name, "input from node \(j) was not computed") }
                 return v
+            }
+            if let fusion = fusions[i], let conv = node.layer as? InferenceFusable, !node.layer.hasTrainableParameters,
+               !node.inputs.contains(where: { requires[$0] }),
+               fusion.batchNorm.map({ $0.frozen && !$0.hasTrainableParameters }) ?? true {
+                values[fusion.last] = try conv.fusedInference(args[0], batchNorm: fusion.batchNorm, activation: fusion.activation)
+                for j in fusion.absorbed { absorbed[j] = true }
+                for j in node.inputs where lastUse[j] == i && !neededForBackward[j] && !requires[j] { values[j] = nil }
+                continue
             }
             if node.layer is Model { context.nestedInputsNeedGradients = node.inputs.map { requires[$0] } }
             let (y, cache) = try node.layer.forwardTrain(args, context: &context)
@@ -41,8 +54,10 @@ extension Model {
             requires[i] = node.layer.hasTrainableParameters || node.inputs.contains { requires[$0] }
             caches[i] = requires[i] || outputNodes.contains(i) ? cache : nil
             for j in node.inputs {
-                if requires[i] { neededForBackward[j] = true }
-                if lastUse[j] == i && !neededForBackward[j] && !requires[j] { values[j] = nil }
+                if requires[i] && node.layer.backwardReadsInputs { neededForBackward[j] = true }
+                if lastUse[j] == i && !neededForBackward[j] && !(requires[j] && nodes[j].layer.backwardReadsOutput) {
+                    values[j] = nil
+                }
             }
         }
         let outs = try outputNodes.map { o -> Tensor in
@@ -73,9 +88,12 @@ extension Model {
             guard tape.requiresGradient[i], let g = grads[i] else { continue }
             let node = nodes[i]
             if node.inputs.isEmpty { continue }
-            guard let y = tape.values[i] else { continue }
+            // Values the layer's backward never reads may have been dropped in the forward pass: an empty stand-in.
+            guard let y = tape.values[i] ?? (node.layer.backwardReadsOutput ? nil : Self.notKept) else { continue }
             let xs = try node.inputs.map { j -> Tensor in
-                guard let v = tape.values[j] else { throw LayerError(node.layer.name, "missing forward value") }
+                guard let v = tape.values[j] ?? (node.layer.backwardReadsInputs ? nil : Self.notKept) else {
+                    throw LayerError(node.layer.name, "missing forward value")
+                }
                 return v
             }
             let need = node.inputs.map { tape.requiresGradient[$0] }
@@ -95,6 +113,9 @@ extension Model {
         }
         return inputNodes.map { tape.requiresGradient[$0] ? grads[$0] : nil }
     }
+
+    /// Stands in for a forward value that was not kept because the backward pass does not read it.
+    static let notKept = Tensor(shape: [0])
 
     /// Clears every variable's gradient.
     public func zeroGradients() {

@@ -182,7 +182,7 @@ public final class Normalization: Layer {
 // MARK: - training
 
 extension BatchNormalization {
-    struct TrainCache { let xhat: Tensor; let invStd: [Float] }
+    struct TrainCache { let mean: [Float]; let invStd: [Float] }
 
     /// Training mode (layer not frozen): normalises with the batch mean and (biased) variance over every axis but the
     /// last, and updates `moving = momentum · moving + (1 − momentum) · batch`. A frozen layer runs in inference mode.
@@ -192,6 +192,11 @@ extension BatchNormalization {
             throw LayerError(name, "expects \(channels) channels, got \(Shape.describe(x.shape))")
         }
         let C = channels, rows = x.count / max(C, 1)
+        if frozen && !context.updateFrozenBatchNormStatistics {
+            // Inference mode, statistics untouched: the batch's own statistics are not needed.
+            let (s, t) = inferenceAffine()
+            return (x.channelAffine(scale: s, shift: t), nil)
+        }
         let (mean, variance) = x.withUnsafeBufferPointer { p -> ([Double], [Double]) in
             guard let base = p.baseAddress else { return ([Double](repeating: 0, count: C), [Double](repeating: 0, count: C)) }
             return ChannelReductions.meanAndVariance(base, rows: rows, channels: C)
@@ -207,14 +212,16 @@ extension BatchNormalization {
             return (x.channelAffine(scale: s, shift: t), nil)
         }
         let invStd = variance.map { Float(1 / ($0 + Double(epsilon)).squareRoot()) }
-        let xhat = x.channelAffine(scale: invStd, shift: (0..<C).map { -Float(mean[$0]) * invStd[$0] })
         let g = gamma?.value.scalars ?? [Float](repeating: 1, count: C)
         let b = beta?.value.scalars ?? [Float](repeating: 0, count: C)
-        // y = γ·x̂ + β, computed from x in one pass: x·(γ·invStd) + (β − mean·γ·invStd).
+        // y = γ·x̂ + β, computed from x in one pass: x·(γ·invStd) + (β − mean·γ·invStd). x̂ is not kept: backward
+        // works from x (the input, which the tape holds anyway), the mean and invStd.
         let scale = (0..<C).map { g[$0] * invStd[$0] }
         let y = x.channelAffine(scale: scale, shift: (0..<C).map { b[$0] - Float(mean[$0]) * scale[$0] })
-        return (y, TrainCache(xhat: xhat, invStd: invStd))
+        return (y, TrainCache(mean: mean.map { Float($0) }, invStd: invStd))
     }
+
+    public var backwardReadsOutput: Bool { false }
 
     public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
                          needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {
@@ -227,31 +234,35 @@ extension BatchNormalization {
                 // Parameters trainable while the statistics are fixed: d/dgamma = dy · x̂ with x̂ from moving statistics.
                 let mean = movingMean.value.scalars, variance = movingVariance.value.scalars
                 let inv = variance.map { 1 / ($0 + epsilon).squareRoot() }
-                let xhat = inputs[0].channelAffine(scale: inv, shift: (0..<C).map { -mean[$0] * inv[$0] })
-                let (sumDy, sumDyX) = Self.sums(gradOutput, xhat, rows: rows, channels: C)
-                accumulateAffineGradients(sumDy: sumDy, sumDyXhat: sumDyX, gamma: gamma, beta: beta)
+                let (sumDy, sumDyCentered) = Self.sums(gradOutput, inputs[0], centeredOn: mean, rows: rows, channels: C)
+                accumulateAffineGradients(sumDy: sumDy, sumDyXhat: (0..<C).map { sumDyCentered[$0] * Double(inv[$0]) },
+                                          gamma: gamma, beta: beta)
             }
             return [needsInputGradients[0] ? gradOutput.channelAffine(scale: s, shift: [Float](repeating: 0, count: C)) : nil]
         }
-        let (sumDy, sumDyX) = Self.sums(gradOutput, c.xhat, rows: rows, channels: C)
+        // x̂ = (x − mean)·invStd, so Σ dy·x̂ = invStd · Σ dy·(x − mean).
+        let (sumDy, sumDyCentered) = Self.sums(gradOutput, inputs[0], centeredOn: c.mean, rows: rows, channels: C)
+        let sumDyX = (0..<C).map { sumDyCentered[$0] * Double(c.invStd[$0]) }
         accumulateAffineGradients(sumDy: sumDy, sumDyXhat: sumDyX, gamma: gamma, beta: beta)
         guard needsInputGradients[0] else { return [nil] }
-        // dx = invStd · γ / M · (M·dy − Σdy − x̂·Σ(dy·x̂)) = dy·(invStd·γ) + x̂·(−k·Σdy·x̂) − k·Σdy, k = invStd·γ/M.
+        // dx = invStd · γ / M · (M·dy − Σdy − x̂·Σ(dy·x̂)) = dy·(invStd·γ) + (x − mean)·(−k·invStd·Σdy·x̂) − k·Σdy,
+        // k = invStd·γ/M.
         let M = Double(rows)
         let k = (0..<C).map { Double(c.invStd[$0]) * Double(g[$0]) / M }
         let dx = Tensor.channelCombine(gradOutput, scaleA: (0..<C).map { c.invStd[$0] * g[$0] },
-                                       c.xhat, scaleB: (0..<C).map { Float(-k[$0] * sumDyX[$0]) },
+                                       inputs[0], centeredOn: c.mean,
+                                       scaleB: (0..<C).map { Float(-k[$0] * sumDyX[$0] * Double(c.invStd[$0])) },
                                        shift: (0..<C).map { Float(-k[$0] * sumDy[$0]) })
         return [dx]
     }
 
-    static func sums(_ dy: Tensor, _ xhat: Tensor, rows: Int, channels C: Int) -> (sum: [Double], dot: [Double]) {
+    static func sums(_ dy: Tensor, _ x: Tensor, centeredOn center: [Float], rows: Int, channels C: Int) -> (sum: [Double], dot: [Double]) {
         dy.withUnsafeBufferPointer { d in
-            xhat.withUnsafeBufferPointer { x in
-                guard let dp = d.baseAddress, let xp = x.baseAddress else {
+            x.withUnsafeBufferPointer { xb in
+                guard let dp = d.baseAddress, let xp = xb.baseAddress else {
                     return ([Double](repeating: 0, count: C), [Double](repeating: 0, count: C))
                 }
-                return ChannelReductions.sumAndDot(dp, xp, rows: rows, channels: C)
+                return ChannelReductions.sumAndDot(dp, xp, centeredOn: center, rows: rows, channels: C)
             }
         }
     }

@@ -1,6 +1,14 @@
 import Foundation
 
 extension ActivationKind {
+    /// True when `backward` reads only the output `y` (never `z`): the derivative is a function of the output.
+    public var derivativeFollowsFromOutput: Bool {
+        switch self {
+        case .linear, .relu, .relu6, .sigmoid, .tanh, .softmax, .exponential: return true
+        default: return false
+        }
+    }
+
     /// `dz = f'(z) · dy` for element-wise activations, given the pre-activation `z` and the output `y = f(z)`.
     /// Softmax is not element-wise: use `softmaxBackwardLastAxis`.
     public func backward(z: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
@@ -10,11 +18,11 @@ extension ActivationKind {
         case .linear:
             Parallel.forEach(count, grain: 32768) { r in for i in r { dz[i] = dy[i] } }
             return
-        case .relu:
-            Parallel.forEach(count, grain: 32768) { r in for i in r { dz[i] = z[i] > 0 ? dy[i] : 0 } }
+        case .relu:     // from the output: y > 0 exactly where z > 0
+            Parallel.forEach(count, grain: 32768) { r in for i in r { dz[i] = y[i] > 0 ? dy[i] : 0 } }
             return
-        case .relu6:
-            Parallel.forEach(count, grain: 32768) { r in for i in r { dz[i] = z[i] > 0 && z[i] < 6 ? dy[i] : 0 } }
+        case .relu6:    // 0 < y < 6 exactly where 0 < z < 6
+            Parallel.forEach(count, grain: 32768) { r in for i in r { dz[i] = y[i] > 0 && y[i] < 6 ? dy[i] : 0 } }
             return
         case .tanh:
             Parallel.forEach(count, grain: 32768) { r in for i in r { dz[i] = (1 - y[i] * y[i]) * dy[i] } }
@@ -31,8 +39,8 @@ extension ActivationKind {
                 let d: Float
                 switch self {
                 case .linear: d = 1
-                case .relu: d = x > 0 ? 1 : 0
-                case .relu6: d = x > 0 && x < 6 ? 1 : 0
+                case .relu: d = o > 0 ? 1 : 0
+                case .relu6: d = o > 0 && o < 6 ? 1 : 0
                 case .sigmoid: d = o * (1 - o)
                 case .tanh: d = 1 - o * o
                 case .softplus: d = ActivationKind.sigmoid(x)
@@ -47,7 +55,7 @@ extension ActivationKind {
                     if approx {
                         let k: Float = 0.7978845608028654
                         let u = k * (x + 0.044715 * x * x * x)
-                        let t = Foundation.tanh(u)
+                        let t = FastMath.tanh(u)
                         d = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * 0.044715 * x * x)
                     } else {
                         let cdf = 0.5 * (1 + Foundation.erf(x / Float(2).squareRoot()))

@@ -26,10 +26,10 @@ public enum ActivationKind: Sendable, Equatable, Codable {
             case .relu: for i in 0..<n { p[i] = p[i] > 0 ? p[i] : (p[i].isNaN ? p[i] : 0) }
             case .relu6: for i in 0..<n { p[i] = Swift.min(Swift.max(p[i], 0), 6) }
             case .sigmoid: for i in 0..<n { p[i] = ActivationKind.sigmoid(p[i]) }
-            case .tanh: for i in 0..<n { p[i] = Foundation.tanh(p[i]) }
+            case .tanh: for i in 0..<n { p[i] = FastMath.tanh(p[i]) }
             case .softplus: for i in 0..<n { p[i] = ActivationKind.softplus(p[i]) }
             case .softsign: for i in 0..<n { p[i] = p[i] / (1 + Swift.abs(p[i])) }
-            case .exponential: for i in 0..<n { p[i] = Foundation.exp(p[i]) }
+            case .exponential: for i in 0..<n { p[i] = FastMath.exp(p[i]) }
             case .swish: for i in 0..<n { p[i] = p[i] * ActivationKind.sigmoid(p[i]) }
             case .elu(let a): for i in 0..<n where p[i] < 0 { p[i] = a * Foundation.expm1(p[i]) }
             case .selu:
@@ -38,7 +38,7 @@ public enum ActivationKind: Sendable, Equatable, Codable {
             case .gelu(let approx):
                 if approx {
                     let k: Float = 0.7978845608028654   // sqrt(2/pi)
-                    for i in 0..<n { let v = p[i]; p[i] = 0.5 * v * (1 + Foundation.tanh(k * (v + 0.044715 * v * v * v))) }
+                    for i in 0..<n { let v = p[i]; p[i] = 0.5 * v * (1 + FastMath.tanh(k * (v + 0.044715 * v * v * v))) }
                 } else {
                     for i in 0..<n { let v = p[i]; p[i] = 0.5 * v * (1 + Foundation.erf(v / Float(2).squareRoot())) }
                 }
@@ -63,7 +63,7 @@ public enum ActivationKind: Sendable, Equatable, Codable {
     }
 
     @inline(__always) static func sigmoid(_ x: Float) -> Float {
-        x >= 0 ? 1 / (1 + Foundation.exp(-x)) : { let e = Foundation.exp(x); return e / (1 + e) }()
+        FastMath.sigmoid(x)
     }
 
     @inline(__always) static func softplus(_ x: Float) -> Float {
@@ -79,7 +79,8 @@ public func softmaxLastAxis(_ x: UnsafeMutablePointer<Float>, rows: Int, n: Int)
             var m = -Float.infinity
             for i in 0..<n { m = Swift.max(m, p[i]) }
             var s: Float = 0
-            for i in 0..<n { p[i] = Foundation.exp(p[i] - m); s += p[i] }
+            for i in 0..<n { p[i] = FastMath.exp(p[i] - m) }
+            for i in 0..<n { s += p[i] }
             let inv = 1 / s
             for i in 0..<n { p[i] *= inv }
         }

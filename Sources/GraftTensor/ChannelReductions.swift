@@ -53,14 +53,19 @@ public enum ChannelReductions {
         return (mean, squares.map { $0 / n })
     }
 
-    /// Per-channel `Σ a` and `Σ a·b` (batch-norm backward: `Σ dy` and `Σ dy·x̂`).
-    public static func sumAndDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, rows: Int,
-                                 channels C: Int) -> (sum: [Double], dot: [Double]) {
-        let both = blockedSums(rows: rows, width: 2 * C) { range, acc in
-            let dot = acc + C
-            for r in range {
-                let pa = a + r * C, pb = b + r * C
-                for c in 0..<C { acc[c] += pa[c]; dot[c] += pa[c] * pb[c] }
+    /// Per-channel `Σ a` and `Σ a·(b − center)` (batch-norm backward: `Σ dy` and `Σ dy·(x − mean)`, from which
+    /// `Σ dy·x̂` follows without keeping x̂). No center: `Σ a·b`.
+    public static func sumAndDot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, centeredOn center: [Float]? = nil,
+                                 rows: Int, channels C: Int) -> (sum: [Double], dot: [Double]) {
+        let m = center ?? [Float](repeating: 0, count: C)
+        let both = m.withUnsafeBufferPointer { mp -> [Double] in
+            guard let mean = mp.baseAddress else { return [Double](repeating: 0, count: 2 * C) }
+            return blockedSums(rows: rows, width: 2 * C) { range, acc in
+                let dot = acc + C
+                for r in range {
+                    let pa = a + r * C, pb = b + r * C
+                    for c in 0..<C { acc[c] += pa[c]; dot[c] += pa[c] * (pb[c] - mean[c]) }
+                }
             }
         }
         return (Array(both[0..<C]), Array(both[C..<(2 * C)]))
@@ -68,22 +73,27 @@ public enum ChannelReductions {
 }
 
 extension Tensor {
-    /// `a · scaleA + b · scaleB + shift` per channel (last axis); `a` and `b` have the same shape.
-    public static func channelCombine(_ a: Tensor, scaleA: [Float], _ b: Tensor, scaleB: [Float], shift: [Float]) -> Tensor {
+    /// `a · scaleA + (b − center) · scaleB + shift` per channel (last axis); `a` and `b` have the same shape.
+    /// No center: `a · scaleA + b · scaleB + shift`.
+    public static func channelCombine(_ a: Tensor, scaleA: [Float], _ b: Tensor, centeredOn center: [Float]? = nil,
+                                      scaleB: [Float], shift: [Float]) -> Tensor {
         precondition(a.shape == b.shape, "channelCombine of \(a.shape) and \(b.shape)")
         let C = a.shape.last ?? 1
-        precondition(scaleA.count == C && scaleB.count == C && shift.count == C, "combine over \(C) channels")
+        let m = center ?? [Float](repeating: 0, count: C)
+        precondition(scaleA.count == C && scaleB.count == C && shift.count == C && m.count == C, "combine over \(C) channels")
         var out = Tensor(uninitializedShape: a.shape)
         let o = out.basePointer, pa = a.basePointer, pb = b.basePointer
         let rows = a.count / Swift.max(C, 1)
         scaleA.withUnsafeBufferPointer { sa in
             scaleB.withUnsafeBufferPointer { sb in
                 shift.withUnsafeBufferPointer { sh in
-                    guard let s1 = sa.baseAddress, let s2 = sb.baseAddress, let t = sh.baseAddress else { return }
-                    Parallel.forEach(rows, grain: Swift.max(1, 16384 / Swift.max(C, 1))) { range in
-                        for r in range {
-                            let x = pa + r * C, y = pb + r * C, z = o + r * C
-                            for c in 0..<C { z[c] = x[c] * s1[c] + y[c] * s2[c] + t[c] }
+                    m.withUnsafeBufferPointer { mp in
+                        guard let s1 = sa.baseAddress, let s2 = sb.baseAddress, let t = sh.baseAddress, let mean = mp.baseAddress else { return }
+                        Parallel.forEach(rows, grain: Swift.max(1, 16384 / Swift.max(C, 1))) { range in
+                            for r in range {
+                                let x = pa + r * C, y = pb + r * C, z = o + r * C
+                                for c in 0..<C { z[c] = x[c] * s1[c] + (y[c] - mean[c]) * s2[c] + t[c] }
+                            }
                         }
                     }
                 }

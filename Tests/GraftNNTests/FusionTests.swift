@@ -108,4 +108,34 @@ struct FusionTests {
         let after = try net.model.predict([x])[0]
         #expect(Self.maxRelativeError(after, try Self.layerByLayer(net, x)) < 1e-5)
     }
+
+    /// Training with a frozen base: the frozen chains run fused, keep nothing, and the trainable tail gets the
+    /// same output and gradients as when every layer runs on its own.
+    @Test func aFrozenPrefixRunsFusedWhileTraining() throws {
+        let net = try Self.net()
+        try net.model.freeze(.until("conv_relu"))
+        let x = Self.input(8)
+        var context = TrainingContext(seed: 1)
+        let (outs, tape) = try net.model.forwardTraining([x], context: &context)
+        // Absorbed nodes keep no value; the trainable tail (last, bn4) still has everything backward needs.
+        for name in ["conv", "bn1", "dw", "bn2", "sep"] { #expect(tape.values[net.nodes[name]!] == nil, "\(name)") }
+        #expect(tape.requiresGradient[net.nodes["last"]!] && !tape.requiresGradient[net.nodes["swish"]!])
+        let stats = BackwardStats()
+        try net.model.backward(tape, outputGradients: [Tensor(shape: outs[0].shape, repeating: 1)], stats: stats)
+        #expect(stats.layersRun == ["bn4", "last"])
+        // The same step layer by layer: the tail's kernel gradient agrees.
+        let fused = try #require((net.model.layer(named: "last") as? Conv2D)?.kernel.grad)
+        net.model.zeroGradients()
+        let features = try Self.layerByLayer(net, x, upTo: "conv_relu")
+        let last = try #require(net.model.layer(named: "last") as? Conv2D), bn4 = try #require(net.model.layer(named: "bn4"))
+        var c2 = TrainingContext(seed: 1)
+        let (z, zc) = try last.forwardTrain([features], context: &c2)
+        let (y, yc) = try bn4.forwardTrain([z], context: &c2)     // batch statistics: bn4 trains
+        #expect(Self.maxRelativeError(outs[0], y) < 1e-5)
+        let dz = try bn4.backward([z], output: y, cache: yc, gradOutput: Tensor(shape: y.shape, repeating: 1),
+                                  needsInputGradients: [true], preActivation: false)[0]!
+        _ = try last.backward([features], output: z, cache: zc, gradOutput: dz, needsInputGradients: [false], preActivation: false)
+        let alone = try #require(last.kernel.grad)
+        #expect(Self.maxRelativeError(fused, alone) < 1e-4)
+    }
 }

@@ -252,4 +252,27 @@ struct GradientCheckTests {
         let m = try b.finish(outputs: [o])
         try Self.check(m, [Tensor(shape: [3, 4, 4, 3], values: Self.values(144, seed: 41))])
     }
+
+    /// A ResNet-style block: the tape keeps only what backward reads (no batch-norm output feeding a ReLU or a sum,
+    /// no sum feeding a ReLU), and the gradients still check out.
+    @Test func residualBlockKeepsOnlyWhatBackwardReads() throws {
+        var b = GraphBuilder(name: "block", seed: 8)
+        let x = try b.input(InputLayer(name: "x", shape: [5, 5, 3]))
+        let c1 = try b.add(Conv2D(name: "c1", config: Conv2DConfig(filters: 4, kernelSize: [3, 3], padding: .same)), inputs: [x])
+        let n1 = try b.add(BatchNormalization(name: "n1"), inputs: [c1])
+        let r1 = try b.add(ActivationLayer(name: "r1", activation: .relu6), inputs: [n1])
+        let c2 = try b.add(Conv2D(name: "c2", config: Conv2DConfig(filters: 3, kernelSize: [3, 3], padding: .same)), inputs: [r1])
+        let n2 = try b.add(BatchNormalization(name: "n2"), inputs: [c2])
+        let s = try b.add(Merge(name: "add", kind: .add), inputs: [n2, x])
+        let r2 = try b.add(ActivationLayer(name: "r2", activation: .relu), inputs: [s])
+        let p = try b.add(GlobalPooling2D(name: "gap", kind: .average), inputs: [r2])
+        let o = try b.add(Dense(name: "head", units: 2), inputs: [p])
+        let m = try b.finish(outputs: [o])
+        let input = Tensor(shape: [2, 5, 5, 3], values: Self.values(150, seed: 43))
+        try Self.check(m, [input])
+        var ctx = TrainingContext(seed: 1)
+        let tape = try m.forwardTraining([input], context: &ctx).tape
+        #expect(tape.values[n1] == nil && tape.values[s] == nil && tape.values[n2] == nil)
+        #expect(tape.values[c1] != nil && tape.values[r1] != nil && tape.values[c2] != nil && tape.values[r2] != nil)
+    }
 }

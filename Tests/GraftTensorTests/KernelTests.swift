@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import GraftTensor
 
@@ -125,6 +126,33 @@ struct KernelTests {
             }
         }
         return out
+    }
+
+    /// Relative error of FastMath against Double, over a dense sweep and the edges of the float range.
+    @Test func fastMathIsAccurate() {
+        var xs: [Float] = stride(from: -110, through: 95, by: 0.001).map { Float($0) }
+        xs += (1...2000).map { Float($0) * 1e-7 } + (1...2000).map { -Float($0) * 1e-7 } + [0, -0, 1e-30, -1e-30, 1e-42]
+        var worst = (exp: 0.0, tanh: 0.0, sigmoid: 0.0)
+        func relative(_ got: Float, _ want: Double) -> Double {
+            if want == 0 || want.isInfinite { return Double(got) == want ? 0 : .infinity }
+            if abs(want) < Double(Float.leastNormalMagnitude) { return abs(Double(got) - want) / Double(Float.leastNormalMagnitude) }
+            return abs(Double(got) - want) / abs(want)
+        }
+        for x in xs {
+            let d = Double(x)
+            let e = Foundation.exp(d)
+            worst.exp = max(worst.exp, e > Double(Float.greatestFiniteMagnitude) ? (FastMath.exp(x).isInfinite ? 0 : 1) : relative(FastMath.exp(x), e))
+            worst.tanh = max(worst.tanh, relative(FastMath.tanh(x), Foundation.tanh(d)))
+            worst.sigmoid = max(worst.sigmoid, relative(FastMath.sigmoid(x), 1 / (1 + Foundation.exp(-d))))
+        }
+        // Float's epsilon is 1.19e-7: these are a few units in the last place.
+        #expect(worst.exp < 5e-7, "exp \(worst.exp)")
+        #expect(worst.tanh < 5e-7, "tanh \(worst.tanh)")
+        #expect(worst.sigmoid < 5e-7, "sigmoid \(worst.sigmoid)")
+        #expect(FastMath.exp(.nan).isNaN && FastMath.tanh(.nan).isNaN && FastMath.sigmoid(.nan).isNaN)
+        #expect(FastMath.exp(-.infinity) == 0 && FastMath.exp(.infinity) == .infinity)
+        #expect(FastMath.tanh(.infinity) == 1 && FastMath.tanh(-.infinity) == -1)
+        #expect(FastMath.sigmoid(-.infinity) == 0 && FastMath.sigmoid(.infinity) == 1)
     }
 
     @Test func postOpsAreExactOnlyForTheReLUFamily() {
