@@ -18,11 +18,16 @@ extension ActivationKind {
         case .linear:
             Parallel.forEach(count, grain: 32768) { r in for i in r { dz[i] = dy[i] } }
             return
+        // Loads before the select (never a conditional load or a branch), so these loops vectorise.
         case .relu:     // from the output: y > 0 exactly where z > 0
-            Parallel.forEach(count, grain: 32768) { r in for i in r { dz[i] = y[i] > 0 ? dy[i] : 0 } }
+            Parallel.forEach(count, grain: 32768) { r in
+                for i in r { let g = dy[i], o = y[i]; dz[i] = o > 0 ? g : 0 }
+            }
             return
         case .relu6:    // 0 < y < 6 exactly where 0 < z < 6
-            Parallel.forEach(count, grain: 32768) { r in for i in r { dz[i] = y[i] > 0 && y[i] < 6 ? dy[i] : 0 } }
+            Parallel.forEach(count, grain: 32768) { r in
+                for i in r { let g = dy[i], o = y[i]; dz[i] = o > 0 && o < 6 ? g : 0 }
+            }
             return
         case .tanh:
             Parallel.forEach(count, grain: 32768) { r in for i in r { dz[i] = (1 - y[i] * y[i]) * dy[i] } }
