@@ -94,18 +94,20 @@ public final class Conv2D: Layer {
     }
 
     public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
-        try linearForward(inputs[0], activation: config.activation)
+        try linearForward(inputs[0], activation: config.activation, prepared: PreparedWeights.Use(prepared, version: kernel.version))
     }
 
     /// The convolution plus bias, then `activation` (linear: the pre-activation).
-    func linearForward(_ x: Tensor, activation: ActivationKind = .linear) throws -> Tensor {
+    func linearForward(_ x: Tensor, activation: ActivationKind = .linear, kernel k: Tensor? = nil, bias b: Tensor? = nil,
+                       prepared use: PreparedWeights.Use? = nil) throws -> Tensor {
         try checkRuntimeInput(name, x, channels: inChannels)
         let g = geometry(x)
         guard g.h.output > 0, g.w.output > 0 else { throw LayerError(name, "input \(Shape.describe(x.shape)) is smaller than the kernel") }
-        return convolve(g, x, kernel.value, bias?.value, activation: activation)
+        return convolve(g, x, k ?? kernel.value, k == nil ? bias?.value : b, activation: activation, prepared: use)
     }
 
     private let folded = FoldedWeights()
+    private let prepared = PreparedWeights()
 }
 
 extension Conv2D: InferenceFusable {
@@ -113,17 +115,17 @@ extension Conv2D: InferenceFusable {
     var outputChannels: Int { config.filters }
 
     func fusedInference(_ x: Tensor, batchNorm: BatchNormalization?, activation: ActivationKind) throws -> Tensor {
-        guard let batchNorm else { return try linearForward(x, activation: activation) }
-        try checkRuntimeInput(name, x, channels: inChannels)
-        let g = geometry(x)
-        guard g.h.output > 0, g.w.output > 0 else { throw LayerError(name, "input \(Shape.describe(x.shape)) is smaller than the kernel") }
-        let (k, b) = folded.get(kernel: kernel, bias: bias, batchNorm: batchNorm)
-        return convolve(g, x, k, b, activation: activation)
+        guard let batchNorm else {
+            return try linearForward(x, activation: activation, prepared: PreparedWeights.Use(prepared, version: kernel.version))
+        }
+        let (k, b, version) = folded.get(kernel: kernel, bias: bias, batchNorm: batchNorm)
+        return try linearForward(x, activation: activation, kernel: k, bias: b, prepared: PreparedWeights.Use(prepared, version: version))
     }
 }
 
 /// Convolution plus optional bias for tensors, then `activation` (applied as the output is written when it can).
-func convolve(_ g: ConvGeometry, _ x: Tensor, _ kernel: Tensor, _ bias: Tensor?, activation: ActivationKind = .linear) -> Tensor {
+func convolve(_ g: ConvGeometry, _ x: Tensor, _ kernel: Tensor, _ bias: Tensor?, activation: ActivationKind = .linear,
+              prepared: PreparedWeights.Use? = nil) -> Tensor {
     var out = Tensor(uninitializedShape: g.outputShape)
     out.withUnsafeMutableBufferPointer { o in
         x.withUnsafeBufferPointer { xi in
@@ -131,11 +133,11 @@ func convolve(_ g: ConvGeometry, _ x: Tensor, _ kernel: Tensor, _ bias: Tensor?,
                 if let bias {
                     bias.withUnsafeBufferPointer { b in
                         ConvolutionKernels.conv2dForward(g, input: xi.baseAddress!, kernel: k.baseAddress!, bias: b.baseAddress!,
-                                                         activation: activation, output: o.baseAddress!)
+                                                         activation: activation, prepared: prepared, output: o.baseAddress!)
                     }
                 } else {
                     ConvolutionKernels.conv2dForward(g, input: xi.baseAddress!, kernel: k.baseAddress!, bias: nil,
-                                                     activation: activation, output: o.baseAddress!)
+                                                     activation: activation, prepared: prepared, output: o.baseAddress!)
                 }
             }
         }
@@ -167,7 +169,8 @@ public struct DepthwiseConv2DConfig: Codable, Sendable, Equatable {
 
 /// Runs the depthwise kernel for `x` with `kernel` `[kH, kW, C, M]`.
 func depthwise(_ x: Tensor, kernel: Tensor, bias: Tensor?, kernelSize: [Int], strides: [Int], dilation: [Int],
-               padding: Padding, multiplier: Int, activation: ActivationKind = .linear) -> Tensor {
+               padding: Padding, multiplier: Int, activation: ActivationKind = .linear,
+               prepared: PreparedWeights.Use? = nil) -> Tensor {
     let g = convGeometry(x, outChannels: x.shape[3] * multiplier, groups: x.shape[3], kernel: kernelSize,
                          strides: strides, dilation: dilation, padding: padding)
     var out = Tensor(uninitializedShape: g.outputShape)
@@ -177,11 +180,13 @@ func depthwise(_ x: Tensor, kernel: Tensor, bias: Tensor?, kernelSize: [Int], st
                 if let bias {
                     bias.withUnsafeBufferPointer { b in
                         ConvolutionKernels.depthwiseForward(g, multiplier: multiplier, input: xi.baseAddress!, kernel: k.baseAddress!,
-                                                            bias: b.baseAddress!, activation: activation, output: o.baseAddress!)
+                                                            bias: b.baseAddress!, activation: activation, prepared: prepared,
+                                                            output: o.baseAddress!)
                     }
                 } else {
                     ConvolutionKernels.depthwiseForward(g, multiplier: multiplier, input: xi.baseAddress!, kernel: k.baseAddress!,
-                                                        bias: nil, activation: activation, output: o.baseAddress!)
+                                                        bias: nil, activation: activation, prepared: prepared,
+                                                        output: o.baseAddress!)
                 }
             }
         }
@@ -228,10 +233,12 @@ public final class DepthwiseConv2D: Layer {
         try checkRuntimeInput(name, inputs[0], channels: channels)
         return depthwise(inputs[0], kernel: kernel.value, bias: bias?.value, kernelSize: config.kernelSize,
                          strides: config.strides, dilation: config.dilation, padding: config.padding,
-                         multiplier: config.depthMultiplier, activation: config.activation)
+                         multiplier: config.depthMultiplier, activation: config.activation,
+                         prepared: PreparedWeights.Use(prepared, version: kernel.version))
     }
 
     fileprivate let folded = FoldedWeights()
+    fileprivate let prepared = PreparedWeights()
 }
 
 extension DepthwiseConv2D: InferenceFusable {
@@ -240,10 +247,11 @@ extension DepthwiseConv2D: InferenceFusable {
 
     func fusedInference(_ x: Tensor, batchNorm: BatchNormalization?, activation: ActivationKind) throws -> Tensor {
         try checkRuntimeInput(name, x, channels: channels)
-        let (k, b) = batchNorm.map { folded.get(kernel: kernel, bias: bias, batchNorm: $0) } ?? (kernel.value, bias?.value)
+        let (k, b, version) = batchNorm.map { folded.get(kernel: kernel, bias: bias, batchNorm: $0) }
+            ?? (kernel.value, bias?.value, kernel.version)
         return depthwise(x, kernel: k, bias: b, kernelSize: config.kernelSize, strides: config.strides,
                          dilation: config.dilation, padding: config.padding, multiplier: config.depthMultiplier,
-                         activation: activation)
+                         activation: activation, prepared: PreparedWeights.Use(prepared, version: version))
     }
 }
 
@@ -284,22 +292,29 @@ public final class SeparableConv2D: Layer {
 
     public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
         try checkRuntimeInput(name, inputs[0], channels: channels)
-        return pointwise(depthwiseStep(inputs[0]), activation: config.activation)
+        return pointwise(depthwiseStep(inputs[0], prepared: true), activation: config.activation,
+                         prepared: PreparedWeights.Use(preparedPointwise, version: pointwiseKernel.version))
     }
 
-    func depthwiseStep(_ x: Tensor) -> Tensor {
+    /// The depthwise step; `prepared` keeps its kernel in oneDNN's layout between calls (inference only).
+    func depthwiseStep(_ x: Tensor, prepared: Bool = false) -> Tensor {
         depthwise(x, kernel: depthwiseKernel.value, bias: nil, kernelSize: config.kernelSize, strides: config.strides,
-                  dilation: config.dilation, padding: config.padding, multiplier: depthMultiplier)
+                  dilation: config.dilation, padding: config.padding, multiplier: depthMultiplier,
+                  prepared: prepared ? PreparedWeights.Use(preparedDepthwise, version: depthwiseKernel.version) : nil)
     }
 
     /// The 1×1 convolution (plus bias) applied after the depthwise step, then `activation`.
-    func pointwise(_ mid: Tensor, activation: ActivationKind = .linear, kernel: Tensor? = nil, bias: Tensor? = nil) -> Tensor {
+    func pointwise(_ mid: Tensor, activation: ActivationKind = .linear, kernel: Tensor? = nil, bias: Tensor? = nil,
+                   prepared: PreparedWeights.Use? = nil) -> Tensor {
         let g = convGeometry(mid, outChannels: config.filters, groups: 1, kernel: [1, 1], strides: [1, 1],
                              dilation: [1, 1], padding: .valid)
-        return convolve(g, mid, kernel ?? pointwiseKernel.value, kernel == nil ? self.bias?.value : bias, activation: activation)
+        return convolve(g, mid, kernel ?? pointwiseKernel.value, kernel == nil ? self.bias?.value : bias, activation: activation,
+                        prepared: prepared)
     }
 
     fileprivate let folded = FoldedWeights()
+    fileprivate let preparedDepthwise = PreparedWeights()
+    fileprivate let preparedPointwise = PreparedWeights()
 }
 
 extension SeparableConv2D: InferenceFusable {
@@ -309,10 +324,12 @@ extension SeparableConv2D: InferenceFusable {
     /// The BatchNormalization folds into the pointwise kernel and bias.
     func fusedInference(_ x: Tensor, batchNorm: BatchNormalization?, activation: ActivationKind) throws -> Tensor {
         try checkRuntimeInput(name, x, channels: channels)
-        let mid = depthwiseStep(x)
-        guard let batchNorm else { return pointwise(mid, activation: activation) }
-        let (k, b) = folded.get(kernel: pointwiseKernel, bias: bias, batchNorm: batchNorm)
-        return pointwise(mid, activation: activation, kernel: k, bias: b)
+        let mid = depthwiseStep(x, prepared: true)
+        guard let batchNorm else {
+            return pointwise(mid, activation: activation, prepared: PreparedWeights.Use(preparedPointwise, version: pointwiseKernel.version))
+        }
+        let (k, b, version) = folded.get(kernel: pointwiseKernel, bias: bias, batchNorm: batchNorm)
+        return pointwise(mid, activation: activation, kernel: k, bias: b, prepared: PreparedWeights.Use(preparedPointwise, version: version))
     }
 }
 

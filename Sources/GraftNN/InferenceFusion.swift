@@ -17,11 +17,11 @@ protocol InferenceFusable: Layer {
 final class FoldedWeights: @unchecked Sendable {
     private let lock = NSLock()
     private var key: [Int] = []
-    private var value: (kernel: Tensor, bias: Tensor)?
+    private var value: (kernel: Tensor, bias: Tensor, version: Int)?
 
     /// `kernel` (output channels on its last axis) and `bias` with `batchNorm` folded in, cached on the versions of
-    /// every variable involved.
-    func get(kernel: Variable, bias: Variable?, batchNorm: BatchNormalization) -> (kernel: Tensor, bias: Tensor) {
+    /// every variable involved; `version` is new whenever they were folded afresh (for `PreparedWeights`).
+    func get(kernel: Variable, bias: Variable?, batchNorm: BatchNormalization) -> (kernel: Tensor, bias: Tensor, version: Int) {
         // Versions are unique across all variables, so equal keys mean the very same values.
         let key = [kernel.version, bias?.version ?? -1] + batchNorm.variables.map(\.variable.version)
         lock.lock()
@@ -38,7 +38,8 @@ final class FoldedWeights: @unchecked Sendable {
             }
         }
         let b0 = bias?.value.scalars ?? [Float](repeating: 0, count: channels)
-        let folded = (kernel: k, bias: Tensor(shape: [channels], values: (0..<channels).map { b0[$0] * s[$0] + t[$0] }))
+        let folded = (kernel: k, bias: Tensor(shape: [channels], values: (0..<channels).map { b0[$0] * s[$0] + t[$0] }),
+                      version: Variable.nextVersion())
         self.key = key
         value = folded
         return folded

@@ -17,7 +17,7 @@ public final class Variable {
         var next = 0
     }
     private static let counter = Counter()
-    private static func nextVersion() -> Int {
+    static func nextVersion() -> Int {
         counter.lock.lock()
         defer { counter.lock.unlock() }
         counter.next += 1

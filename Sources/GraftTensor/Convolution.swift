@@ -122,13 +122,14 @@ public enum ConvolutionKernels {
     /// Forward convolution: `output[p, o] = Σ input-patch(p) · kernel[:, o] (+ bias[o])`.
     /// - Parameters: input `[N, H, W, Cin]`, kernel `[kH, kW, Cin/groups, Cout]`, bias `[Cout]` or nil,
     ///   output `[N, outH, outW, Cout]` (fully overwritten).
+    /// `prepared`: where to keep the kernel in oneDNN's layout between calls (inference with unchanged weights).
     public static func conv2dForward(_ g: ConvGeometry, input: UnsafePointer<Float>, kernel: UnsafePointer<Float>,
                                      bias: UnsafePointer<Float>?, activation: ActivationKind = .linear,
-                                     output: UnsafeMutablePointer<Float>) {
+                                     prepared: PreparedWeights.Use? = nil, output: UnsafeMutablePointer<Float>) {
         if (!g.isPointwise || DNNL.pointwise), let post = DNNL.PostOp.exact(activation) ?? (activation == .linear ? DNNL.PostOp.none : nil),
-           DNNL.conv2dForward(g, input: input, kernel: kernel, bias: bias, post: post, output: output) { return }
+           DNNL.conv2dForward(g, input: input, kernel: kernel, bias: bias, post: post, prepared: prepared, output: output) { return }
         if (!g.isPointwise || DNNL.pointwise) && activation != .linear
-            && DNNL.conv2dForward(g, input: input, kernel: kernel, bias: bias, output: output) {
+            && DNNL.conv2dForward(g, input: input, kernel: kernel, bias: bias, prepared: prepared, output: output) {
             activation.apply(output, count: g.pixels * g.outChannels)
             return
         }
@@ -181,11 +182,12 @@ public enum ConvolutionKernels {
     /// Runs through oneDNN as a convolution with one group per input channel when it can (`DNNL.depthwise`).
     public static func depthwiseForward(_ g: ConvGeometry, multiplier M: Int, input: UnsafePointer<Float>,
                                         kernel: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                                        activation: ActivationKind = .linear, output: UnsafeMutablePointer<Float>) {
+                                        activation: ActivationKind = .linear, prepared: PreparedWeights.Use? = nil,
+                                        output: UnsafeMutablePointer<Float>) {
         if DNNL.depthwise {
             // Graft's [kH, kW, C, M] kernel with output channel c·M + m is oneDNN's grouped layout (hwigo, g = C).
             let post = DNNL.PostOp.exact(activation) ?? .none
-            if DNNL.conv2dForward(g, input: input, kernel: kernel, bias: bias, post: post, output: output) {
+            if DNNL.conv2dForward(g, input: input, kernel: kernel, bias: bias, post: post, prepared: prepared, output: output) {
                 if post == .none { activation.apply(output, count: g.pixels * g.outChannels) }
                 return
             }

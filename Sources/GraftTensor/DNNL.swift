@@ -139,7 +139,8 @@ enum DNNL {
 
     /// Runs the convolution (grouped ones too) and the post-op; false when oneDNN cannot (the caller falls back).
     static func conv2dForward(_ g: ConvGeometry, input: UnsafePointer<Float>, kernel: UnsafePointer<Float>,
-                              bias: UnsafePointer<Float>?, post: PostOp = .none, output: UnsafeMutablePointer<Float>) -> Bool {
+                              bias: UnsafePointer<Float>?, post: PostOp = .none, prepared: PreparedWeights.Use? = nil,
+                              output: UnsafeMutablePointer<Float>) -> Bool {
         guard enabled, let engine, let stream, let p = plan(g, bias: bias != nil, post: post), let conv = p.conv else { return false }
         // One stream, used by one caller at a time (oneDNN spreads each call over the cores itself).
         execution.lock()
@@ -159,12 +160,23 @@ enum DNNL {
         var reordered: UnsafeMutableRawPointer?
         defer { reordered?.deallocate() }
         if let reorder = p.reorder {
-            let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(p.weightBytes, 64), alignment: 64)
-            reordered = buffer
-            guard let w = memory(&p.weights, buffer) else { return false }
-            var args = [dnnl_exec_arg_t(arg: graft_DNNL_ARG_FROM(), memory: userW), dnnl_exec_arg_t(arg: graft_DNNL_ARG_TO(), memory: w)]
-            guard dnnl_primitive_execute(reorder, stream, 2, &args) == dnnl_success else { return false }
-            weights = w
+            let key = Key(g, bias: bias != nil, post: post)
+            if let prepared, let buffer = prepared.cache.buffer(for: key, version: prepared.version) {
+                // Weights unchanged since they were last put in this primitive's layout.
+                guard let w = memory(&p.weights, buffer) else { return false }
+                weights = w
+            } else {
+                let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(p.weightBytes, 64), alignment: 64)
+                reordered = buffer
+                guard let w = memory(&p.weights, buffer) else { return false }
+                var args = [dnnl_exec_arg_t(arg: graft_DNNL_ARG_FROM(), memory: userW), dnnl_exec_arg_t(arg: graft_DNNL_ARG_TO(), memory: w)]
+                guard dnnl_primitive_execute(reorder, stream, 2, &args) == dnnl_success else { return false }
+                weights = w
+                if let prepared {
+                    prepared.cache.store(buffer, for: key, version: prepared.version)   // the cache owns it now
+                    reordered = nil
+                }
+            }
         }
         var args = [dnnl_exec_arg_t(arg: graft_DNNL_ARG_SRC(), memory: src),
                     dnnl_exec_arg_t(arg: graft_DNNL_ARG_WEIGHTS(), memory: weights),
@@ -310,5 +322,40 @@ enum DNNL {
             for i in 0..<count { gradKernel[i] += hwio[i] }
         }
         return dnnl_stream_wait(stream) == dnnl_success
+    }
+}
+
+/// A layer's kernel already reordered into the layouts its oneDNN primitives chose, reused while the kernel keeps
+/// the same version (inference, and frozen layers while training): the reorder was 10–20% of convolution time at
+/// inference. At most a few layouts (batch sizes) per layer are kept. Used only under `DNNL.execution`.
+public final class PreparedWeights: @unchecked Sendable {
+    /// The cache and the version of the weights passed with it (any number that changes when they change).
+    public struct Use {
+        let cache: PreparedWeights
+        let version: Int
+        public init(_ cache: PreparedWeights, version: Int) {
+            self.cache = cache
+            self.version = version
+        }
+    }
+
+    private var entries: [DNNL.Key: (version: Int, buffer: UnsafeMutableRawPointer)] = [:]
+    static let maxEntries = 3
+
+    public init() {}
+
+    deinit { for e in entries.values { e.buffer.deallocate() } }
+
+    func buffer(for key: DNNL.Key, version: Int) -> UnsafeMutableRawPointer? {
+        guard let e = entries[key], e.version == version else { return nil }
+        return e.buffer
+    }
+
+    func store(_ buffer: UnsafeMutableRawPointer, for key: DNNL.Key, version: Int) {
+        if let old = entries.removeValue(forKey: key) { old.buffer.deallocate() }
+        while entries.count >= Self.maxEntries, let victim = entries.keys.first {
+            entries.removeValue(forKey: victim)?.buffer.deallocate()
+        }
+        entries[key] = (version, buffer)
     }
 }

@@ -138,4 +138,26 @@ struct FusionTests {
         let alone = try #require(last.kernel.grad)
         #expect(Self.maxRelativeError(fused, alone) < 1e-4)
     }
+
+    /// Kernels kept in oneDNN's layout between inference calls are refreshed when the weights change, whether
+    /// assigned or modified in place.
+    @Test func preparedKernelsFollowChangedWeights() throws {
+        var b = GraphBuilder(name: "plain", seed: 4)
+        let x = try b.input(InputLayer(name: "in", shape: [12, 12, 16]))
+        let c = try b.add(Conv2D(name: "conv", config: Conv2DConfig(filters: 32, kernelSize: [3, 3], padding: .same, useBias: false)), inputs: [x])
+        let d = try b.add(DepthwiseConv2D(name: "dw", config: DepthwiseConv2DConfig(kernelSize: [3, 3], padding: .same, useBias: false)), inputs: [c])
+        let m = try b.finish(outputs: [d])
+        var rng = SplitMix64(seed: 9)
+        let input = Tensor(shape: [2, 12, 12, 16], values: (0..<(2 * 12 * 12 * 16)).map { _ in rng.uniform(-1, 1) })
+        let y1 = try m.predict([input])[0].scalars
+        let conv = try #require(m.layer(named: "conv") as? Conv2D)
+        conv.kernel.value = Tensor(shape: conv.kernel.shape, values: conv.kernel.value.scalars.map { $0 * 2 })
+        let y2 = try m.predict([input])[0].scalars
+        let dw = try #require(m.layer(named: "dw") as? DepthwiseConv2D)
+        dw.kernel.value.withUnsafeMutableBufferPointer { k in for i in k.indices { k[i] *= -3 } }
+        let y3 = try m.predict([input])[0].scalars
+        let scale = y1.map(abs).max() ?? 1
+        #expect(zip(y2, y1).map { abs($0 - 2 * $1) }.max()! < 1e-5 * scale)
+        #expect(zip(y3, y1).map { abs($0 + 6 * $1) }.max()! < 1e-5 * scale)
+    }
 }
