@@ -20,6 +20,7 @@ struct Bench: ParsableCommand {
           graft bench zoo:resnet50 --batch 8
           graft bench zoo:resnet50?no-top --batch 32 --train frozen-base --json
           graft bench zoo:lenet5?input=32,32,1 --epoch fashion-mnist:train --batch 64
+          graft bench sgemm:2048     (the GEMM rate convolutions are compared with, GFLOP/s)
         """)
 
     enum TrainMode: String, ExpressibleByArgument, CaseIterable {
@@ -62,6 +63,7 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
+        if model.hasPrefix("sgemm:") { return try benchGEMM() }
         let loadStart = Date()
         let loaded: Model = model.hasPrefix("zoo:")
             ? try KerasLoader.loadArchitecture(model)
@@ -127,6 +129,37 @@ struct Bench: ParsableCommand {
             }
             line += String(format: "; load %.3f s; peak memory %.0f MB; %d threads", loadSeconds, Self.peakResidentMegabytes(), Parallel.workers)
             print(line)
+        }
+    }
+
+    /// `sgemm:N`: an N×N by N×N single-precision product through Graft's GEMM (OpenBLAS split over the workers).
+    func benchGEMM() throws {
+        guard let n = Int(model.dropFirst("sgemm:".count)), n > 0, n <= 16384 else {
+            throw CLIError("\(model): give sgemm:N with N from 1 to 16384")
+        }
+        var rng = SplitMix64(seed: 1)
+        let a = (0..<(n * n)).map { _ in rng.uniform(-1, 1) }, b = (0..<(n * n)).map { _ in rng.uniform(-1, 1) }
+        var c = [Float](repeating: 0, count: n * n)
+        var times: [Double] = []
+        for i in 0..<(warmup + iterations) {
+            let t0 = Date()
+            a.withUnsafeBufferPointer { ap in
+                b.withUnsafeBufferPointer { bp in
+                    c.withUnsafeMutableBufferPointer { cp in
+                        sgemm(m: n, n: n, k: n, a: ap.baseAddress!, lda: n, b: bp.baseAddress!, ldb: n, c: cp.baseAddress!, ldc: n)
+                    }
+                }
+            }
+            if i >= warmup { times.append(Date().timeIntervalSince(t0)) }
+        }
+        times.sort()
+        let median = times[times.count / 2]
+        let gflops = 2 * Double(n) * Double(n) * Double(n) / median / 1e9
+        if json {
+            let result: [String: Any] = ["model": model, "median_seconds": median, "gflops": gflops, "threads": Parallel.workers]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: result, options: [.sortedKeys]), as: UTF8.self))
+        } else {
+            print(String(format: "sgemm %d×%d×%d: %.4f s (median of %d), %.1f GFLOP/s; %d threads", n, n, n, median, iterations, gflops, Parallel.workers))
         }
     }
 

@@ -184,39 +184,38 @@ struct KernelTests {
                                  w: AxisGeometry(input: w, kernel: 3, stride: stride, dilation: dilation, padding: padding))
             let x = Self.random(n * h * w * c, seed: 7), k = Self.random(9 * c * multiplier, seed: 8)
             let b = Self.random(c * multiplier, seed: 9)
-            var out = [Float](repeating: .nan, count: g.pixels * c * multiplier)
-            x.withUnsafeBufferPointer { xp in
-                k.withUnsafeBufferPointer { kp in
-                    b.withUnsafeBufferPointer { bp in
-                        out.withUnsafeMutableBufferPointer { op in
-                            ConvolutionKernels.depthwiseForward(g, multiplier: multiplier, input: xp.baseAddress!, kernel: kp.baseAddress!,
-                                                                bias: bp.baseAddress!, output: op.baseAddress!)
-                        }
-                    }
-                }
-            }
+            let clip = ActivationKind.reluGeneral(maxValue: 0.5, negativeSlope: 0, threshold: 0)
+            let out = Self.depthwise(g, multiplier, x, k, b, direct: false)
             // A depthwise kernel [kH, kW, C, M] is a grouped HWIO kernel [kH, kW, 1, C·M] with C groups.
             let ref = ConvolutionKernels.referenceConv2d(g, input: x, kernel: k, bias: b)
             #expect(Self.maxError(out, ref) < 1e-4)
             // Graft's own loops (the fallback when oneDNN is off or refuses), and a fused ReLU clipped at 0.5.
-            var direct = [Float](repeating: .nan, count: out.count), clipped = direct
-            x.withUnsafeBufferPointer { xp in
-                k.withUnsafeBufferPointer { kp in
-                    b.withUnsafeBufferPointer { bp in
-                        direct.withUnsafeMutableBufferPointer { op in
+            let direct = Self.depthwise(g, multiplier, x, k, b, direct: true)
+            let clipped = Self.depthwise(g, multiplier, x, k, b, direct: false, activation: clip)
+            #expect(Self.maxError(direct, ref) < 1e-4)
+            #expect(Self.maxError(clipped, ref.map { min(max($0, 0), 0.5) }) < 1e-4)
+        }
+    }
+
+    static func depthwise(_ g: ConvGeometry, _ multiplier: Int, _ x: [Float], _ k: [Float], _ b: [Float], direct: Bool,
+                          activation: ActivationKind = .linear) -> [Float] {
+        var out = [Float](repeating: .nan, count: g.pixels * g.outChannels)
+        x.withUnsafeBufferPointer { xp in
+            k.withUnsafeBufferPointer { kp in
+                b.withUnsafeBufferPointer { bp in
+                    out.withUnsafeMutableBufferPointer { op in
+                        if direct {
                             ConvolutionKernels.depthwiseDirect(g, multiplier: multiplier, input: xp.baseAddress!, kernel: kp.baseAddress!,
                                                                bias: bp.baseAddress!, output: op.baseAddress!)
-                        }
-                        clipped.withUnsafeMutableBufferPointer { op in
+                        } else {
                             ConvolutionKernels.depthwiseForward(g, multiplier: multiplier, input: xp.baseAddress!, kernel: kp.baseAddress!,
-                                                                bias: bp.baseAddress!, activation: .reluGeneral(maxValue: 0.5, negativeSlope: 0, threshold: 0), output: op.baseAddress!)
+                                                                bias: bp.baseAddress!, activation: activation, output: op.baseAddress!)
                         }
                     }
                 }
             }
-            #expect(Self.maxError(direct, ref) < 1e-4)
-            #expect(Self.maxError(clipped, ref.map { min(max($0, 0), 0.5) }) < 1e-4)
         }
+        return out
     }
 
     static func referencePool(_ kind: PoolKind, _ x: [Float], n: Int, c: Int, h: AxisGeometry, w: AxisGeometry) -> [Float] {
