@@ -81,6 +81,7 @@ public final class Conv2D: Layer {
         let s = inputShapes[0]
         try requireRank(s, 3)
         let c = s[2]
+        guard config.groups >= 1 else { throw LayerError(name, "groups must be at least 1, got \(config.groups)") }
         guard c > 0, c % config.groups == 0, config.filters % config.groups == 0 else {
             throw LayerError(name, "\(c) input channels and \(config.filters) filters must both divide into \(config.groups) groups")
         }

@@ -55,11 +55,12 @@ struct LoadErrorTests {
     }
 
     /// Layer sizes a hostile config declares (found by tools/fuzz: 10^12 filters aborted the allocation, a stride of
-    /// 0 divided by zero, a dilation of Int.max overflowed) are
+    /// 0 divided by zero, a dilation of Int.max overflowed, a bit flip turning `"groups": 1` into 0 divided by zero) are
     /// refused while the model is built, naming the layer, before anything is allocated.
     @Test(arguments: [("stem_conv", "filters", 1_000_000_000_000, "too large"), ("stem_conv", "filters", -3, "invalid"),
                       ("up", "size", 1_000_000, "from 1 to 65536"), ("stem_conv", "strides", 0, "from 1 to 65536"),
-                      ("stem_conv", "dilation_rate", Int.max, "from 1 to 65536"), ("stem_conv", "kernel_size", 1 << 40, "too large")])
+                      ("stem_conv", "dilation_rate", Int.max, "from 1 to 65536"), ("stem_conv", "kernel_size", 1 << 40, "too large"),
+                      ("stem_conv", "groups", 0, "groups must be at least 1"), ("stem_conv", "groups", -2, "groups must be at least 1")])
     func hugeOrNegativeLayerSizesAreRefused(_ layer: String, _ key: String, _ value: Int, _ says: String) throws {
         let path = try tamperedConfig("tfkeras_mini_xception.h5") { o in
             var ls = layers(o)
