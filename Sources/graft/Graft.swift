@@ -39,9 +39,14 @@ struct Graft: ParsableCommand {
     /// and then fight Graft's own workers for the cores (ResNet50 inference: 15 images/s spinning, 20 passive).
     /// libgomp reads its settings once, when it is loaded at process start, so graft sets them and re-executes
     /// itself once; an explicit OMP_WAIT_POLICY in the environment is kept.
+    /// OpenBLAS likewise starts a thread per core when it is loaded, and each spins on `sched_yield` for a while
+    /// before sleeping, though Graft runs OpenBLAS single-threaded (`Parallel.configureBLAS`): with
+    /// OPENBLAS_NUM_THREADS=1 it starts none (loading ResNet50's `.h5`, whose check runs a second graft process,
+    /// spent a third of its CPU time in those spins).
     static func configureOpenMP() {
-        guard getenv("OMP_WAIT_POLICY") == nil else { return }
-        setenv("OMP_WAIT_POLICY", "PASSIVE", 1)
+        guard getenv("OMP_WAIT_POLICY") == nil || getenv("OPENBLAS_NUM_THREADS") == nil else { return }
+        if getenv("OMP_WAIT_POLICY") == nil { setenv("OMP_WAIT_POLICY", "PASSIVE", 1) }
+        if getenv("OPENBLAS_NUM_THREADS") == nil { setenv("OPENBLAS_NUM_THREADS", "1", 1) }
         if getenv("OMP_NUM_THREADS") == nil, let n = getenv("GRAFT_NUM_THREADS") { setenv("OMP_NUM_THREADS", n, 1) }
         execv("/proc/self/exe", CommandLine.unsafeArgv)   // returns only on failure: then carry on as we are
     }
