@@ -27,8 +27,11 @@ let package = Package(
         .systemLibrary(name: "CImage", pkgConfig: "libpng", providers: [.apt(["libpng-dev", "libturbojpeg0-dev"])]),
         .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
 
+        // Element-wise math compiled for the baseline and for AVX2 + FMA, picked at run time (C: Swift cannot).
+        .target(name: "CGraftSIMD"),
+
         .target(name: "GraftHDF5", dependencies: ["CHDF5"]),
-        .target(name: "GraftTensor", dependencies: ["CBLAS", "CDNNL"]),
+        .target(name: "GraftTensor", dependencies: ["CBLAS", "CDNNL", "CGraftSIMD"]),
         .target(name: "GraftNN", dependencies: ["GraftTensor"]),
         .target(name: "GraftKeras", dependencies: ["GraftNN", "GraftHDF5", "ZIPFoundation"]),
         .target(name: "GraftData", dependencies: ["GraftTensor", "CImage", "ZIPFoundation"]),
@@ -43,7 +46,7 @@ let package = Package(
 
         .target(name: "GraftTestSupport", path: "Tests/GraftTestSupport"),
         .testTarget(name: "GraftHDF5Tests", dependencies: ["GraftHDF5", "GraftTestSupport"]),
-        .testTarget(name: "GraftTensorTests", dependencies: ["GraftTensor"]),
+        .testTarget(name: "GraftTensorTests", dependencies: ["GraftTensor", "CGraftSIMD"]),
         .testTarget(name: "GraftNNTests", dependencies: ["GraftNN"]),
         .testTarget(name: "GraftKerasTests", dependencies: ["GraftKeras", "GraftHDF5", "GraftData", "GraftTestSupport"]),
         .testTarget(name: "GraftDataTests", dependencies: ["GraftData", "GraftTestSupport"]),

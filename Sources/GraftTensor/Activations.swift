@@ -1,4 +1,5 @@
 import Foundation
+import CGraftSIMD
 
 /// Element-wise activation functions, with Keras's definitions and parameters.
 public enum ActivationKind: Sendable, Equatable, Codable {
@@ -25,11 +26,11 @@ public enum ActivationKind: Sendable, Equatable, Codable {
             case .linear: break
             case .relu: for i in 0..<n { p[i] = p[i] > 0 ? p[i] : (p[i].isNaN ? p[i] : 0) }
             case .relu6: for i in 0..<n { p[i] = Swift.min(Swift.max(p[i], 0), 6) }
-            case .sigmoid: for i in 0..<n { p[i] = ActivationKind.sigmoid(p[i]) }
-            case .tanh: for i in 0..<n { p[i] = FastMath.tanh(p[i]) }
+            case .sigmoid: graft_simd_sigmoid(p, n, FastMath.simdLevel)
+            case .tanh: graft_simd_tanh(p, n, FastMath.simdLevel)
             case .softplus: for i in 0..<n { p[i] = ActivationKind.softplus(p[i]) }
             case .softsign: for i in 0..<n { p[i] = p[i] / (1 + Swift.abs(p[i])) }
-            case .exponential: for i in 0..<n { p[i] = FastMath.exp(p[i]) }
+            case .exponential: graft_simd_exp(p, n, FastMath.simdLevel)
             case .swish: for i in 0..<n { p[i] = p[i] * ActivationKind.sigmoid(p[i]) }
             case .elu(let a): for i in 0..<n where p[i] < 0 { p[i] = a * Foundation.expm1(p[i]) }
             case .selu:

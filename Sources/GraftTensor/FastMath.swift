@@ -1,7 +1,13 @@
+import Foundation
 /// `exp`, `tanh` and the logistic sigmoid written without calls or table lookups, so loops over arrays of them
 /// compile to SIMD code (glibc's scalar `tanhf` was a third of a LeNet-5 training epoch). Accuracy: a few units
 /// in the last place over the whole float range (tests sweep them against Double).
+/// Whole arrays go through CGraftSIMD (the same functions compiled for AVX2 + FMA as well, picked at run time;
+/// `GRAFT_SIMD=0` keeps the baseline path).
 public enum FastMath {
+    /// The `level` argument for CGraftSIMD: −1 (the best the CPU has) unless `GRAFT_SIMD=0`.
+    public static let simdLevel: Int32 = ProcessInfo.processInfo.environment["GRAFT_SIMD"] == "0" ? 0 : -1
+
     /// e^x for any float x: 0 below −103.97, +∞ above 88.72283 (ln of the largest float), NaN for NaN.
     @inline(__always)
     public static func exp(_ x: Float) -> Float {

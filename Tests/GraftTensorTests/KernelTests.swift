@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import CGraftSIMD
 @testable import GraftTensor
 
 /// Every fast kernel against a plain-loop reference, on random data and many geometries.
@@ -153,6 +154,39 @@ struct KernelTests {
         #expect(FastMath.exp(-.infinity) == 0 && FastMath.exp(.infinity) == .infinity)
         #expect(FastMath.tanh(.infinity) == 1 && FastMath.tanh(-.infinity) == -1)
         #expect(FastMath.sigmoid(-.infinity) == 0 && FastMath.sigmoid(.infinity) == 1)
+    }
+
+    /// The array versions (CGraftSIMD), on the baseline path and on the AVX2 + FMA path when the CPU has it, meet
+    /// the same bounds as FastMath's scalar functions and handle NaN and infinities alike.
+    @Test(arguments: [Int32(0), Int32(1)]) func simdArrayMathIsAccurate(level: Int32) {
+        var xs: [Float] = stride(from: -110, through: 95, by: 0.001).map { Float($0) }
+        xs += (1...2000).map { Float($0) * 1e-7 } + (1...2000).map { -Float($0) * 1e-7 } + [0, -0, 1e-30, -1e-30, 1e-42]
+        xs += [.nan, .infinity, -.infinity]
+        func relative(_ got: Float, _ want: Double) -> Double {
+            if want.isNaN { return got.isNaN ? 0 : .infinity }
+            if want == 0 || want.isInfinite { return Double(got) == want ? 0 : .infinity }
+            if abs(want) < Double(Float.leastNormalMagnitude) { return abs(Double(got) - want) / Double(Float.leastNormalMagnitude) }
+            return abs(Double(got) - want) / abs(want)
+        }
+        var e = xs, t = xs, s = xs
+        e.withUnsafeMutableBufferPointer { graft_simd_exp($0.baseAddress!, $0.count, level) }
+        t.withUnsafeMutableBufferPointer { graft_simd_tanh($0.baseAddress!, $0.count, level) }
+        s.withUnsafeMutableBufferPointer { graft_simd_sigmoid($0.baseAddress!, $0.count, level) }
+        var worst = (exp: 0.0, tanh: 0.0, sigmoid: 0.0)
+        for (i, x) in xs.enumerated() {
+            let d = Double(x)
+            let ex = Foundation.exp(d)
+            worst.exp = max(worst.exp, ex > Double(Float.greatestFiniteMagnitude) ? (e[i] == .infinity ? 0 : 1) : relative(e[i], ex))
+            worst.tanh = max(worst.tanh, relative(t[i], Foundation.tanh(d)))
+            worst.sigmoid = max(worst.sigmoid, x.isNaN ? relative(s[i], .nan) : relative(s[i], 1 / (1 + Foundation.exp(-d))))
+        }
+        #expect(worst.exp < 5e-7, "exp \(worst.exp) at level \(level)")
+        #expect(worst.tanh < 5e-7, "tanh \(worst.tanh) at level \(level)")
+        #expect(worst.sigmoid < 5e-7, "sigmoid \(worst.sigmoid) at level \(level)")
+        // Lengths that are not multiples of the vector width leave nothing past the end touched.
+        var short: [Float] = [0.5, -0.5, 2, -2, 7, 42]
+        short.withUnsafeMutableBufferPointer { graft_simd_tanh($0.baseAddress!, 5, level) }
+        #expect(short[5] == 42 && abs(short[4] - Float(Foundation.tanh(7.0))) < 1e-6)
     }
 
     @Test func postOpsAreExactOnlyForTheReLUFamily() {
