@@ -115,7 +115,8 @@ extension Conv2D: InferenceFusable {
     var ownActivation: ActivationKind { config.activation }
     var outputChannels: Int { config.filters }
 
-    func fusedInference(_ x: Tensor, batchNorm: BatchNormalization?, activation: ActivationKind) throws -> Tensor {
+    func fusedInference(_ inputs: [Tensor], batchNorm: BatchNormalization?, activation: ActivationKind) throws -> Tensor {
+        let x = inputs[0]
         guard let batchNorm else {
             return try linearForward(x, activation: activation, prepared: PreparedWeights.Use(prepared, version: kernel.version))
         }
@@ -246,7 +247,8 @@ extension DepthwiseConv2D: InferenceFusable {
     var ownActivation: ActivationKind { config.activation }
     var outputChannels: Int { channels * config.depthMultiplier }
 
-    func fusedInference(_ x: Tensor, batchNorm: BatchNormalization?, activation: ActivationKind) throws -> Tensor {
+    func fusedInference(_ inputs: [Tensor], batchNorm: BatchNormalization?, activation: ActivationKind) throws -> Tensor {
+        let x = inputs[0]
         try checkRuntimeInput(name, x, channels: channels)
         let (k, b, version) = batchNorm.map { folded.get(kernel: kernel, bias: bias, batchNorm: $0) }
             ?? (kernel.value, bias?.value, kernel.version)
@@ -323,7 +325,8 @@ extension SeparableConv2D: InferenceFusable {
     var outputChannels: Int { config.filters }
 
     /// The BatchNormalization folds into the pointwise kernel and bias.
-    func fusedInference(_ x: Tensor, batchNorm: BatchNormalization?, activation: ActivationKind) throws -> Tensor {
+    func fusedInference(_ inputs: [Tensor], batchNorm: BatchNormalization?, activation: ActivationKind) throws -> Tensor {
+        let x = inputs[0]
         try checkRuntimeInput(name, x, channels: channels)
         let mid = depthwiseStep(x, prepared: true)
         guard let batchNorm else {

@@ -10,7 +10,28 @@ protocol InferenceFusable: Layer {
     /// The output channel count, which a folded BatchNormalization must match.
     var outputChannels: Int { get }
     /// The layer's inference output followed by `batchNorm` (inference mode) and then `activation`.
-    func fusedInference(_ x: Tensor, batchNorm: BatchNormalization?, activation: ActivationKind) throws -> Tensor
+    func fusedInference(_ inputs: [Tensor], batchNorm: BatchNormalization?, activation: ActivationKind) throws -> Tensor
+}
+
+/// A residual addition (or other merge) absorbs the activation after it, applied block by block as the sum is
+/// written (one pass over the activations instead of two). It never absorbs a BatchNormalization.
+extension Merge: InferenceFusable {
+    var ownActivation: ActivationKind { .linear }
+    var outputChannels: Int { -1 }
+
+    func fusedInference(_ inputs: [Tensor], batchNorm: BatchNormalization?, activation: ActivationKind) throws -> Tensor {
+        precondition(batchNorm == nil, "a merge does not fold a batch normalization")
+        if inputs.count == 2, kind != .average, inputs[0].shape == inputs[1].shape {
+            do {
+                return try inputs[0].elementwise(binaryOp, inputs[1], then: activation)
+            } catch let e as ShapeError {
+                throw LayerError(name, e.description)
+            }
+        }
+        var out = try forward(inputs, training: false)
+        out.withUnsafeMutableBufferPointer { activation.apply($0.baseAddress!, count: $0.count) }
+        return out
+    }
 }
 
 /// A kernel and bias with a BatchNormalization folded in, kept until any of the variables they came from changes.
@@ -69,7 +90,8 @@ extension Model {
             guard let conv = node.layer as? InferenceFusable else { continue }
             var last = i, absorbed: [Int] = []
             var bn: BatchNormalization?
-            if conv.ownActivation == .linear, let j = soleConsumer(i), let b = nodes[j].layer as? BatchNormalization,
+            if conv.ownActivation == .linear, conv.outputChannels > 0, let j = soleConsumer(i),
+               let b = nodes[j].layer as? BatchNormalization,
                b.channelCount == conv.outputChannels {
                 bn = b
                 last = j

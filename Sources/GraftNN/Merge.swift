@@ -27,15 +27,19 @@ public final class Merge: Layer {
         return out
     }
 
-    public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
-        let op: BinaryOp
+    /// The element-wise operation combining the inputs (`average` adds, then scales).
+    var binaryOp: BinaryOp {
         switch kind {
-        case .add, .average: op = .add
-        case .subtract: op = .subtract
-        case .multiply: op = .multiply
-        case .maximum: op = .maximum
-        case .minimum: op = .minimum
+        case .add, .average: .add
+        case .subtract: .subtract
+        case .multiply: .multiply
+        case .maximum: .maximum
+        case .minimum: .minimum
         }
+    }
+
+    public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        let op = binaryOp
         do {
             var acc = try inputs[0].elementwise(op, inputs[1])
             for x in inputs.dropFirst(2) { acc = try acc.elementwise(op, x) }

@@ -43,7 +43,7 @@ extension Model {
             if let fusion = fusions[i], let conv = node.layer as? InferenceFusable, !node.layer.hasTrainableParameters,
                !node.inputs.contains(where: { requires[$0] }),
                fusion.batchNorm.map({ $0.frozen && !$0.hasTrainableParameters }) ?? true {
-                values[fusion.last] = try conv.fusedInference(args[0], batchNorm: fusion.batchNorm, activation: fusion.activation)
+                values[fusion.last] = try conv.fusedInference(args, batchNorm: fusion.batchNorm, activation: fusion.activation)
                 for j in fusion.absorbed { absorbed[j] = true }
                 for j in node.inputs where lastUse[j] == i && !neededForBackward[j] && !requires[j] { values[j] = nil }
                 continue

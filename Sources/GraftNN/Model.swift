@@ -117,7 +117,7 @@ public final class Model: Layer {
             }
             if let fusion = fusions[i], let conv = node.layer as? InferenceFusable {
                 // The convolution computes the value of the chain's last node; the absorbed nodes never run.
-                values[fusion.last] = try conv.fusedInference(args[0], batchNorm: fusion.batchNorm, activation: fusion.activation)
+                values[fusion.last] = try conv.fusedInference(args, batchNorm: fusion.batchNorm, activation: fusion.activation)
                 for j in fusion.absorbed { absorbed[j] = true }
                 continue
             }

@@ -19,47 +19,48 @@ public enum ActivationKind: Sendable, Equatable, Codable {
     /// use `softmaxLastAxis`.
     public func apply(_ x: UnsafeMutablePointer<Float>, count: Int) {
         if self == .linear { return }
-        Parallel.forEach(count, grain: 32768) { r in
-            let p = x + r.lowerBound
-            let n = r.count
-            switch self {
-            case .linear: break
-            case .relu: for i in 0..<n { p[i] = p[i] > 0 ? p[i] : (p[i].isNaN ? p[i] : 0) }
-            case .relu6: for i in 0..<n { p[i] = Swift.min(Swift.max(p[i], 0), 6) }
-            case .sigmoid: graft_simd_sigmoid(p, n, FastMath.simdLevel)
-            case .tanh: graft_simd_tanh(p, n, FastMath.simdLevel)
-            case .softplus: for i in 0..<n { p[i] = ActivationKind.softplus(p[i]) }
-            case .softsign: for i in 0..<n { p[i] = p[i] / (1 + Swift.abs(p[i])) }
-            case .exponential: graft_simd_exp(p, n, FastMath.simdLevel)
-            case .swish: for i in 0..<n { p[i] = p[i] * ActivationKind.sigmoid(p[i]) }
-            case .elu(let a): for i in 0..<n where p[i] < 0 { p[i] = a * Foundation.expm1(p[i]) }
-            case .selu:
-                let alpha: Float = 1.6732632423543772, scale: Float = 1.0507009873554805
-                for i in 0..<n { p[i] = p[i] > 0 ? scale * p[i] : scale * alpha * Foundation.expm1(p[i]) }
-            case .gelu(let approx):
-                if approx {
-                    let k: Float = 0.7978845608028654   // sqrt(2/pi)
-                    for i in 0..<n { let v = p[i]; p[i] = 0.5 * v * (1 + FastMath.tanh(k * (v + 0.044715 * v * v * v))) }
-                } else {
-                    for i in 0..<n { let v = p[i]; p[i] = 0.5 * v * (1 + Foundation.erf(v / Float(2).squareRoot())) }
-                }
-            case .hardSigmoid(let keras2):
-                if keras2 { for i in 0..<n { p[i] = Swift.min(Swift.max(0.2 * p[i] + 0.5, 0), 1) } }
-                else { for i in 0..<n { p[i] = Swift.min(Swift.max(p[i] + 3, 0), 6) / 6 } }
-            case .hardSwish: for i in 0..<n { p[i] = p[i] * Swift.min(Swift.max(p[i] + 3, 0), 6) / 6 }
-            case .leakyReLU(let a): for i in 0..<n where p[i] < 0 { p[i] *= a }
-            case .mish: for i in 0..<n { p[i] = p[i] * Foundation.tanh(ActivationKind.softplus(p[i])) }
-            case .reluGeneral(let maxValue, let slope, let threshold):
-                // Keras: clip(x · [x > threshold], 0, max_value) − negative_slope · relu(threshold − x).
-                for i in 0..<n {
-                    let v = p[i]
-                    var pos = v > threshold ? v : 0
-                    if let m = maxValue { pos = Swift.min(Swift.max(pos, 0), m) }
-                    p[i] = slope != 0 ? pos - slope * Swift.max(threshold - v, 0) : pos
-                }
-            case .softmax:
-                preconditionFailure("softmax is applied along an axis, not element-wise")
+        Parallel.forEach(count, grain: 32768) { r in applySerial(x + r.lowerBound, count: r.count) }
+    }
+
+    /// `apply` on the calling thread only (for callers that already split the work).
+    public func applySerial(_ p: UnsafeMutablePointer<Float>, count n: Int) {
+        switch self {
+        case .linear: break
+        case .relu: for i in 0..<n { p[i] = p[i] > 0 ? p[i] : (p[i].isNaN ? p[i] : 0) }
+        case .relu6: for i in 0..<n { p[i] = Swift.min(Swift.max(p[i], 0), 6) }
+        case .sigmoid: graft_simd_sigmoid(p, n, FastMath.simdLevel)
+        case .tanh: graft_simd_tanh(p, n, FastMath.simdLevel)
+        case .softplus: for i in 0..<n { p[i] = ActivationKind.softplus(p[i]) }
+        case .softsign: for i in 0..<n { p[i] = p[i] / (1 + Swift.abs(p[i])) }
+        case .exponential: graft_simd_exp(p, n, FastMath.simdLevel)
+        case .swish: for i in 0..<n { p[i] = p[i] * ActivationKind.sigmoid(p[i]) }
+        case .elu(let a): for i in 0..<n where p[i] < 0 { p[i] = a * Foundation.expm1(p[i]) }
+        case .selu:
+            let alpha: Float = 1.6732632423543772, scale: Float = 1.0507009873554805
+            for i in 0..<n { p[i] = p[i] > 0 ? scale * p[i] : scale * alpha * Foundation.expm1(p[i]) }
+        case .gelu(let approx):
+            if approx {
+                let k: Float = 0.7978845608028654   // sqrt(2/pi)
+                for i in 0..<n { let v = p[i]; p[i] = 0.5 * v * (1 + FastMath.tanh(k * (v + 0.044715 * v * v * v))) }
+            } else {
+                for i in 0..<n { let v = p[i]; p[i] = 0.5 * v * (1 + Foundation.erf(v / Float(2).squareRoot())) }
             }
+        case .hardSigmoid(let keras2):
+            if keras2 { for i in 0..<n { p[i] = Swift.min(Swift.max(0.2 * p[i] + 0.5, 0), 1) } }
+            else { for i in 0..<n { p[i] = Swift.min(Swift.max(p[i] + 3, 0), 6) / 6 } }
+        case .hardSwish: for i in 0..<n { p[i] = p[i] * Swift.min(Swift.max(p[i] + 3, 0), 6) / 6 }
+        case .leakyReLU(let a): for i in 0..<n where p[i] < 0 { p[i] *= a }
+        case .mish: for i in 0..<n { p[i] = p[i] * Foundation.tanh(ActivationKind.softplus(p[i])) }
+        case .reluGeneral(let maxValue, let slope, let threshold):
+            // Keras: clip(x · [x > threshold], 0, max_value) − negative_slope · relu(threshold − x).
+            for i in 0..<n {
+                let v = p[i]
+                var pos = v > threshold ? v : 0
+                if let m = maxValue { pos = Swift.min(Swift.max(pos, 0), m) }
+                p[i] = slope != 0 ? pos - slope * Swift.max(threshold - v, 0) : pos
+            }
+        case .softmax:
+            preconditionFailure("softmax is applied along an axis, not element-wise")
         }
     }
 

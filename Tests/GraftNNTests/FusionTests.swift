@@ -97,6 +97,39 @@ struct FusionTests {
         #expect(plan[net.nodes["dw"]!]?.last == net.nodes["bn2"]!)
     }
 
+    /// A residual addition absorbs the ReLU after it (block by block, over more values than one block and one
+    /// thread's share); a three-way sum and a subtraction followed by a batch norm are left as they are.
+    @Test func aResidualAdditionAbsorbsTheActivationAfterIt() throws {
+        var b = GraphBuilder(name: "residual", seed: 4)
+        let x = try b.input(InputLayer(name: "in", shape: [40, 40, 16]))
+        let convA = Conv2D(name: "a", config: Conv2DConfig(filters: 16, kernelSize: [3, 3], padding: .same))
+        let convB = Conv2D(name: "b", config: Conv2DConfig(filters: 16, kernelSize: [1, 1]))
+        let a = try b.add(convA, inputs: [x])
+        let c = try b.add(convB, inputs: [x])
+        let sum = try b.add(Merge(name: "sum", kind: .add), inputs: [a, c])
+        let relu = try b.add(ActivationLayer(name: "relu", activation: .relu6), inputs: [sum])
+        let three = try b.add(Merge(name: "three", kind: .add), inputs: [relu, a, c])
+        let threeTanh = try b.add(ActivationLayer(name: "tanh", activation: .tanh), inputs: [three])
+        let diff = try b.add(Merge(name: "diff", kind: .subtract), inputs: [threeTanh, a])
+        let bn = try b.add(BatchNormalization(name: "bn"), inputs: [diff])
+        let model = try b.finish(outputs: [bn])
+        let plan = model.inferenceFusions(needed: [Bool](repeating: true, count: model.nodes.count), targets: model.outputNodes)
+        #expect(plan[sum]?.last == relu && plan[sum]?.batchNorm == nil && plan[sum]?.activation == .relu6)
+        #expect(plan[three]?.last == threeTanh)
+        #expect(plan[diff] == nil)       // a batch norm never folds into a merge
+        var rng = SplitMix64(seed: 8)
+        let input = Tensor(shape: [3, 40, 40, 16], values: (0..<(3 * 40 * 40 * 16)).map { _ in rng.uniform(-10, 10) })
+        let fused = try model.predict([input])[0]
+        // The reference: every layer on its own.
+        let ya = try convA.forward([input], training: false), yb = try convB.forward([input], training: false)
+        let r = try ActivationLayer(name: "r", activation: .relu6).forward([try ya.elementwise(.add, yb)], training: false)
+        let t = try ActivationLayer(name: "t", activation: .tanh)
+            .forward([try (try r.elementwise(.add, ya)).elementwise(.add, yb)], training: false)
+        let want = try model.layers.first { $0.name == "bn" }!.forward([try t.elementwise(.subtract, ya)], training: false)
+        #expect(Self.maxRelativeError(fused, want) < 1e-6)
+        #expect(r.scalars.contains(6) && r.scalars.contains(0))    // both clip bounds were reached
+    }
+
     @Test func foldedWeightsFollowChangedVariables() throws {
         let net = try Self.net()
         let x = Self.input(7)
