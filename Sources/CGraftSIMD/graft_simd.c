@@ -1,9 +1,5 @@
 #include "graft_simd.h"
 
-#include <math.h>
-#include <stdint.h>
-#include <string.h>
-
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #define GRAFT_X86 1
@@ -11,60 +7,9 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
-INLINE float bits_to_float(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
-INLINE uint32_t float_to_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
-
-// e^x: see FastMath.exp. 2^n · e^r with n = round(x / ln 2), |r| ≤ ln 2 / 2, degree-7 Taylor polynomial.
-INLINE float g_exp(float x) {
-    float c = x != x ? 0.0f : x;
-    c = c < -103.97f ? -103.97f : c;
-    c = c > 88.72283f ? 88.72283f : c;
-    float shifted = c * 1.44269504088896341f + 12582912.0f;
-    float n = shifted - 12582912.0f;
-    int32_t ni = (int32_t)(float_to_bits(shifted) - 0x4B400000u);
-    float r = (c - n * 0.693145751953125f) - n * 1.42860682030941723e-6f;
-    float p = 1.0f / 5040;
-    p = p * r + 1.0f / 720;
-    p = p * r + 1.0f / 120;
-    p = p * r + 1.0f / 24;
-    p = p * r + 1.0f / 6;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    int32_t half = ni >> 1;
-    float a = bits_to_float((uint32_t)(half + 127) << 23);
-    float b = bits_to_float((uint32_t)(ni - half + 127) << 23);
-    float result = p * a * b;
-    return x != x ? x : (x < -103.97f ? 0.0f : (x > 88.72283f ? INFINITY : result));
-}
-
-// tanh x: see FastMath.tanh. Odd Taylor polynomial for |x| < 0.4, (1 − e^(−2|x|)) / (1 + e^(−2|x|)) elsewhere.
-INLINE float g_tanh(float x) {
-    float a = fabsf(x);
-    float s = x * x;
-    float q = 21844.0f / 6081075;
-    q = q * s - 1382.0f / 155925;
-    q = q * s + 62.0f / 2835;
-    q = q * s - 17.0f / 315;
-    q = q * s + 2.0f / 15;
-    q = q * s - 1.0f / 3;
-    float small = x + x * s * q;
-    float t = g_exp(-2.0f * (a < 9.1f ? a : 9.1f));
-    float large = (1.0f - t) / (1.0f + t);
-    float is_signed = bits_to_float((float_to_bits(large) & 0x7FFFFFFFu) | (float_to_bits(x) & 0x80000000u));
-    return x != x ? x : (a < 0.4f ? small : is_signed);
-}
-
-// 1 / (1 + e^(−x)) from e^(−|x|): see FastMath.sigmoid.
-INLINE float g_sigmoid(float x) {
-    float e = g_exp(-fabsf(x));
-    float positive = 1.0f / (1.0f + e);
-    return x != x ? x : (x >= 0.0f ? positive : e * positive);
-}
-
-INLINE void loop_exp(float *restrict x, long n) { for (long i = 0; i < n; i++) x[i] = g_exp(x[i]); }
-INLINE void loop_tanh(float *restrict x, long n) { for (long i = 0; i < n; i++) x[i] = g_tanh(x[i]); }
-INLINE void loop_sigmoid(float *restrict x, long n) { for (long i = 0; i < n; i++) x[i] = g_sigmoid(x[i]); }
+INLINE void loop_exp(float *restrict x, long n) { for (long i = 0; i < n; i++) x[i] = graft_expf(x[i]); }
+INLINE void loop_tanh(float *restrict x, long n) { for (long i = 0; i < n; i++) x[i] = graft_tanhf(x[i]); }
+INLINE void loop_sigmoid(float *restrict x, long n) { for (long i = 0; i < n; i++) x[i] = graft_sigmoidf(x[i]); }
 
 static void base_exp(float *restrict x, long n) { loop_exp(x, n); }
 static void base_tanh(float *restrict x, long n) { loop_tanh(x, n); }
