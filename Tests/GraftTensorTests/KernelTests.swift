@@ -129,16 +129,24 @@ struct KernelTests {
         return out
     }
 
+    /// The math tests' inputs: a dense sweep of −110…95, tiny values of both signs, zeros and subnormals.
+    static let mathSweep: [Float] = stride(from: -110, through: 95, by: 0.001).map { Float($0) }
+        + (1...2000).map { Float($0) * 1e-7 } + (1...2000).map { -Float($0) * 1e-7 } + [0, -0, 1e-30, -1e-30, 1e-42]
+
+    /// Relative error of a float result against Double (absolute, in units of the smallest normal, below it; exact
+    /// for zeros, infinities and NaN).
+    static func relative(_ got: Float, _ want: Double) -> Double {
+        if want.isNaN { return got.isNaN ? 0 : .infinity }
+        if want == 0 || want.isInfinite { return Double(got) == want ? 0 : .infinity }
+        if abs(want) < Double(Float.leastNormalMagnitude) { return abs(Double(got) - want) / Double(Float.leastNormalMagnitude) }
+        return abs(Double(got) - want) / abs(want)
+    }
+
     /// Relative error of FastMath against Double, over a dense sweep and the edges of the float range.
     @Test func fastMathIsAccurate() {
-        var xs: [Float] = stride(from: -110, through: 95, by: 0.001).map { Float($0) }
-        xs += (1...2000).map { Float($0) * 1e-7 } + (1...2000).map { -Float($0) * 1e-7 } + [0, -0, 1e-30, -1e-30, 1e-42]
+        let xs = Self.mathSweep
         var worst = (exp: 0.0, tanh: 0.0, sigmoid: 0.0)
-        func relative(_ got: Float, _ want: Double) -> Double {
-            if want == 0 || want.isInfinite { return Double(got) == want ? 0 : .infinity }
-            if abs(want) < Double(Float.leastNormalMagnitude) { return abs(Double(got) - want) / Double(Float.leastNormalMagnitude) }
-            return abs(Double(got) - want) / abs(want)
-        }
+        let relative = Self.relative
         for x in xs {
             let d = Double(x)
             let e = Foundation.exp(d)
@@ -159,15 +167,8 @@ struct KernelTests {
     /// The array versions (CGraftSIMD), on the baseline path and on the AVX2 + FMA path when the CPU has it, meet
     /// the same bounds as FastMath's scalar functions and handle NaN and infinities alike.
     @Test(arguments: [Int32(0), Int32(1)]) func simdArrayMathIsAccurate(level: Int32) {
-        var xs: [Float] = stride(from: -110, through: 95, by: 0.001).map { Float($0) }
-        xs += (1...2000).map { Float($0) * 1e-7 } + (1...2000).map { -Float($0) * 1e-7 } + [0, -0, 1e-30, -1e-30, 1e-42]
-        xs += [.nan, .infinity, -.infinity]
-        func relative(_ got: Float, _ want: Double) -> Double {
-            if want.isNaN { return got.isNaN ? 0 : .infinity }
-            if want == 0 || want.isInfinite { return Double(got) == want ? 0 : .infinity }
-            if abs(want) < Double(Float.leastNormalMagnitude) { return abs(Double(got) - want) / Double(Float.leastNormalMagnitude) }
-            return abs(Double(got) - want) / abs(want)
-        }
+        let xs = Self.mathSweep + [.nan, .infinity, -.infinity]
+        let relative = Self.relative
         var e = xs, t = xs, s = xs
         e.withUnsafeMutableBufferPointer { graft_simd_exp($0.baseAddress!, $0.count, level) }
         t.withUnsafeMutableBufferPointer { graft_simd_tanh($0.baseAddress!, $0.count, level) }
