@@ -44,23 +44,15 @@ public struct KerasFileInfo: Sendable {
         return s
     }
 
-    /// Recognises a Keras HDF5 file, or returns nil when it is some other HDF5 file.
+    /// Recognises a Keras HDF5 file, or returns nil when it is some other HDF5 file; with everything `inspect`
+    /// prints: the model class and name from `model_config`, layer, tensor and parameter counts.
     public static func recognize(_ file: HDF5File) throws -> KerasFileInfo? {
+        guard var info = try identify(file) else { return nil }
         let root = try file.root()
-        let version = try? root.readStringAttribute("keras_version")
-        let backend = try? root.readStringAttribute("backend")
-        if root.hasAttribute("model_config") || (root.contains("model_weights") && root.kind(of: "model_weights") == .group) {
-            var info = KerasFileInfo(format: .legacyFullModel, kerasVersion: version, backend: backend,
-                                     modelClass: nil, modelName: nil, layerCount: 0, weightCount: 0,
-                                     parameterCount: 0, hasOptimizerState: root.contains("optimizer_weights"))
-            var weightsRoot = root
-            if root.contains("model_weights") {
-                weightsRoot = try root.group("model_weights")
-                if info.kerasVersion == nil { info.kerasVersion = try? weightsRoot.readStringAttribute("keras_version") }
-                if info.backend == nil { info.backend = try? weightsRoot.readStringAttribute("backend") }
-            }
-            let layerNames = weightsRoot.hasListAttribute("layer_names") ? try weightsRoot.readStringListAttribute("layer_names") : []
-            info.layerCount = layerNames.count
+        switch info.format {
+        case .legacyFullModel:
+            let weightsRoot = root.contains("model_weights") ? try root.group("model_weights") : root
+            info.layerCount = weightsRoot.hasListAttribute("layer_names") ? try weightsRoot.readStringListAttribute("layer_names").count : 0
             if root.hasAttribute("model_config"), let config = try? root.readStringAttribute("model_config") {
                 let summary = ModelConfigSummary(json: config)
                 info.modelClass = summary.className
@@ -68,24 +60,43 @@ public struct KerasFileInfo: Sendable {
                 if let n = summary.layerCount { info.layerCount = n }
             }
             (info.weightCount, info.parameterCount) = try countWeights(weightsRoot)
+        case .legacyWeights:
+            info.layerCount = try root.readStringListAttribute("layer_names").count
+            (info.weightCount, info.parameterCount) = try countWeights(root)
+        case .keras3Weights:
+            let layers = try root.group("layers")
+            info.layerCount = try layers.children().filter { $0.kind == .group }.count
+            (info.weightCount, info.parameterCount) = try countWeights(layers)
+        }
+        return info
+    }
+
+    /// The format, Keras version, backend and optimizer flag only (counts left at zero, no model class): what a
+    /// load needs, without parsing `model_config` or walking every dataset (a fifth of loading ResNet50 took that).
+    public static func identify(_ file: HDF5File) throws -> KerasFileInfo? {
+        let root = try file.root()
+        let version = try? root.readStringAttribute("keras_version")
+        let backend = try? root.readStringAttribute("backend")
+        if root.hasAttribute("model_config") || (root.contains("model_weights") && root.kind(of: "model_weights") == .group) {
+            var info = KerasFileInfo(format: .legacyFullModel, kerasVersion: version, backend: backend,
+                                     modelClass: nil, modelName: nil, layerCount: 0, weightCount: 0,
+                                     parameterCount: 0, hasOptimizerState: root.contains("optimizer_weights"))
+            if root.contains("model_weights") {
+                let weightsRoot = try root.group("model_weights")
+                if info.kerasVersion == nil { info.kerasVersion = try? weightsRoot.readStringAttribute("keras_version") }
+                if info.backend == nil { info.backend = try? weightsRoot.readStringAttribute("backend") }
+            }
             return info
         }
         if root.hasListAttribute("layer_names") {
-            let layerNames = try root.readStringListAttribute("layer_names")
-            var info = KerasFileInfo(format: .legacyWeights, kerasVersion: version, backend: backend,
-                                     modelClass: nil, modelName: nil, layerCount: layerNames.count, weightCount: 0,
-                                     parameterCount: 0, hasOptimizerState: false)
-            (info.weightCount, info.parameterCount) = try countWeights(root)
-            return info
+            return KerasFileInfo(format: .legacyWeights, kerasVersion: version, backend: backend,
+                                 modelClass: nil, modelName: nil, layerCount: 0, weightCount: 0,
+                                 parameterCount: 0, hasOptimizerState: false)
         }
         if root.kind(of: "layers") == .group {
-            let layers = try root.group("layers")
-            let groups = try layers.children().filter { $0.kind == .group }
-            var info = KerasFileInfo(format: .keras3Weights, kerasVersion: version, backend: backend,
-                                     modelClass: nil, modelName: nil, layerCount: groups.count, weightCount: 0,
-                                     parameterCount: 0, hasOptimizerState: root.contains("optimizer"))
-            (info.weightCount, info.parameterCount) = try countWeights(layers)
-            return info
+            return KerasFileInfo(format: .keras3Weights, kerasVersion: version, backend: backend,
+                                 modelClass: nil, modelName: nil, layerCount: 0, weightCount: 0,
+                                 parameterCount: 0, hasOptimizerState: root.contains("optimizer"))
         }
         return nil
     }

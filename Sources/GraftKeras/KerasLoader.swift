@@ -30,7 +30,7 @@ public enum KerasLoader {
             return try loadArchive(path, allowMissing: allowMissing)
         }
         let file = try HDF5File.open(path)
-        guard let info = try KerasFileInfo.recognize(file) else {
+        guard let info = try KerasFileInfo.identify(file) else {
             throw KerasError("\(path): not a Keras checkpoint (no model_config, layer_names or layers/ group)")
         }
         let root = try file.root()
