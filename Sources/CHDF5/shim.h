@@ -7,6 +7,7 @@
 static inline hid_t graft_H5P_DEFAULT(void) { return H5P_DEFAULT; }
 static inline hid_t graft_H5S_ALL(void) { return H5S_ALL; }
 static inline hid_t graft_H5P_FILE_ACCESS(void) { return H5P_FILE_ACCESS; }
+static inline hid_t graft_H5FD_SEC2(void) { return H5FD_SEC2; }
 static inline hid_t graft_H5P_LINK_CREATE(void) { return H5P_LINK_CREATE; }
 static inline hid_t graft_H5P_DATASET_CREATE(void) { return H5P_DATASET_CREATE; }
 

@@ -67,12 +67,36 @@ public enum KerasWeights {
         fnmatch(pattern, text, 0) == 0
     }
 
-    static func tensor(_ ds: HDF5Dataset) throws -> Tensor {
-        let shape = try ds.shape()
-        _ = try HDF5Shape.elementCount(shape, elementSize: MemoryLayout<Float>.stride, file: ds.file.path, path: ds.path)
-        var t = Tensor(uninitializedShape: shape)
-        try t.withUnsafeMutableBufferPointer { try ds.read(into: $0) }
-        return t
+    /// The tensors of one load, filled together by `read()` (`HDF5File.readFloats`: the bytes of plain datasets
+    /// come in on all cores). Until then their contents are unspecified; nothing may look at them.
+    final class PendingTensors {
+        private var requests: [(dataset: HDF5Dataset, buffer: UnsafeMutableBufferPointer<Float>)] = []
+        /// Keeps each tensor's storage alive until it is filled.
+        private var tensors: [Tensor] = []
+
+        /// A tensor of the dataset's shape, to be filled by `read()`.
+        func tensor(_ ds: HDF5Dataset) throws -> Tensor {
+            let shape = try ds.shape()
+            _ = try HDF5Shape.elementCount(shape, elementSize: MemoryLayout<Float>.stride, file: ds.file.path, path: ds.path)
+            var t = Tensor(uninitializedShape: shape)
+            requests.append((ds, t.withUnsafeMutableBufferPointer { $0 }))
+            tensors.append(t)
+            return t
+        }
+
+        func read() throws {
+            var files: [ObjectIdentifier: HDF5File] = [:]
+            var byFile: [ObjectIdentifier: [(dataset: HDF5Dataset, buffer: UnsafeMutableBufferPointer<Float>)]] = [:]
+            var order: [ObjectIdentifier] = []
+            for r in requests {
+                let key = ObjectIdentifier(r.dataset.file)
+                if files[key] == nil { files[key] = r.dataset.file; order.append(key) }
+                byFile[key, default: []].append(r)
+            }
+            for key in order { try files[key]?.readFloats(byFile[key] ?? []) }
+            requests = []
+            tensors = []
+        }
     }
 
     static func stripSuffix(_ name: String) -> String {
@@ -89,7 +113,10 @@ public enum KerasWeights {
     /// order, as Keras's own loader does.
     public static func readLegacy(_ group: HDF5Group, model: Model, source: String) throws -> [String: Tensor] {
         var out: [String: Tensor] = [:]
+        let pending = PendingTensors()
         let layerNames = try group.readStringListAttribute("layer_names")
+        var layersByName: [String: any Layer] = [:]
+        for l in model.layers where layersByName[l.name] == nil { layersByName[l.name] = l }
         for layerName in layerNames {
             guard group.kind(of: layerName) == .group else {
                 throw KerasError("\(source): layer_names lists \(layerName) but there is no group \(group.path)/\(layerName)")
@@ -102,14 +129,15 @@ public enum KerasWeights {
                 guard g.kind(of: w) == .dataset else {
                     throw KerasError("\(source): weight \(w) of layer \(layerName) is listed but not stored")
                 }
-                tensors.append((w, try tensor(try g.dataset(w))))
+                tensors.append((w, try pending.tensor(try g.dataset(w))))
             }
-            guard let layer = model.layers.first(where: { $0.name == layerName }) else {
+            guard let layer = layersByName[layerName] else {
                 for t in tensors { out["\(layerName)/\(stripSuffix(t.name.split(separator: "/").last.map(String.init) ?? t.name))"] = t.tensor }
                 continue
             }
             for (path, t) in mapNames(tensors, to: layer, prefix: layerName) { out[path] = t }
         }
+        try pending.read()
         return out
     }
 
@@ -167,7 +195,9 @@ public enum KerasWeights {
     /// counter per container; the `vars` group's `name` attribute (Keras ≥ 3.6) gives the real layer name.
     public static func readKeras3(_ root: HDF5Group, model: Model, source: String) throws -> [String: Tensor] {
         var out: [String: Tensor] = [:]
-        try readKeras3Container(root, model: model, prefix: "", source: source, into: &out)
+        let pending = PendingTensors()
+        try readKeras3Container(root, model: model, prefix: "", source: source, pending: pending, into: &out)
+        try pending.read()
         return out
     }
 
@@ -181,7 +211,7 @@ public enum KerasWeights {
     }
 
     static func readKeras3Container(_ container: HDF5Group, model: Model, prefix: String, source: String,
-                                    into out: inout [String: Tensor]) throws {
+                                    pending: PendingTensors, into out: inout [String: Tensor]) throws {
         guard container.kind(of: "layers") == .group else { return }
         let layersGroup = try container.group("layers")
         var byKey: [String: any Layer] = [:]
@@ -203,7 +233,7 @@ public enum KerasWeights {
             let layer = layerName.flatMap { n in model.layers.first { $0.name == n } } ?? byKey[child.name]
             let displayName = layer?.name ?? layerName ?? child.name
             if let nested = layer as? Model {
-                try readKeras3Container(g, model: nested, prefix: "\(prefix)\(nested.name)/", source: source, into: &out)
+                try readKeras3Container(g, model: nested, prefix: "\(prefix)\(nested.name)/", source: source, pending: pending, into: &out)
                 continue
             }
             guard g.kind(of: "vars") == .group else { continue }
@@ -213,7 +243,7 @@ public enum KerasWeights {
             let keys = layer?.variables.map(\.key) ?? []
             for (i, dsName) in datasets {
                 let key = i < keys.count ? keys[i] : "var\(i)"
-                out["\(prefix)\(displayName)/\(key)"] = try tensor(try vars.dataset(dsName))
+                out["\(prefix)\(displayName)/\(key)"] = try pending.tensor(try vars.dataset(dsName))
             }
         }
     }
