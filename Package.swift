@@ -7,6 +7,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "graft", targets: ["graft"]),
+        .executable(name: "graft-hdf5-check", targets: ["graft-hdf5-check"]),
         .library(name: "GraftHDF5", targets: ["GraftHDF5"]),
         .library(name: "GraftTensor", targets: ["GraftTensor"]),
         .library(name: "GraftNN", targets: ["GraftNN"]),
@@ -43,6 +44,9 @@ let package = Package(
                 "GraftHDF5", "GraftKeras", "GraftData", "GraftTrain", "GraftRecipes",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+        // The integrity check graft runs in a child process before libhdf5 opens a file: a small executable that
+        // starts fast (graft itself falls back to running `graft check-hdf5` when it is missing).
+        .executableTarget(name: "graft-hdf5-check", dependencies: ["GraftHDF5"]),
 
         .target(name: "GraftTestSupport", path: "Tests/GraftTestSupport"),
         .testTarget(name: "GraftHDF5Tests", dependencies: ["GraftHDF5", "GraftTestSupport"]),

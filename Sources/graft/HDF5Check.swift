@@ -14,18 +14,24 @@ struct CheckHDF5: ParsableCommand {
     var stringsTo: String?
 
     func run() throws {
-        let strings = try HDF5File.open(file).readEverything()
-        if let stringsTo {
-            try StringAttributesFile.encode(strings).write(to: URL(fileURLWithPath: stringsTo))
-        }
+        try HDF5IntegrityCheck.run(file: file, stringsTo: stringsTo)
     }
 }
 
-/// Runs `graft check-hdf5` on each file once per process, with a time limit: 20 s plus 1 s per 5 MB (reading runs
+/// Runs the integrity check on each file once per process, in a child, with a time limit: 20 s plus 1 s per 5 MB (reading runs
 /// at hundreds of MB/s), or `GRAFT_HDF5_CHECK_TIMEOUT` seconds.
+/// The child is `graft-hdf5-check` from graft's own directory (it starts in a third of graft's time: ~8 of the
+/// ~25 ms), or graft itself (`graft check-hdf5`) when the helper is not there.
 final class ChildProcessHDF5Check: @unchecked Sendable {
     private var checked = Set<String>()
     private let lock = NSLock()
+
+    static let graftExecutable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+    static let helper: URL? = {
+        if ProcessInfo.processInfo.environment["GRAFT_HDF5_CHECK_HELPER"] == "0" { return nil }
+        let url = graftExecutable.deletingLastPathComponent().appendingPathComponent("graft-hdf5-check")
+        return FileManager.default.isExecutableFile(atPath: url.path) ? url : nil
+    }()
 
     func callAsFunction(_ path: String) throws {
         lock.lock()
@@ -34,42 +40,26 @@ final class ChildProcessHDF5Check: @unchecked Sendable {
         if seen || !FileManager.default.fileExists(atPath: path) { return }
         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
         let timeout = Double(ProcessInfo.processInfo.environment["GRAFT_HDF5_CHECK_TIMEOUT"] ?? "") ?? (20 + Double(size) / 5e6)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         let strings = FileManager.default.temporaryDirectory.appendingPathComponent("graft-strings-\(getpid())-\(UUID().uuidString).json")
         defer { try? FileManager.default.removeItem(at: strings) }
-        p.arguments = ["check-hdf5", path, "--strings-to", strings.path]
-        p.standardOutput = FileHandle.nullDevice
-        let errors = Pipe()
-        p.standardError = errors
-        var environment = ProcessInfo.processInfo.environment
-        environment["GRAFT_NUM_THREADS"] = "1"
-        p.environment = environment
         let stamp = HDF5Guard.fileStamp(path)
-        try p.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        while p.isRunning && Date() < deadline { usleep(2_000) }
-        if p.isRunning {
-            p.terminate()
-            usleep(100_000)
-            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-            p.waitUntilExit()
+        let outcome = try Self.forked(path, strings: strings.path, timeout: timeout)
+            ?? Self.spawned(path, strings: strings.path, timeout: timeout)
+        switch outcome {
+        case .timedOut:
             throw HDF5Error(.readFailed, file: path, detail: "the HDF5 library did not finish reading it within \(Int(timeout)) s: the file is damaged")
-        }
-        p.waitUntilExit()
-        if p.terminationReason == .uncaughtSignal {
-            throw HDF5Error(.readFailed, file: path, detail: "the HDF5 library crashed reading it (signal \(p.terminationStatus)): the file is damaged")
-        }
-        if p.terminationStatus != 1 && p.terminationStatus != 0 {
-            // Not graft's own error exit: the child died another way (a sanitizer's report, an abort handler).
-            throw HDF5Error(.readFailed, file: path, detail: "the HDF5 library failed reading it (exit \(p.terminationStatus)): the file is damaged")
-        }
-        if p.terminationStatus != 0 {
+        case .signaled(let signal):
+            throw HDF5Error(.readFailed, file: path, detail: "the HDF5 library crashed reading it (signal \(signal)): the file is damaged")
+        case .exited(0, _):
+            break
+        case .exited(1, let text):
             // The child could not read the whole file: report its one-line error and never hand the file to libhdf5
             // here (fuzzing found damaged files on which a clean error in one code path is a crash in another).
-            let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             let line = text.split(separator: "\n").first.map(String.init) ?? "\(path): unreadable HDF5 file"
             throw CheckedFileError(description: line.hasPrefix("Error: ") ? String(line.dropFirst(7)) : line)
+        case .exited(let status, _):
+            // Not graft's own error exit: the child died another way (a sanitizer's report, an abort handler).
+            throw HDF5Error(.readFailed, file: path, detail: "the HDF5 library failed reading it (exit \(status)): the file is damaged")
         }
         // The parent takes string attributes from the child instead of decoding them (see HDF5Guard).
         if let data = try? Data(contentsOf: strings), let values = StringAttributesFile.decode(data) {
@@ -79,62 +69,115 @@ final class ChildProcessHDF5Check: @unchecked Sendable {
         checked.insert(path)
         lock.unlock()
     }
+
+    /// How the checking child ended: its exit status and what it wrote to stderr, a signal, or the time limit.
+    enum Outcome {
+        case exited(Int32, String)
+        case signaled(Int32)
+        case timedOut
+    }
+
+    /// The check in a forked copy of this process, which needs no start-up (no executable to load and link: about
+    /// 20 ms of the 25 ms a fresh `graft-hdf5-check` takes before it reads anything). Only while this process has a
+    /// single thread, since a fork copies just the calling thread and locks held by others would stay locked in the
+    /// child; nil otherwise (and when the fork itself fails), and the caller spawns the helper instead. The child
+    /// leaves with `_exit`: no exit handlers, so nothing of the parent's (open HDF5 files, stdio buffers) is
+    /// flushed twice; its output goes nowhere but its one-line error, through a pipe. `GRAFT_HDF5_CHECK_FORK=0`
+    /// turns this off.
+    static func forked(_ path: String, strings: String, timeout: Double) throws -> Outcome? {
+        guard ProcessInfo.processInfo.environment["GRAFT_HDF5_CHECK_FORK"] != "0", threadCount() == 1 else { return nil }
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { return nil }
+        let pid = fork()
+        if pid == 0 {
+            close(fds[0])
+            // Nothing of the child's reaches the terminal, and a crash ends it at once: the Swift runtime's
+            // backtrace on a fault would print to our stderr and take a second.
+            let null = open("/dev/null", O_RDWR)
+            if null >= 0 { dup2(null, 1); dup2(null, 2) }
+            for sig in [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP] { signal(sig, SIG_DFL) }
+            HDF5Guard.check = nil
+            do {
+                try HDF5IntegrityCheck.run(file: path, stringsTo: strings)
+                _exit(0)
+            } catch {
+                let line = Array("Error: \(error)".utf8.prefix(4000).map { $0 == 10 ? 32 : $0 }) + [10]
+                _ = line.withUnsafeBytes { write(fds[1], $0.baseAddress, $0.count) }
+                _exit(1)
+            }
+        }
+        close(fds[1])
+        defer { close(fds[0]) }
+        guard pid > 0 else { return nil }
+        let deadline = Date().addingTimeInterval(timeout)
+        var status: Int32 = 0
+        while true {
+            let r = waitpid(pid, &status, WNOHANG)
+            if r == pid { break }
+            if r < 0 && errno != EINTR { return .timedOut }
+            if Date() >= deadline {
+                kill(pid, SIGKILL)
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                return .timedOut
+            }
+            usleep(500)
+        }
+        if status & 0x7f != 0 { return .signaled(status & 0x7f) }
+        let code = (status >> 8) & 0xff
+        var text = [UInt8]()
+        if code != 0 {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
+                if n > 0 { text += buffer[0..<n] } else if n < 0 && errno == EINTR { continue } else { break }
+            }
+        }
+        return .exited(code, String(decoding: text, as: UTF8.self))
+    }
+
+    /// Threads in this process (`/proc/self/stat`, field 20), or 0 when unknown.
+    static func threadCount() -> Int {
+        guard let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return 0 }
+        // Fields after the command name (which may hold spaces): state is field 3, num_threads field 20.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 17 ? Int(fields[17]) ?? 0 : 0
+    }
+
+    /// The check in a new process: `graft-hdf5-check`, or graft itself when the helper is missing.
+    static func spawned(_ path: String, strings: String, timeout: Double) throws -> Outcome {
+        let p = Process()
+        if let helper = Self.helper {
+            p.executableURL = helper
+            p.arguments = [path, "--strings-to", strings]
+        } else {
+            p.executableURL = Self.graftExecutable
+            p.arguments = ["check-hdf5", path, "--strings-to", strings]
+        }
+        p.standardOutput = FileHandle.nullDevice
+        let errors = Pipe()
+        p.standardError = errors
+        var environment = ProcessInfo.processInfo.environment
+        environment["GRAFT_NUM_THREADS"] = "1"
+        p.environment = environment
+        try p.run()
+        let deadline = Date().addingTimeInterval(timeout)
+        while p.isRunning && Date() < deadline { usleep(2_000) }
+        if p.isRunning {
+            p.terminate()
+            usleep(100_000)
+            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+            p.waitUntilExit()
+            return .timedOut
+        }
+        p.waitUntilExit()
+        if p.terminationReason == .uncaughtSignal { return .signaled(p.terminationStatus) }
+        let text = p.terminationStatus == 0 ? "" : String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return .exited(p.terminationStatus, text)
+    }
 }
 
 /// The one-line error the child check reported for a file.
 struct CheckedFileError: Error, CustomStringConvertible {
     let description: String
-}
-
-/// How the checking child hands its decoded string attributes to the parent: the attribute count, then for each
-/// attribute its key, its value count and each value; counts are little-endian UInt32, strings a UInt32 byte length
-/// and their UTF-8 bytes. Anything short of exactly that (a cut at any byte) is refused. (It was JSON
-/// through Foundation's JSONSerialization, which took 15% of the check for ResNet50's 100 KB model config.)
-enum StringAttributesFile {
-    static func encode(_ values: [String: [String]]) -> Data {
-        var out = Data()
-        func put(_ n: Int) { withUnsafeBytes(of: UInt32(truncatingIfNeeded: n).littleEndian) { out.append(contentsOf: $0) } }
-        func put(_ s: String) {
-            let bytes = Array(s.utf8)
-            put(bytes.count)
-            out.append(contentsOf: bytes)
-        }
-        put(values.count)
-        for (key, list) in values {
-            put(key)
-            put(list.count)
-            for v in list { put(v) }
-        }
-        return out
-    }
-
-    /// The attributes, or nil when the bytes are not a whole, well-formed file.
-    static func decode(_ data: Data) -> [String: [String]]? {
-        let bytes = [UInt8](data)
-        var at = 0
-        func count() -> Int? {
-            guard bytes.count - at >= 4 else { return nil }
-            let n = Int(bytes[at]) | Int(bytes[at + 1]) << 8 | Int(bytes[at + 2]) << 16 | Int(bytes[at + 3]) << 24
-            at += 4
-            return n
-        }
-        func string() -> String? {
-            guard let n = count(), bytes.count - at >= n else { return nil }
-            defer { at += n }
-            return String(validating: bytes[at..<(at + n)], as: UTF8.self)
-        }
-        guard let entries = count(), entries <= (bytes.count - at) / 8 else { return nil }
-        var values: [String: [String]] = [:]
-        for _ in 0..<entries {
-            guard let key = string(), let n = count(), n <= (bytes.count - at) / 4 else { return nil }
-            var list: [String] = []
-            list.reserveCapacity(n)
-            for _ in 0..<n {
-                guard let v = string() else { return nil }
-                list.append(v)
-            }
-            values[key] = list
-        }
-        return at == bytes.count ? values : nil
-    }
 }

@@ -47,14 +47,46 @@ struct InspectCommandTests {
 }
 
 extension InspectCommandTests {
-    /// Files on which libhdf5 itself crashes or loops (found by tools/fuzz): a one-line error and exit 1, no crash.
+    /// The ways graft runs its HDF5 check: a fork of itself (the default while it has one thread), the
+    /// `graft-hdf5-check` helper, and `graft check-hdf5` when the helper is missing.
+    static let checkModes: [[String: String]] = [
+        [:], ["GRAFT_HDF5_CHECK_FORK": "0"], ["GRAFT_HDF5_CHECK_FORK": "0", "GRAFT_HDF5_CHECK_HELPER": "0"],
+    ]
+
+    /// Files on which libhdf5 itself crashes or loops (found by tools/fuzz): a one-line error and exit 1, no crash,
+    /// whichever way the check runs.
     @Test(arguments: ["damaged_crashes_libhdf5.h5", "damaged_hangs_libhdf5.h5"])
     func libraryCrashesAndHangsBecomeErrors(_ name: String) throws {
         let path = TestSupport.fixture("hdf5/\(name)")
-        for command in [["inspect", path], ["summary", path]] {
-            let r = try TestSupport.runGraft(command, environment: ["GRAFT_HDF5_CHECK_TIMEOUT": "5"])
-            #expect(r.status == 1, "\(command): \(r.stderr)")
-            #expect(r.stderr.split(separator: "\n").count == 1 && r.stderr.contains(path) && r.stderr.contains("damaged"))
+        for mode in Self.checkModes {
+            for command in [["inspect", path], ["summary", path]] {
+                let r = try TestSupport.runGraft(command, environment: mode.merging(["GRAFT_HDF5_CHECK_TIMEOUT": "5"]) { a, _ in a })
+                #expect(r.status == 1, "\(mode) \(command): \(r.stderr)")
+                #expect(r.stderr.split(separator: "\n").count == 1 && r.stderr.contains(path) && r.stderr.contains("damaged"),
+                        "\(mode) \(command): \(r.stderr)")
+            }
         }
+    }
+
+    /// A sound checkpoint loads the same whichever way the check runs (the strings handed over included), and
+    /// a clean error from the check (a truncated file) is the child's one line.
+    @Test func everyCheckModeLoadsAndReportsTheSame() throws {
+        let model = TestSupport.fixture("keras/keras3_lenet.h5")
+        let dir = try TestSupport.makeTemporaryDirectory()
+        let cut = dir.appendingPathComponent("cut.h5").path
+        let data = try Data(contentsOf: URL(fileURLWithPath: model))
+        FileManager.default.createFile(atPath: cut, contents: data.prefix(data.count * 3 / 4))
+        var summaries: [String] = [], errors: [String] = []
+        for mode in Self.checkModes {
+            let ok = try TestSupport.runGraft(["summary", model], environment: mode)
+            #expect(ok.status == 0, "\(mode): \(ok.stderr)")
+            summaries.append(ok.stdout)
+            let bad = try TestSupport.runGraft(["summary", cut], environment: mode)
+            #expect(bad.status == 1 && bad.stderr.split(separator: "\n").count == 1 && bad.stderr.contains(cut), "\(mode): \(bad.stderr)")
+            errors.append(bad.stderr)
+        }
+        #expect(summaries[0].contains("Total params") || summaries[0].contains("params"), "\(summaries[0])")
+        #expect(Set(summaries).count == 1)
+        #expect(Set(errors).count == 1, "\(errors)")
     }
 }

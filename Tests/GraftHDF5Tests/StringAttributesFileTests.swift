@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import graft
+import GraftHDF5
 
 /// The file in which the HDF5 checking child hands decoded string attributes to the parent.
 struct StringAttributesFileTests {
