@@ -42,7 +42,7 @@ extension HDF5Object {
 
     /// Reads a string attribute (fixed- or variable-length, scalar or array) as a flat list.
     public func readStringsAttribute(_ name: String) throws -> [String] {
-        if let decoded = HDF5Guard.stringAttribute(file: file.path, key: "\(path)@\(name)") { return decoded }
+        if let decoded = file.checkedStrings?["\(path)@\(name)"] { return decoded }
         return try withAttributeReader(name) { try $0.readStrings() }
     }
 

@@ -24,12 +24,14 @@ public enum HDF5Guard {
         strings.lock.unlock()
     }
 
-    static func stringAttribute(file: String, key: String) -> [String]? {
+    /// The checked string attributes of `file` when it is still the file the child read (compared once, as
+    /// the file is opened: libhdf5 then holds that file open).
+    static func stringAttributes(file: String) -> [String: [String]]? {
         strings.lock.lock()
         let entry = strings.byFile[file]
         strings.lock.unlock()
         guard let entry, entry.stamp == fileStamp(file) else { return nil }
-        return entry.values[key]
+        return entry.values
     }
 
     /// Size, modification time and inode of a file, to notice it was replaced.
@@ -55,11 +57,14 @@ public final class HDF5File {
     public let isWritable: Bool
     private(set) var id: hid_t
     private var closed = false
+    /// String attributes as the checking child decoded them (`HDF5Guard`), when this file was checked.
+    let checkedStrings: [String: [String]]?
 
-    private init(id: hid_t, path: String, writable: Bool) {
+    private init(id: hid_t, path: String, writable: Bool, checkedStrings: [String: [String]]? = nil) {
         self.id = id
         self.path = path
         self.isWritable = writable
+        self.checkedStrings = checkedStrings
     }
 
     deinit {
@@ -86,6 +91,7 @@ public final class HDF5File {
             throw HDF5Error(.cannotOpen, file: path, detail: "permission denied")
         }
         if !writable, let check = HDF5Guard.check { try check(path) }
+        let checkedStrings = writable ? nil : HDF5Guard.stringAttributes(file: path)
         let signature = H5Fis_hdf5(path)
         if signature == 0 {
             _ = HDF5Runtime.takeErrorStack()
@@ -95,7 +101,7 @@ public final class HDF5File {
         guard fid >= 0 else {
             throw HDF5Error(.cannotOpen, file: path, detail: HDF5Runtime.takeErrorStack())
         }
-        return HDF5File(id: fid, path: path, writable: writable)
+        return HDF5File(id: fid, path: path, writable: writable, checkedStrings: checkedStrings)
     }
 
     /// Creates a new file. With `overwrite` an existing file is truncated; otherwise it is an error.
