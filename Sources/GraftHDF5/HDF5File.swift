@@ -11,7 +11,11 @@ public enum HDF5Limits {
 /// damaged files (found by `tools/fuzz`); the `graft` command line installs a check that reads the whole file in a
 /// child process first, so a crash or hang there becomes a one-line error here.
 public enum HDF5Guard {
-    nonisolated(unsafe) public static var check: ((String) throws -> Void)?
+    nonisolated(unsafe) public static var check: ((String, WhileChecking?) throws -> Void)?
+
+    /// Work a caller gives the check to do while the child reads (ahead-of-time work on the other core): it is
+    /// called once, should return when `finished()` says the child is done, and must not use libhdf5.
+    public typealias WhileChecking = (_ finished: () -> Bool) -> Void
 
     /// String attributes of checked files as the checking child decoded them (file path → `object path@name` →
     /// values). libhdf5 1.10 can over-read a damaged global heap while decoding variable-length strings, faulting
@@ -80,7 +84,8 @@ public final class HDF5File {
 
     /// Opens an existing file read-only, or read-write when `writable`.
     /// - Throws: `HDF5Error` `.fileNotFound`, `.notHDF5` or `.cannotOpen`, naming the file.
-    public static func open(_ path: String, writable: Bool = false) throws -> HDF5File {
+    /// `whileChecking` runs while the integrity check reads the file (see `HDF5Guard`), if one does.
+    public static func open(_ path: String, writable: Bool = false, whileChecking: HDF5Guard.WhileChecking? = nil) throws -> HDF5File {
         HDF5Runtime.quiet()
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
@@ -90,7 +95,7 @@ public final class HDF5File {
         guard FileManager.default.isReadableFile(atPath: path) else {
             throw HDF5Error(.cannotOpen, file: path, detail: "permission denied")
         }
-        if !writable, let check = HDF5Guard.check { try check(path) }
+        if !writable, let check = HDF5Guard.check { try check(path, whileChecking) }
         let checkedStrings = writable ? nil : HDF5Guard.stringAttributes(file: path)
         let signature = H5Fis_hdf5(path)
         if signature == 0 {

@@ -73,12 +73,19 @@ public enum KerasWeights {
         private var requests: [(dataset: HDF5Dataset, buffer: UnsafeMutableBufferPointer<Float>)] = []
         /// Keeps each tensor's storage alive until it is filled.
         private var tensors: [Tensor] = []
+        private let arena: TensorArena?
+
+        /// Tensors come from `arena` while it has room.
+        init(arena: TensorArena? = nil) {
+            self.arena = arena
+        }
 
         /// A tensor of the dataset's shape, to be filled by `read()`.
         func tensor(_ ds: HDF5Dataset) throws -> Tensor {
             let shape = try ds.shape()
             _ = try HDF5Shape.elementCount(shape, elementSize: MemoryLayout<Float>.stride, file: ds.file.path, path: ds.path)
-            var t = Tensor(uninitializedShape: shape)
+            let offset = arena == nil ? 0 : ds.contiguousExtent()?.offset ?? 0
+            var t = arena.flatMap { Tensor(uninitializedShape: shape, in: $0, alignedLike: offset) } ?? Tensor(uninitializedShape: shape)
             requests.append((ds, t.withUnsafeMutableBufferPointer { $0 }))
             tensors.append(t)
             return t
@@ -111,13 +118,21 @@ public enum KerasWeights {
     /// Reads a Keras legacy weights group: `layer_names`, then per layer `weight_names` and their datasets.
     /// Names are mapped to each model layer's keys; a layer whose names do not match takes its tensors in
     /// order, as Keras's own loader does.
-    public static func readLegacy(_ group: HDF5Group, model: Model, source: String) throws -> [String: Tensor] {
-        var out: [String: Tensor] = [:]
-        let pending = PendingTensors()
-        let layerNames = try group.readStringListAttribute("layer_names")
-        var layersByName: [String: any Layer] = [:]
-        for l in model.layers where layersByName[l.name] == nil { layersByName[l.name] = l }
-        for layerName in layerNames {
+    public static func readLegacy(_ group: HDF5Group, model: Model, source: String, arena: TensorArena? = nil) throws -> [String: Tensor] {
+        mapLegacy(try collectLegacy(group, source: source, arena: arena), to: model)
+    }
+
+    /// A legacy weights group read without a model: per layer in `layer_names` order, its weights as stored.
+    public struct LegacyWeights {
+        public var layers: [(name: String, tensors: [(name: String, tensor: Tensor)])] = []
+    }
+
+    /// Reads every layer's weights of a legacy weights group (the model is needed only to name them, so a loader
+    /// can build it meanwhile), into tensors from `arena` while it has room.
+    public static func collectLegacy(_ group: HDF5Group, source: String, arena: TensorArena? = nil) throws -> LegacyWeights {
+        var out = LegacyWeights()
+        let pending = PendingTensors(arena: arena)
+        for layerName in try group.readStringListAttribute("layer_names") {
             guard group.kind(of: layerName) == .group else {
                 throw KerasError("\(source): layer_names lists \(layerName) but there is no group \(group.path)/\(layerName)")
             }
@@ -131,13 +146,25 @@ public enum KerasWeights {
                 }
                 tensors.append((w, try pending.tensor(try g.dataset(w))))
             }
+            out.layers.append((layerName, tensors))
+        }
+        try pending.read()
+        return out
+    }
+
+    /// Names collected legacy weights after `model`'s layers (`layer/key`); a layer the model lacks keeps the
+    /// stored names.
+    public static func mapLegacy(_ weights: LegacyWeights, to model: Model) -> [String: Tensor] {
+        var out: [String: Tensor] = [:]
+        var layersByName: [String: any Layer] = [:]
+        for l in model.layers where layersByName[l.name] == nil { layersByName[l.name] = l }
+        for (layerName, tensors) in weights.layers {
             guard let layer = layersByName[layerName] else {
                 for t in tensors { out["\(layerName)/\(stripSuffix(t.name.split(separator: "/").last.map(String.init) ?? t.name))"] = t.tensor }
                 continue
             }
             for (path, t) in mapNames(tensors, to: layer, prefix: layerName) { out[path] = t }
         }
-        try pending.read()
         return out
     }
 
@@ -193,9 +220,9 @@ public enum KerasWeights {
 
     /// Reads a Keras 3 weights file: `layers/<key>/vars/<i>`, where `<key>` is the snake-case class name with a
     /// counter per container; the `vars` group's `name` attribute (Keras ≥ 3.6) gives the real layer name.
-    public static func readKeras3(_ root: HDF5Group, model: Model, source: String) throws -> [String: Tensor] {
+    public static func readKeras3(_ root: HDF5Group, model: Model, source: String, arena: TensorArena? = nil) throws -> [String: Tensor] {
         var out: [String: Tensor] = [:]
-        let pending = PendingTensors()
+        let pending = PendingTensors(arena: arena)
         try readKeras3Container(root, model: model, prefix: "", source: source, pending: pending, into: &out)
         try pending.read()
         return out

@@ -1,14 +1,24 @@
 import Foundation
 
-/// Reference-counted, 64-byte-aligned Float32 buffer behind a `Tensor`.
+/// Reference-counted Float32 buffer behind a `Tensor`: 64-byte aligned, or a slice of a `TensorArena` placed to
+/// match the file it is read from (4-byte aligned at least; no kernel needs more, only speed does).
 final class TensorStorage: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<Float>
     let count: Int
+    /// The arena the buffer was carved from, or nil for a buffer of its own (from `BufferPool`).
+    private let arena: TensorArena?
 
     init(count: Int) {
         self.count = count
         let raw = BufferPool.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride)
         pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        arena = nil
+    }
+
+    init(count: Int, in arena: TensorArena, at raw: UnsafeMutableRawPointer) {
+        self.count = count
+        pointer = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        self.arena = arena
     }
 
     func copy() -> TensorStorage {
@@ -17,7 +27,13 @@ final class TensorStorage: @unchecked Sendable {
         return s
     }
 
-    deinit { BufferPool.release(UnsafeMutableRawPointer(pointer), byteCount: max(count, 1) * MemoryLayout<Float>.stride) }
+    deinit {
+        if let arena {
+            arena.release(UnsafeMutableRawPointer(pointer), byteCount: max(count, 1) * MemoryLayout<Float>.stride)
+        } else {
+            BufferPool.release(UnsafeMutableRawPointer(pointer), byteCount: max(count, 1) * MemoryLayout<Float>.stride)
+        }
+    }
 }
 
 /// A dense Float32 tensor, row-major and contiguous, with value (copy-on-write) semantics.
@@ -55,6 +71,18 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
         self.shape = shape
         storage = TensorStorage(count: shape.reduce(1, *))
+    }
+
+    /// A tensor whose contents are unspecified, carved from `arena`; nil when the arena has no room left. Its
+    /// address lies `alignedLike % 64` bytes (rounded down to whole floats) past a multiple of 64: given the
+    /// file offset of the bytes it will be filled from, the kernel's copy runs with source and destination
+    /// aligned alike (a third faster than 8 or 24 bytes apart).
+    public init?(uninitializedShape shape: [Int], in arena: TensorArena, alignedLike offset: Int = 0) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        let count = shape.reduce(1, *)
+        guard let raw = arena.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride, phase: offset & 63) else { return nil }
+        self.shape = shape
+        storage = TensorStorage(count: count, in: arena, at: raw)
     }
 
     /// A 1-D tensor.

@@ -58,7 +58,7 @@ struct Graft: ParsableCommand {
             var command = try parseAsRoot()
             if !(command is CheckHDF5) {
                 let check = ChildProcessHDF5Check()
-                HDF5Guard.check = { try check($0) }
+                HDF5Guard.check = { try check($0, whileWaiting: $1) }
             }
             try command.run()
         } catch let exit as ExitCode {

@@ -33,7 +33,9 @@ final class ChildProcessHDF5Check: @unchecked Sendable {
         return FileManager.default.isExecutableFile(atPath: url.path) ? url : nil
     }()
 
-    func callAsFunction(_ path: String) throws {
+    /// `whileWaiting` runs once the child has started, on this thread, until the child is done (see
+    /// `HDF5Guard.WhileChecking`).
+    func callAsFunction(_ path: String, whileWaiting: HDF5Guard.WhileChecking? = nil) throws {
         lock.lock()
         let seen = checked.contains(path)
         lock.unlock()
@@ -43,8 +45,8 @@ final class ChildProcessHDF5Check: @unchecked Sendable {
         let strings = FileManager.default.temporaryDirectory.appendingPathComponent("graft-strings-\(getpid())-\(UUID().uuidString).json")
         defer { try? FileManager.default.removeItem(at: strings) }
         let stamp = HDF5Guard.fileStamp(path)
-        let outcome = try Self.forked(path, strings: strings.path, timeout: timeout)
-            ?? Self.spawned(path, strings: strings.path, timeout: timeout)
+        let outcome = try Self.forked(path, strings: strings.path, timeout: timeout, whileWaiting: whileWaiting)
+            ?? Self.spawned(path, strings: strings.path, timeout: timeout, whileWaiting: whileWaiting)
         switch outcome {
         case .timedOut:
             throw HDF5Error(.readFailed, file: path, detail: "the HDF5 library did not finish reading it within \(Int(timeout)) s: the file is damaged")
@@ -84,7 +86,7 @@ final class ChildProcessHDF5Check: @unchecked Sendable {
     /// leaves with `_exit`: no exit handlers, so nothing of the parent's (open HDF5 files, stdio buffers) is
     /// flushed twice; its output goes nowhere but its one-line error, through a pipe. `GRAFT_HDF5_CHECK_FORK=0`
     /// turns this off.
-    static func forked(_ path: String, strings: String, timeout: Double) throws -> Outcome? {
+    static func forked(_ path: String, strings: String, timeout: Double, whileWaiting: HDF5Guard.WhileChecking?) throws -> Outcome? {
         guard ProcessInfo.processInfo.environment["GRAFT_HDF5_CHECK_FORK"] != "0", threadCount() == 1 else { return nil }
         var fds: [Int32] = [-1, -1]
         guard pipe(&fds) == 0 else { return nil }
@@ -111,7 +113,12 @@ final class ChildProcessHDF5Check: @unchecked Sendable {
         guard pid > 0 else { return nil }
         let deadline = Date().addingTimeInterval(timeout)
         var status: Int32 = 0
-        while true {
+        var reaped = false
+        whileWaiting? {
+            if !reaped && waitpid(pid, &status, WNOHANG) == pid { reaped = true }
+            return reaped || Date() >= deadline
+        }
+        while !reaped {
             let r = waitpid(pid, &status, WNOHANG)
             if r == pid { break }
             if r < 0 && errno != EINTR { return .timedOut }
@@ -145,7 +152,7 @@ final class ChildProcessHDF5Check: @unchecked Sendable {
     }
 
     /// The check in a new process: `graft-hdf5-check`, or graft itself when the helper is missing.
-    static func spawned(_ path: String, strings: String, timeout: Double) throws -> Outcome {
+    static func spawned(_ path: String, strings: String, timeout: Double, whileWaiting: HDF5Guard.WhileChecking?) throws -> Outcome {
         let p = Process()
         if let helper = Self.helper {
             p.executableURL = helper
@@ -162,6 +169,7 @@ final class ChildProcessHDF5Check: @unchecked Sendable {
         p.environment = environment
         try p.run()
         let deadline = Date().addingTimeInterval(timeout)
+        whileWaiting? { !p.isRunning || Date() >= deadline }
         while p.isRunning && Date() < deadline { usleep(2_000) }
         if p.isRunning {
             p.terminate()

@@ -75,7 +75,7 @@ extension InspectCommandTests {
         let dir = try TestSupport.makeTemporaryDirectory()
         let cut = dir.appendingPathComponent("cut.h5").path
         let data = try Data(contentsOf: URL(fileURLWithPath: model))
-        FileManager.default.createFile(atPath: cut, contents: data.prefix(data.count * 3 / 4))
+        #expect(FileManager.default.createFile(atPath: cut, contents: data.prefix(data.count * 3 / 4)))
         var summaries: [String] = [], errors: [String] = []
         for mode in Self.checkModes {
             let ok = try TestSupport.runGraft(["summary", model], environment: mode)
