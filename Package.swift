@@ -46,7 +46,9 @@ let package = Package(
             ]),
         // The integrity check graft runs in a child process before libhdf5 opens a file: a small executable that
         // starts fast (graft itself falls back to running `graft check-hdf5` when it is missing).
-        .executableTarget(name: "graft-hdf5-check", dependencies: ["GraftHDF5"]),
+        .executableTarget(
+            name: "graft-hdf5-check",
+            dependencies: ["GraftHDF5", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         .target(name: "GraftTestSupport", path: "Tests/GraftTestSupport"),
         .testTarget(name: "GraftHDF5Tests", dependencies: ["GraftHDF5", "GraftTestSupport"]),
