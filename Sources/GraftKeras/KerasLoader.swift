@@ -32,8 +32,10 @@ public enum KerasLoader {
         }
         // The weights go into one arena of the file's size, whose pages are mapped while the check child reads
         // the file (this process only waits then): filling them is then a plain copy (ResNet50: 28 -> 8 ms).
+        // At most a quarter of memory: a file may hold much besides weights (optimizer state), and pages are mapped
+        // for as long as the check runs.
         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-        let arena = TensorArena(bytes: size)
+        let arena = TensorArena(bytes: min(size, Int(clamping: ProcessInfo.processInfo.physicalMemory / 4)))
         defer { arena?.trim() }
         let file = try HDF5File.open(path, whileChecking: arena.map { arena in { finished in arena.populate(until: finished) } })
         guard let info = try KerasFileInfo.identify(file) else {
