@@ -34,7 +34,7 @@ struct TrainingLoopTests {
         let m = try Self.model()
         let trainer = Trainer(model: m, optimizer: Adam(), preprocessor: Self.pre)
         var saved: PartialEpoch?
-        trainer.onInterrupt = { partial in
+        trainer.onInterrupt = { [unowned trainer] partial in   // the trainer keeps this closure: no cycle
             saved = partial
             try TrainingCheckpoint.save(m, optimizer: trainer.optimizer, epoch: partial.epoch - 1, stage: "train",
                                         to: dir.appendingPathComponent("interrupted.h5").path, graftVersion: "t")
