@@ -13,7 +13,7 @@ extension HDF5File {
         var pieces: [Piece] = []
         let pieceBytes = 4 << 20
         for (r, (dataset, buffer)) in requests.enumerated() {
-            guard let fd, fd >= 0, dataset.isPlainContiguousFloat32(), let extent = dataset.contiguousExtent(),
+            guard let fd, fd >= 0, let extent = dataset.plainFloat32Extent(),
                   extent.size == buffer.count * MemoryLayout<Float>.stride, let base = buffer.baseAddress else {
                 try dataset.read(into: buffer)
                 continue

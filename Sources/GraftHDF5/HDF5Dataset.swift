@@ -34,22 +34,27 @@ public final class HDF5Dataset: HDF5Object {
     /// bytes inside the file (storage of exactly the declared size, ending before the end of file). Reading such a
     /// dataset involves no decoding of file structures beyond its header, so the integrity check need not read it.
     public func isPlainContiguousFloat32() -> Bool {
+        plainFloat32Extent() != nil
+    }
+
+    /// Where a plain contiguous float32 dataset's bytes lie in the file (see `isPlainContiguousFloat32`), or nil.
+    public func plainFloat32Extent() -> (offset: Int, size: Int)? {
         HDF5Runtime.quiet()
         defer { _ = HDF5Runtime.takeErrorStack() }
         let t = H5Dget_type(id)
-        guard t >= 0 else { return false }
+        guard t >= 0 else { return nil }
         defer { H5Tclose(t) }
-        guard H5Tequal(t, graft_H5T_NATIVE_FLOAT()) > 0 else { return false }
+        guard H5Tequal(t, graft_H5T_NATIVE_FLOAT()) > 0 else { return nil }
         let dcpl = H5Dget_create_plist(id)
-        guard dcpl >= 0 else { return false }
+        guard dcpl >= 0 else { return nil }
         defer { H5Pclose(dcpl) }
-        guard H5Pget_layout(dcpl) == H5D_CONTIGUOUS, H5Pget_nfilters(dcpl) == 0 else { return false }
+        guard H5Pget_layout(dcpl) == H5D_CONTIGUOUS, H5Pget_nfilters(dcpl) == 0 else { return nil }
         guard let dims = try? HDF5Reader.dataset(self).shape(),
               let count = try? HDF5Shape.elementCount(dims, elementSize: 4, file: file.path, path: path),
-              let fileSize = file.sizeInBytes else { return false }
+              let fileSize = file.sizeInBytes else { return nil }
         guard let (offset, stored) = contiguousExtent(), stored == count * 4, offset <= fileSize,
-              stored <= fileSize - offset else { return false }
-        return true
+              stored <= fileSize - offset else { return nil }
+        return (offset, stored)
     }
 
     /// Where a contiguous dataset's bytes lie in the file (offset, size), or nil when not allocated or not contiguous.
