@@ -12,6 +12,44 @@ static inline int graft_DNNL_ARG_TO(void) { return DNNL_ARG_TO; }
 static inline int graft_DNNL_ARG_DIFF_SRC(void) { return DNNL_ARG_DIFF_SRC; }
 static inline int graft_DNNL_ARG_DIFF_DST(void) { return DNNL_ARG_DIFF_DST; }
 static inline int graft_DNNL_ARG_DIFF_WEIGHTS(void) { return DNNL_ARG_DIFF_WEIGHTS; }
+static inline int graft_DNNL_ARG_SCRATCHPAD(void) { return DNNL_ARG_SCRATCHPAD; }
+
+/// An attribute asking for a user-managed scratchpad: the primitive's temporary memory is passed with each
+/// execution (DNNL_ARG_SCRATCHPAD) instead of taken from the library. oneDNN 2.x's library-managed scratchpad is,
+/// for some implementations (gemm:jit convolutions among them), a per-thread buffer of the thread that *created*
+/// the primitive, looked up in the thread that *executes* it: a primitive built on one thread and run on another
+/// reads a null or too small buffer and crashes. Every primitive Graft creates takes this attribute.
+static inline dnnl_status_t graft_dnnl_user_scratchpad_attr(dnnl_primitive_attr_t *attr) {
+    dnnl_status_t s;
+    if ((s = dnnl_primitive_attr_create(attr)) != dnnl_success) return s;
+    if ((s = dnnl_primitive_attr_set_scratchpad_mode(*attr, dnnl_scratchpad_mode_user)) != dnnl_success) {
+        dnnl_primitive_attr_destroy(*attr);
+        return s;
+    }
+    return dnnl_success;
+}
+
+/// A reorder between two layouts, with a user-managed scratchpad.
+static inline dnnl_status_t graft_dnnl_reorder_pd(dnnl_primitive_desc_t *pd, const dnnl_memory_desc_t *from,
+        const dnnl_memory_desc_t *to, dnnl_engine_t engine) {
+    dnnl_primitive_attr_t attr;
+    dnnl_status_t s;
+    if ((s = graft_dnnl_user_scratchpad_attr(&attr)) != dnnl_success) return s;
+    s = dnnl_reorder_primitive_desc_create(pd, from, engine, to, engine, attr);
+    dnnl_primitive_attr_destroy(attr);
+    return s;
+}
+
+/// The scratchpad an execution of `primitive` needs (user-managed mode): its descriptor into `md` and its size in
+/// bytes (0 when it needs none).
+static inline size_t graft_dnnl_scratchpad(const_dnnl_primitive_t primitive, dnnl_memory_desc_t *md) {
+    const_dnnl_primitive_desc_t pd;
+    if (dnnl_primitive_get_primitive_desc(primitive, &pd) != dnnl_success) return 0;
+    const dnnl_memory_desc_t *q = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    if (!q) return 0;
+    *md = *q;
+    return dnnl_memory_desc_get_size(q);
+}
 
 /// A forward-inference convolution on NHWC f32 activations with weights in the layout oneDNN prefers
 /// (format `any`); fills the src/dst/user-weights (HWIO)/bias descriptors. Returns the status.
@@ -39,11 +77,11 @@ static inline dnnl_status_t graft_dnnl_conv_pd(dnnl_primitive_desc_t *pd, dnnl_e
     dnnl_convolution_desc_t desc;
     if ((s = dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct, src, &any_weights,
             has_bias ? bias : NULL, dst, strides, dilates, pad_l, pad_r)) != dnnl_success) return s;
-    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_attr_t attr;
+    if ((s = graft_dnnl_user_scratchpad_attr(&attr)) != dnnl_success) return s;
     if (post_alg != 0) {
         /* An element-wise activation applied to the output as it is written (relu, clip). */
         dnnl_post_ops_t ops;
-        if ((s = dnnl_primitive_attr_create(&attr)) != dnnl_success) return s;
         if ((s = dnnl_post_ops_create(&ops)) != dnnl_success) { dnnl_primitive_attr_destroy(attr); return s; }
         s = dnnl_post_ops_append_eltwise(ops, 1.0f, (dnnl_alg_kind_t)post_alg, post_alpha, post_beta);
         if (s == dnnl_success) s = dnnl_primitive_attr_set_post_ops(attr, ops);
@@ -51,7 +89,7 @@ static inline dnnl_status_t graft_dnnl_conv_pd(dnnl_primitive_desc_t *pd, dnnl_e
         if (s != dnnl_success) { dnnl_primitive_attr_destroy(attr); return s; }
     }
     s = dnnl_primitive_desc_create(pd, &desc, attr, engine, NULL);
-    if (attr) dnnl_primitive_attr_destroy(attr);
+    dnnl_primitive_attr_destroy(attr);
     return s;
 }
 
@@ -78,10 +116,13 @@ static inline dnnl_status_t graft_dnnl_conv_bwd_pds(dnnl_primitive_desc_t *data_
     if ((s = dnnl_primitive_desc_create(&hint, &fwd, NULL, engine, NULL)) != dnnl_success) return s;
     s = dnnl_dilated_convolution_backward_data_desc_init(&bwd_data, dnnl_convolution_direct, src, &any_weights, dst,
             strides, dilates, pad_l, pad_r);
-    if (s == dnnl_success) s = dnnl_primitive_desc_create(data_pd, &bwd_data, NULL, engine, hint);
+    dnnl_primitive_attr_t attr = NULL;
+    if (s == dnnl_success) s = graft_dnnl_user_scratchpad_attr(&attr);
+    if (s == dnnl_success) s = dnnl_primitive_desc_create(data_pd, &bwd_data, attr, engine, hint);
     if (s == dnnl_success) s = dnnl_dilated_convolution_backward_weights_desc_init(&bwd_weights, dnnl_convolution_direct, src,
             &any_weights, NULL, dst, strides, dilates, pad_l, pad_r);
-    if (s == dnnl_success) s = dnnl_primitive_desc_create(weights_pd, &bwd_weights, NULL, engine, hint);
+    if (s == dnnl_success) s = dnnl_primitive_desc_create(weights_pd, &bwd_weights, attr, engine, hint);
+    if (attr) dnnl_primitive_attr_destroy(attr);
     dnnl_primitive_desc_destroy(hint);
     return s;
 }

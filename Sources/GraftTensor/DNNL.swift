@@ -73,18 +73,45 @@ enum DNNL {
         (g.groups == 1 || (grouped && g.groups > 1)) && sizes(g).allSatisfy { $0 >= 0 && $0 < Int(Int32.max) }
     }
 
+    /// A created primitive and the scratchpad each execution of it needs. Every primitive is created with a
+    /// user-managed scratchpad (`graft_dnnl_user_scratchpad_attr`): oneDNN 2.x's library-managed one is, for its
+    /// gemm-based convolutions, a buffer of the thread that created the primitive, looked up in the thread that runs
+    /// it, so a primitive built on one thread and run on another crashed (issue 17). Primitives are then immutable
+    /// and may run on any thread.
+    final class Primitive: @unchecked Sendable {
+        let handle: dnnl_primitive_t
+        var scratchpad = dnnl_memory_desc_t()
+        let scratchpadBytes: Int
+
+        /// Creates the primitive of `pd`, or nil when oneDNN cannot.
+        init?(_ pd: dnnl_primitive_desc_t) {
+            var h: dnnl_primitive_t?
+            guard dnnl_primitive_create(&h, pd) == dnnl_success, let h else { return nil }
+            handle = h
+            var md = dnnl_memory_desc_t()
+            scratchpadBytes = graft_dnnl_scratchpad(h, &md)
+            scratchpad = md
+        }
+
+        /// A reorder from one layout to another, or nil when oneDNN has none.
+        convenience init?(reorderFrom from: inout dnnl_memory_desc_t, to: inout dnnl_memory_desc_t, engine: dnnl_engine_t) {
+            var rpd: dnnl_primitive_desc_t?
+            guard graft_dnnl_reorder_pd(&rpd, &from, &to, engine) == dnnl_success, let rpd else { return nil }
+            defer { dnnl_primitive_desc_destroy(rpd) }
+            self.init(rpd)
+        }
+
+        deinit { dnnl_primitive_destroy(handle) }
+    }
+
     /// A built convolution: the primitive, its memory descriptors, and the weight reorder when oneDNN wants
     /// another layout than HWIO.
     final class Plan: @unchecked Sendable {
         var src = dnnl_memory_desc_t(), dst = dnnl_memory_desc_t(), userWeights = dnnl_memory_desc_t()
         var weights = dnnl_memory_desc_t(), bias = dnnl_memory_desc_t()
-        var conv: dnnl_primitive_t?
-        var reorder: dnnl_primitive_t?
+        var conv: Primitive?
+        var reorder: Primitive?
         var weightBytes = 0
-        deinit {
-            if let conv { dnnl_primitive_destroy(conv) }
-            if let reorder { dnnl_primitive_destroy(reorder) }
-        }
     }
 
     final class Cache: @unchecked Sendable {
@@ -92,6 +119,9 @@ enum DNNL {
         var plans: [Key: Plan?] = [:]
     }
     static let cache = Cache()
+    /// Serialises oneDNN executions: each call already spreads over every core (OpenMP), so two at once would only
+    /// oversubscribe them. It also guards the shared scratchpad buffer and `PreparedWeights`. Plans are built
+    /// outside it, under their caches' locks.
     static let execution = NSLock()
     static let pointwise = ProcessInfo.processInfo.environment["GRAFT_DNNL_POINTWISE"] != "0"
     /// Depthwise convolutions as grouped oneDNN convolutions; `GRAFT_DNNL_DEPTHWISE=0` keeps Graft's own loops.
@@ -125,68 +155,116 @@ enum DNNL {
         // Graft's tensors are dense NHWC: refuse a primitive that wants other activation layouts.
         guard let s = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), dnnl_memory_desc_equal(s, &p.src) != 0,
               let d = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0), dnnl_memory_desc_equal(d, &p.dst) != 0 else { return nil }
-        guard dnnl_primitive_create(&p.conv, pd) == dnnl_success else { return nil }
+        guard let conv = Primitive(pd) else { return nil }
+        p.conv = conv
         if dnnl_memory_desc_equal(&p.weights, &p.userWeights) == 0 {
-            var rpd: dnnl_primitive_desc_t?
-            guard dnnl_reorder_primitive_desc_create(&rpd, &p.userWeights, engine, &p.weights, engine, nil) == dnnl_success,
-                  let rpd else { return nil }
-            defer { dnnl_primitive_desc_destroy(rpd) }
-            guard dnnl_primitive_create(&p.reorder, rpd) == dnnl_success else { return nil }
+            guard let r = Primitive(reorderFrom: &p.userWeights, to: &p.weights, engine: engine) else { return nil }
+            p.reorder = r
             p.weightBytes = dnnl_memory_desc_get_size(&p.weights)
         }
         return p
     }
+
+    /// One execution's oneDNN objects: memories wrapping Graft's buffers and temporary buffers, released together.
+    /// Used under `execution` only.
+    final class Call {
+        let engine: dnnl_engine_t, stream: dnnl_stream_t
+        private var memories: [dnnl_memory_t] = []
+        private var buffers: [UnsafeMutableRawPointer] = []
+
+        init(engine: dnnl_engine_t, stream: dnnl_stream_t) {
+            self.engine = engine
+            self.stream = stream
+        }
+
+        deinit {
+            for m in memories { dnnl_memory_destroy(m) }
+            for b in buffers { b.deallocate() }
+        }
+
+        /// A memory object over `handle` (not owned) with layout `md`.
+        func memory(_ md: inout dnnl_memory_desc_t, _ handle: UnsafeMutableRawPointer?) -> dnnl_memory_t? {
+            var m: dnnl_memory_t?
+            guard dnnl_memory_create(&m, &md, engine, handle) == dnnl_success, let m else { return nil }
+            memories.append(m)
+            return m
+        }
+
+        /// A 64-byte aligned buffer that lives until the call ends.
+        func buffer(_ bytes: Int) -> UnsafeMutableRawPointer {
+            let b = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64)
+            buffers.append(b)
+            return b
+        }
+
+        /// Runs `primitive` with `args` and the scratchpad it needs (the shared one, grown as needed).
+        func run(_ primitive: Primitive, _ args: [(Int32, dnnl_memory_t)]) -> Bool {
+            var a = args.map { dnnl_exec_arg_t(arg: $0.0, memory: $0.1) }
+            if primitive.scratchpadBytes > 0 {
+                guard let m = memory(&primitive.scratchpad, DNNL.scratchpad.pointer(primitive.scratchpadBytes)) else { return false }
+                a.append(dnnl_exec_arg_t(arg: graft_DNNL_ARG_SCRATCHPAD(), memory: m))
+            }
+            return dnnl_primitive_execute(primitive.handle, stream, Int32(a.count), &a) == dnnl_success
+        }
+
+        /// Waits until everything run on the stream is done.
+        func wait() -> Bool { dnnl_stream_wait(stream) == dnnl_success }
+    }
+
+    /// The scratchpad every execution uses (executions are serialised by `execution`), kept at the largest size
+    /// asked for so far.
+    final class Scratchpad: @unchecked Sendable {
+        private var base: UnsafeMutableRawPointer?
+        private var bytes = 0
+
+        func pointer(_ needed: Int) -> UnsafeMutableRawPointer {
+            if let base, needed <= bytes { return base }
+            base?.deallocate()
+            bytes = max(needed, bytes * 2)
+            let b = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+            base = b
+            return b
+        }
+    }
+    static let scratchpad = Scratchpad()
 
     /// Runs the convolution (grouped ones too) and the post-op; false when oneDNN cannot (the caller falls back).
     static func conv2dForward(_ g: ConvGeometry, input: UnsafePointer<Float>, kernel: UnsafePointer<Float>,
                               bias: UnsafePointer<Float>?, post: PostOp = .none, prepared: PreparedWeights.Use? = nil,
                               output: UnsafeMutablePointer<Float>) -> Bool {
         guard enabled, let engine, let stream, let p = plan(g, bias: bias != nil, post: post), let conv = p.conv else { return false }
-        // One stream, used by one caller at a time (oneDNN spreads each call over the cores itself).
         execution.lock()
         defer { execution.unlock() }
-        var mems: [dnnl_memory_t?] = []
-        defer { for m in mems { if let m { dnnl_memory_destroy(m) } } }
-        func memory(_ md: inout dnnl_memory_desc_t, _ handle: UnsafeMutableRawPointer?) -> dnnl_memory_t? {
-            var m: dnnl_memory_t?
-            guard dnnl_memory_create(&m, &md, engine, handle) == dnnl_success else { return nil }
-            mems.append(m)
-            return m
-        }
-        guard let src = memory(&p.src, UnsafeMutableRawPointer(mutating: input)),
-              let dst = memory(&p.dst, UnsafeMutableRawPointer(output)),
-              let userW = memory(&p.userWeights, UnsafeMutableRawPointer(mutating: kernel)) else { return false }
+        let call = Call(engine: engine, stream: stream)
+        guard let src = call.memory(&p.src, UnsafeMutableRawPointer(mutating: input)),
+              let dst = call.memory(&p.dst, UnsafeMutableRawPointer(output)),
+              let userW = call.memory(&p.userWeights, UnsafeMutableRawPointer(mutating: kernel)) else { return false }
         var weights = userW
-        var reordered: UnsafeMutableRawPointer?
-        defer { reordered?.deallocate() }
         if let reorder = p.reorder {
             let key = Key(g, bias: bias != nil, post: post)
             if let prepared, let buffer = prepared.cache.buffer(for: key, version: prepared.version) {
                 // Weights unchanged since they were last put in this primitive's layout.
-                guard let w = memory(&p.weights, buffer) else { return false }
+                guard let w = call.memory(&p.weights, buffer) else { return false }
                 weights = w
             } else {
-                let buffer = UnsafeMutableRawPointer.allocate(byteCount: max(p.weightBytes, 64), alignment: 64)
-                reordered = buffer
-                guard let w = memory(&p.weights, buffer) else { return false }
-                var args = [dnnl_exec_arg_t(arg: graft_DNNL_ARG_FROM(), memory: userW), dnnl_exec_arg_t(arg: graft_DNNL_ARG_TO(), memory: w)]
-                guard dnnl_primitive_execute(reorder, stream, 2, &args) == dnnl_success else { return false }
-                weights = w
-                if let prepared {
-                    prepared.cache.store(buffer, for: key, version: prepared.version)   // the cache owns it now
-                    reordered = nil
+                // Reordered into a buffer of the prepared-weights cache (which keeps it) or of this call.
+                let buffer = prepared == nil ? call.buffer(p.weightBytes)
+                    : UnsafeMutableRawPointer.allocate(byteCount: max(p.weightBytes, 64), alignment: 64)
+                guard let w = call.memory(&p.weights, buffer),
+                      call.run(reorder, [(graft_DNNL_ARG_FROM(), userW), (graft_DNNL_ARG_TO(), w)]) else {
+                    if prepared != nil { buffer.deallocate() }
+                    return false
                 }
+                weights = w
+                if let prepared { prepared.cache.store(buffer, for: key, version: prepared.version) }
             }
         }
-        var args = [dnnl_exec_arg_t(arg: graft_DNNL_ARG_SRC(), memory: src),
-                    dnnl_exec_arg_t(arg: graft_DNNL_ARG_WEIGHTS(), memory: weights),
-                    dnnl_exec_arg_t(arg: graft_DNNL_ARG_DST(), memory: dst)]
+        var args = [(graft_DNNL_ARG_SRC(), src), (graft_DNNL_ARG_WEIGHTS(), weights), (graft_DNNL_ARG_DST(), dst)]
         if let bias {
-            guard let b = memory(&p.bias, UnsafeMutableRawPointer(mutating: bias)) else { return false }
-            args.append(dnnl_exec_arg_t(arg: graft_DNNL_ARG_BIAS(), memory: b))
+            guard let b = call.memory(&p.bias, UnsafeMutableRawPointer(mutating: bias)) else { return false }
+            args.append((graft_DNNL_ARG_BIAS(), b))
         }
-        guard dnnl_primitive_execute(conv, stream, Int32(args.count), &args) == dnnl_success else { return false }
-        return dnnl_stream_wait(stream) == dnnl_success
+        return call.run(conv, args) && call.wait()
     }
 
     /// Backward primitives for one geometry: data (dX from dY and W) and weights (dW from X and dY), with the
@@ -194,12 +272,9 @@ enum DNNL {
     final class BackwardPlan: @unchecked Sendable {
         var src = dnnl_memory_desc_t(), dst = dnnl_memory_desc_t(), userWeights = dnnl_memory_desc_t()
         var dataWeights = dnnl_memory_desc_t(), diffWeights = dnnl_memory_desc_t()
-        var data: dnnl_primitive_t?, weights: dnnl_primitive_t?
-        var toData: dnnl_primitive_t?, fromDiff: dnnl_primitive_t?
+        var data: Primitive?, weights: Primitive?
+        var toData: Primitive?, fromDiff: Primitive?
         var dataWeightBytes = 0, diffWeightBytes = 0
-        deinit {
-            for p in [data, weights, toData, fromDiff] { if let p { dnnl_primitive_destroy(p) } }
-        }
     }
 
     final class BackwardCache: @unchecked Sendable {
@@ -216,14 +291,6 @@ enum DNNL {
         let p = buildBackward(g)
         backwardCache.plans[key] = p
         return p
-    }
-
-    static func reorder(from: inout dnnl_memory_desc_t, to: inout dnnl_memory_desc_t, engine: dnnl_engine_t) -> dnnl_primitive_t? {
-        var rpd: dnnl_primitive_desc_t?
-        guard dnnl_reorder_primitive_desc_create(&rpd, &from, engine, &to, engine, nil) == dnnl_success, let rpd else { return nil }
-        defer { dnnl_primitive_desc_destroy(rpd) }
-        var r: dnnl_primitive_t?
-        return dnnl_primitive_create(&r, rpd) == dnnl_success ? r : nil
     }
 
     static func buildBackward(_ g: ConvGeometry) -> BackwardPlan? {
@@ -249,16 +316,17 @@ enum DNNL {
               let w2 = dnnl_primitive_desc_query_md(weightsPD, dnnl_query_diff_weights_md, 0) else { return nil }
         p.dataWeights = w1.pointee
         p.diffWeights = w2.pointee
-        guard dnnl_primitive_create(&p.data, dataPD) == dnnl_success,
-              dnnl_primitive_create(&p.weights, weightsPD) == dnnl_success else { return nil }
+        guard let data = Primitive(dataPD), let weights = Primitive(weightsPD) else { return nil }
+        p.data = data
+        p.weights = weights
         if dnnl_memory_desc_equal(&p.dataWeights, &p.userWeights) == 0 {
-            guard let r = reorder(from: &p.userWeights, to: &p.dataWeights, engine: engine) else { return nil }
+            guard let r = Primitive(reorderFrom: &p.userWeights, to: &p.dataWeights, engine: engine) else { return nil }
             p.toData = r
             p.dataWeightBytes = dnnl_memory_desc_get_size(&p.dataWeights)
         }
         p.diffWeightBytes = dnnl_memory_desc_get_size(&p.diffWeights)
         if dnnl_memory_desc_equal(&p.diffWeights, &p.userWeights) == 0 {
-            guard let r = reorder(from: &p.diffWeights, to: &p.userWeights, engine: engine) else { return nil }
+            guard let r = Primitive(reorderFrom: &p.diffWeights, to: &p.userWeights, engine: engine) else { return nil }
             p.fromDiff = r
         }
         return p
@@ -271,57 +339,38 @@ enum DNNL {
         guard enabled, let engine, let stream, let p = backwardPlan(g), let data = p.data, let weightsPrim = p.weights else { return false }
         execution.lock()
         defer { execution.unlock() }
-        var mems: [dnnl_memory_t?] = []
-        var buffers: [UnsafeMutableRawPointer] = []
-        defer {
-            for m in mems { if let m { dnnl_memory_destroy(m) } }
-            for b in buffers { b.deallocate() }
-        }
-        func memory(_ md: inout dnnl_memory_desc_t, _ handle: UnsafeMutableRawPointer?) -> dnnl_memory_t? {
-            var m: dnnl_memory_t?
-            guard dnnl_memory_create(&m, &md, engine, handle) == dnnl_success else { return nil }
-            mems.append(m)
-            return m
-        }
-        func buffer(_ bytes: Int) -> UnsafeMutableRawPointer {
-            let b = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64)
-            buffers.append(b)
-            return b
-        }
-        func run(_ prim: dnnl_primitive_t, _ args: [(Int32, dnnl_memory_t)]) -> Bool {
-            var a = args.map { dnnl_exec_arg_t(arg: $0.0, memory: $0.1) }
-            return dnnl_primitive_execute(prim, stream, Int32(a.count), &a) == dnnl_success
-        }
+        let call = Call(engine: engine, stream: stream)
         let argSrc = graft_DNNL_ARG_SRC(), argW = graft_DNNL_ARG_WEIGHTS()
         let argDiffSrc = graft_DNNL_ARG_DIFF_SRC(), argDiffDst = graft_DNNL_ARG_DIFF_DST(), argDiffW = graft_DNNL_ARG_DIFF_WEIGHTS()
-        guard let dy = memory(&p.dst, UnsafeMutableRawPointer(mutating: gradOutput)) else { return false }
+        guard let dy = call.memory(&p.dst, UnsafeMutableRawPointer(mutating: gradOutput)) else { return false }
         if let gradInput {
-            guard let userW = memory(&p.userWeights, UnsafeMutableRawPointer(mutating: kernel)),
-                  let dx = memory(&p.src, UnsafeMutableRawPointer(gradInput)) else { return false }
+            guard let userW = call.memory(&p.userWeights, UnsafeMutableRawPointer(mutating: kernel)),
+                  let dx = call.memory(&p.src, UnsafeMutableRawPointer(gradInput)) else { return false }
             var w = userW
             if let toData = p.toData {
-                guard let reordered = memory(&p.dataWeights, buffer(p.dataWeightBytes)),
-                      run(toData, [(graft_DNNL_ARG_FROM(), userW), (graft_DNNL_ARG_TO(), reordered)]) else { return false }
+                guard let reordered = call.memory(&p.dataWeights, call.buffer(p.dataWeightBytes)),
+                      call.run(toData, [(graft_DNNL_ARG_FROM(), userW), (graft_DNNL_ARG_TO(), reordered)]) else { return false }
                 w = reordered
             }
-            guard run(data, [(argDiffDst, dy), (argW, w), (argDiffSrc, dx)]) else { return false }
+            guard call.run(data, [(argDiffDst, dy), (argW, w), (argDiffSrc, dx)]) else { return false }
         }
         if let gradKernel {
             let count = g.h.kernel * g.w.kernel * g.inChannels * g.outChannels
-            let diffBuffer = buffer(p.diffWeightBytes)
-            guard let x = memory(&p.src, UnsafeMutableRawPointer(mutating: input)),
-                  let dw = memory(&p.diffWeights, diffBuffer),
-                  run(weightsPrim, [(argSrc, x), (argDiffDst, dy), (argDiffW, dw)]) else { return false }
+            let diffBuffer = call.buffer(p.diffWeightBytes)
+            guard let x = call.memory(&p.src, UnsafeMutableRawPointer(mutating: input)),
+                  let dw = call.memory(&p.diffWeights, diffBuffer),
+                  call.run(weightsPrim, [(argSrc, x), (argDiffDst, dy), (argDiffW, dw)]) else { return false }
             var hwio = diffBuffer.assumingMemoryBound(to: Float.self)
             if let fromDiff = p.fromDiff {
-                let out = buffer(count * 4)
-                guard let o = memory(&p.userWeights, out), run(fromDiff, [(graft_DNNL_ARG_FROM(), dw), (graft_DNNL_ARG_TO(), o)]) else { return false }
+                let out = call.buffer(count * 4)
+                guard let o = call.memory(&p.userWeights, out),
+                      call.run(fromDiff, [(graft_DNNL_ARG_FROM(), dw), (graft_DNNL_ARG_TO(), o)]) else { return false }
                 hwio = out.assumingMemoryBound(to: Float.self)
             }
-            guard dnnl_stream_wait(stream) == dnnl_success else { return false }
+            guard call.wait() else { return false }
             for i in 0..<count { gradKernel[i] += hwio[i] }
         }
-        return dnnl_stream_wait(stream) == dnnl_success
+        return call.wait()
     }
 }
 
