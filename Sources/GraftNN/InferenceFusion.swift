@@ -73,7 +73,7 @@ extension Model {
     /// when it is the single consumer of the one before and nothing else (no target) needs the value in between.
     func inferenceFusions(needed: [Bool], targets: [Int])
         -> [Int: (last: Int, absorbed: [Int], batchNorm: BatchNormalization?, activation: ActivationKind)] {
-        guard Model.fusionEnabled else { return [:] }
+        guard ComputeOptions.current.fusion else { return [:] }
         var consumers = [[Int]](repeating: [], count: nodes.count)
         for (i, node) in nodes.enumerated() where needed[i] {
             for j in node.inputs { consumers[j].append(i) }
@@ -108,7 +108,4 @@ extension Model {
         }
         return plan
     }
-
-    /// `GRAFT_FUSE=0` runs every layer on its own at inference (for comparisons).
-    static let fusionEnabled = ProcessInfo.processInfo.environment["GRAFT_FUSE"] != "0"
 }

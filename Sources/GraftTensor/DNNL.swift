@@ -5,10 +5,11 @@ import Foundation
 /// oneDNN picks its fastest kernel for the machine (JIT AVX2/AVX-512 direct or implicit-GEMM convolution);
 /// kernels are reordered into its preferred layout on every call (weights change while training; the reorder
 /// costs far less than the convolution). One primitive is built per geometry and kept. Anything oneDNN cannot
-/// take (groups, a failed setup) falls back to im2col + GEMM; `GRAFT_DNNL=0` turns oneDNN off and
-/// `GRAFT_DNNL_POINTWISE=0` keeps 1×1 convolutions on OpenBLAS. Backward passes stay on im2col + GEMM.
+/// take (a failed setup) falls back to im2col + GEMM; `ComputeOptions` turns oneDNN off, or keeps 1×1 convolutions
+/// on OpenBLAS. Backward passes of ungrouped convolutions use oneDNN too.
 enum DNNL {
-    static let enabled: Bool = ProcessInfo.processInfo.environment["GRAFT_DNNL"] != "0" && engine != nil
+    /// True when oneDNN is there and `ComputeOptions.current` lets convolutions use it.
+    static var enabled: Bool { ComputeOptions.current.oneDNN && engine != nil }
 
     nonisolated(unsafe) static let engine: dnnl_engine_t? = {
         var e: dnnl_engine_t?
@@ -123,9 +124,10 @@ enum DNNL {
     /// oversubscribe them. It also guards the shared scratchpad buffer and `PreparedWeights`. Plans are built
     /// outside it, under their caches' locks.
     static let execution = NSLock()
-    static let pointwise = ProcessInfo.processInfo.environment["GRAFT_DNNL_POINTWISE"] != "0"
-    /// Depthwise convolutions as grouped oneDNN convolutions; `GRAFT_DNNL_DEPTHWISE=0` keeps Graft's own loops.
-    static let depthwise = ProcessInfo.processInfo.environment["GRAFT_DNNL_DEPTHWISE"] != "0"
+    /// 1×1 convolutions through oneDNN (`ComputeOptions.oneDNNPointwise`).
+    static var pointwise: Bool { ComputeOptions.current.oneDNNPointwise }
+    /// Depthwise convolutions as grouped oneDNN convolutions (`ComputeOptions.oneDNNDepthwise`), else Graft's loops.
+    static var depthwise: Bool { ComputeOptions.current.oneDNNDepthwise }
 
     static func plan(_ g: ConvGeometry, bias: Bool, post: PostOp) -> Plan? {
         let key = Key(g, bias: bias, post: post)

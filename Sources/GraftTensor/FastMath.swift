@@ -5,10 +5,10 @@ import CGraftSIMD
 /// compile to SIMD code (glibc's scalar `tanhf` was a third of a LeNet-5 training epoch). Accuracy: a few units
 /// in the last place over the whole float range (tests sweep them against Double). One implementation, in C
 /// (`CGraftSIMD`'s header, inlined here); whole arrays go through CGraftSIMD's array functions, compiled for AVX2 +
-/// FMA as well and picked at run time (`GRAFT_SIMD=0` keeps the baseline path).
+/// FMA as well and picked at run time (`ComputeOptions.simd` off keeps the baseline path).
 public enum FastMath {
-    /// The `level` argument for CGraftSIMD: −1 (the best the CPU has) unless `GRAFT_SIMD=0`.
-    public static let simdLevel: Int32 = ProcessInfo.processInfo.environment["GRAFT_SIMD"] == "0" ? 0 : -1
+    /// The `level` argument for CGraftSIMD: −1 (the best the CPU has) unless `ComputeOptions.current.simd` is off.
+    public static var simdLevel: Int32 { ComputeOptions.current.simd ? -1 : 0 }
 
     /// e^x for any float x: 0 below −103.97, +∞ above 88.72283 (ln of the largest float), NaN for NaN.
     @inline(__always)

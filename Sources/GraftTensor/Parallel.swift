@@ -20,12 +20,17 @@ public enum Parallel {
             body(0..<count)
             return
         }
+        // The workers run with the caller's compute options (task-local values do not cross to Dispatch's threads).
+        let options = ComputeOptions.current
         withoutActuallyEscaping(body) { escapable in
             // The ranges are disjoint, so callers' captured buffers are written without overlap.
             nonisolated(unsafe) let work = escapable
             DispatchQueue.concurrentPerform(iterations: chunks) { c in
                 let lo = count * c / chunks, hi = count * (c + 1) / chunks
-                if lo < hi { work(lo..<hi) }
+                guard lo < hi else { return }
+                if ComputeOptions.current == options { work(lo..<hi) } else {
+                    ComputeOptions.$current.withValue(options) { work(lo..<hi) }
+                }
             }
         }
     }
