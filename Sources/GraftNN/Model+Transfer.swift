@@ -96,9 +96,11 @@ extension Model {
     @discardableResult
     public func freeze(_ spec: FreezeSpec) throws -> Int {
         let chosen = try layers(matching: spec)
-        for l in chosen {
-            for (_, v) in l.variables { v.frozen = true }
-            (l as? BatchNormalization)?.frozen = true
+        access.exclusive {
+            for l in chosen {
+                for (_, v) in l.variables { v.frozen = true }
+                (l as? BatchNormalization)?.frozen = true
+            }
         }
         return chosen.count
     }
@@ -107,9 +109,11 @@ extension Model {
     @discardableResult
     public func unfreeze(_ spec: FreezeSpec, batchNorm: BatchNormMode = .inference) throws -> Int {
         let chosen = try layers(matching: spec)
-        for l in chosen {
-            for (_, v) in l.variables { v.frozen = false }
-            if let bn = l as? BatchNormalization { bn.frozen = batchNorm == .inference }
+        access.exclusive {
+            for l in chosen {
+                for (_, v) in l.variables { v.frozen = false }
+                if let bn = l as? BatchNormalization { bn.frozen = batchNorm == .inference }
+            }
         }
         return chosen.count
     }
@@ -135,7 +139,7 @@ extension Model {
                 kept.append(Node(layer: n.layer, inputs: n.inputs.compactMap { remap[$0] }, outputShape: n.outputShape))
             }
             return Model(name: name, kerasClassName: kerasClassName == "Sequential" ? "Sequential" : "Functional", nodes: kept,
-                         inputNodes: inputNodes.compactMap { remap[$0] }, outputNodes: [remap[target] ?? 0])
+                         inputNodes: inputNodes.compactMap { remap[$0] }, outputNodes: [remap[target] ?? 0], access: access)
         }
         // Inside a nested model: cut the nested model, then replace it by the cut version in a copy of this graph.
         for n in nodes {
@@ -222,6 +226,7 @@ extension Model {
         let base = try cut(at: nodes[baseEnd].layer.name)
         guard base.outputNodes.count == 1, nodes.firstIndex(where: { $0.layer === nodes[baseEnd].layer }) == baseEnd else { return nil }
         var b = GraphBuilder(name: "\(name)_head", kerasClassName: "Functional")
+        b.access = access   // the head shares this model's layers
         var x = try b.input(InputLayer(name: "\(name)_features", shape: nodes[baseEnd].outputShape))
         for i in ordered[first...] { x = try b.addBuilt(nodes[i].layer, inputs: [x], outputShape: nodes[i].outputShape) }
         return (base, try b.finish(outputs: [x]))

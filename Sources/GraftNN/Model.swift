@@ -20,13 +20,16 @@ public final class Model: Layer {
     /// Node indices of the model inputs (InputLayer nodes) and outputs.
     public let inputNodes: [Int]
     public let outputNodes: [Int]
+    /// Shared with every model that shares this one's layers; see `ModelAccess`.
+    public let access: ModelAccess
 
-    init(name: String, kerasClassName: String, nodes: [Node], inputNodes: [Int], outputNodes: [Int]) {
+    init(name: String, kerasClassName: String, nodes: [Node], inputNodes: [Int], outputNodes: [Int], access: ModelAccess) {
         self.name = name
         self.kerasClassName = kerasClassName
         self.nodes = nodes
         self.inputNodes = inputNodes
         self.outputNodes = outputNodes
+        self.access = access
     }
 
     /// Each distinct layer once, in the order of first use.
@@ -73,18 +76,26 @@ public final class Model: Layer {
         return nodes[outputNodes[0]].outputShape
     }
 
+    /// The Layer entry, for a parent model: runs under the parent's `access`, taking none itself.
     public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
-        try run(inputs, targets: [outputNodes[0]], training: training)[0]
+        try evaluate(inputs, targets: [outputNodes[0]], training: training)[0]
     }
 
-    /// All outputs of the model for `inputs` (one tensor per model input, batch first).
+    /// All outputs of the model for `inputs` (one tensor per model input, batch first). Safe to call from several
+    /// threads at once; with `training: true` (batch statistics, dropout) it waits for other users to finish.
     public func predict(_ inputs: [Tensor], training: Bool = false) throws -> [Tensor] {
         try run(inputs, targets: outputNodes, training: training)
     }
 
     /// The outputs of the nodes `targets`, computing only what they depend on and releasing
-    /// intermediate tensors as soon as their last consumer has run.
+    /// intermediate tensors as soon as their last consumer has run. Thread-safe like `predict`.
     public func run(_ inputs: [Tensor], targets: [Int], training: Bool = false) throws -> [Tensor] {
+        training ? try access.exclusive { try evaluate(inputs, targets: targets, training: true) }
+            : try access.shared { try evaluate(inputs, targets: targets, training: false) }
+    }
+
+    /// `run` without taking `access` (the caller holds it).
+    func evaluate(_ inputs: [Tensor], targets: [Int], training: Bool) throws -> [Tensor] {
         guard inputs.count == inputNodes.count else {
             throw LayerError(name, "expects \(inputNodes.count) input tensors, got \(inputs.count)")
         }
@@ -161,6 +172,8 @@ public struct GraphBuilder {
     private var built: [ObjectIdentifier: (inputs: [[Int]], output: [Int])] = [:]
     private var names: [String: ObjectIdentifier] = [:]
     private var rng: SplitMix64
+    /// The `ModelAccess` of the model whose layers this one takes over (extended, or nested first); a new one if none.
+    var access: ModelAccess?
 
     public init(name: String, kerasClassName: String = "Functional", seed: UInt64 = 0) {
         self.name = name
@@ -213,6 +226,7 @@ public struct GraphBuilder {
             built[id] = (shapes, output)
         }
         nodes.append(Model.Node(layer: layer, inputs: inputs, outputShape: output))
+        if access == nil, let nested = layer as? Model { access = nested.access }
         return nodes.count - 1
     }
 
@@ -223,11 +237,13 @@ public struct GraphBuilder {
         try checkName(layer)
         built[ObjectIdentifier(layer)] = (inputs.map { nodes[$0].outputShape }, outputShape)
         nodes.append(Model.Node(layer: layer, inputs: inputs, outputShape: outputShape))
+        if access == nil, let nested = layer as? Model { access = nested.access }
         return nodes.count - 1
     }
 
     /// Takes over `model`'s nodes as already built (used by `init(extending:)`).
     mutating func adopt(_ model: Model) {
+        access = model.access
         nodes = model.nodes
         inputNodes = model.inputNodes
         for n in model.nodes {
@@ -254,7 +270,8 @@ public struct GraphBuilder {
         guard Set(order) == Set(inputNodes), order.count == inputNodes.count else {
             throw LayerError(name, "model inputs must be exactly its InputLayer nodes")
         }
-        return Model(name: name, kerasClassName: kerasClassName, nodes: nodes, inputNodes: order, outputNodes: outputs)
+        return Model(name: name, kerasClassName: kerasClassName, nodes: nodes, inputNodes: order, outputNodes: outputs,
+                     access: access ?? ModelAccess())
     }
 
     /// A Sequential model: `layers` applied in a chain to an input of `inputShape`.

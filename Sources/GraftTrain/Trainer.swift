@@ -139,8 +139,15 @@ public final class Trainer {
 
     /// One optimisation step on a prepared batch; returns the loss and the output scores.
     /// `softTargets` replaces the one-hot targets (mixup, cutmix).
+    /// Holds the model's `access` exclusively: no prediction or other step on these weights runs meanwhile.
     public func trainStep(_ x: Tensor, labels: [Int], softTargets: Tensor? = nil, loss: Loss, clipNorm: Float?,
                           context: inout TrainingContext) throws -> (Double, Tensor) {
+        try model.access.exclusive { try unguardedTrainStep(x, labels: labels, softTargets: softTargets, loss: loss,
+                                                            clipNorm: clipNorm, context: &context) }
+    }
+
+    func unguardedTrainStep(_ x: Tensor, labels: [Int], softTargets: Tensor?, loss: Loss, clipNorm: Float?,
+                            context: inout TrainingContext) throws -> (Double, Tensor) {
         model.zeroGradients()
         let (outs, tape) = try model.forwardTraining([x], context: &context)
         let y = outs[0]
