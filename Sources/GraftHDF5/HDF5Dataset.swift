@@ -57,6 +57,25 @@ public final class HDF5Dataset: HDF5Object {
         return (offset, stored)
     }
 
+    /// Why the dataset's values would be read from somewhere other than this file (external raw storage, a virtual
+    /// dataset mapping other datasets), or nil when they are all inside it. Checked when a dataset is opened, before
+    /// any read: an external file list can name `/etc/passwd` or `/dev/zero`.
+    func storedOutsideFile() -> String? {
+        HDF5Runtime.quiet()
+        defer { _ = HDF5Runtime.takeErrorStack() }
+        let dcpl = H5Dget_create_plist(id)
+        guard dcpl >= 0 else { return "its storage properties cannot be read" }
+        defer { H5Pclose(dcpl) }
+        let external = H5Pget_external_count(dcpl)
+        if external != 0 {
+            return "its values are stored in \(external < 0 ? "unreadable" : String(external)) external file\(external == 1 ? "" : "s"); Graft reads only the file it was given"
+        }
+        if H5Pget_layout(dcpl) == H5D_VIRTUAL {
+            return "a virtual dataset, whose values come from other datasets or files; Graft reads only the file it was given"
+        }
+        return nil
+    }
+
     /// Where a contiguous dataset's bytes lie in the file (offset, size), or nil when not allocated or not contiguous.
     public func contiguousExtent() -> (offset: Int, size: Int)? {
         HDF5Runtime.quiet()

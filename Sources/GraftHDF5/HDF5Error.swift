@@ -13,6 +13,8 @@ public enum HDF5ErrorKind: String, Sendable, Equatable {
     case readFailed = "read failed"
     case writeFailed = "write failed"
     case invalidArgument = "invalid argument"
+    /// The file asks Graft to read something outside it (an external link, external storage, a virtual dataset).
+    case outsideFile = "refused: reads outside the file"
 }
 
 /// A typed HDF5 error naming the file and, where there is one, the object path inside it.
@@ -42,6 +44,12 @@ public struct HDF5Error: Error, CustomStringConvertible, Sendable, Equatable {
 
 /// Internal helpers around libhdf5's error stack.
 enum HDF5Runtime {
+    /// Access property lists for every open and lookup: external links are refused and a path follows at most 16
+    /// soft links (`graft_safe_access_plist`), so a file can neither send Graft to another file nor loop.
+    static let linkAccess = graft_safe_access_plist(graft_H5P_LINK_ACCESS())
+    static let groupAccess = graft_safe_access_plist(graft_H5P_GROUP_ACCESS())
+    static let datasetAccess = graft_safe_access_plist(graft_H5P_DATASET_ACCESS())
+
     /// Turns off HDF5's automatic error printing for the calling thread.
     /// In a thread-safe build the setting is per thread, so every entry point calls this.
     @inline(__always)

@@ -6,11 +6,32 @@ public final class HDF5Group: HDF5Object {
         HDF5Runtime.quiet()
         let fullPath = HDF5Path.join(parentPath.isEmpty ? "/" : parentPath, name)
         try file.ensureOpen(fullPath)
-        let gid = H5Gopen2(locationID, name, graft_H5P_DEFAULT())
+        let gid = H5Gopen2(locationID, name, HDF5Runtime.groupAccess)
         guard gid >= 0 else {
-            throw HDF5Error(.missingPath, file: file.path, path: fullPath, detail: HDF5Runtime.takeErrorStack())
+            let stack = HDF5Runtime.takeErrorStack()
+            if let link = HDF5Group.externalLink(in: locationID, on: name) {
+                throw HDF5Error(.outsideFile, file: file.path, path: HDF5Path.join(parentPath.isEmpty ? "/" : parentPath, link),
+                                detail: "an external link to another file; Graft reads only the file it was given")
+            }
+            throw HDF5Error(.missingPath, file: file.path, path: fullPath, detail: stack)
         }
         return HDF5Group(id: gid, file: file, path: name == "/" ? "/" : fullPath)
+    }
+
+    /// Where this group's header lies in the file: the same for every hard link to it.
+    public var objectAddress: UInt64 { UInt64(graft_object_address(id)) }
+
+    /// The first prefix of `name` (`a`, `a/b`, …) that is an external link, if any.
+    static func externalLink(in location: hid_t, on name: String) -> String? {
+        defer { _ = HDF5Runtime.takeErrorStack() }
+        var prefix = name.hasPrefix("/") ? "/" : ""
+        for comp in HDF5Path.components(name) {
+            prefix += (prefix.isEmpty || prefix == "/" ? "" : "/") + comp
+            let type = graft_link_type(location, prefix, HDF5Runtime.linkAccess)
+            if type == H5L_TYPE_EXTERNAL { return prefix }
+            if type == H5L_TYPE_ERROR { return nil }
+        }
+        return nil
     }
 
     /// True when a link `name` (possibly nested, `a/b/c`) exists below this group.
@@ -18,14 +39,14 @@ public final class HDF5Group: HDF5Object {
         HDF5Runtime.quiet()
         if !name.isEmpty && !name.utf8.contains(UInt8(ascii: "/")) {
             // One link (nearly every call): no path to walk.
-            if H5Lexists(id, name, graft_H5P_DEFAULT()) > 0 { return true }
+            if H5Lexists(id, name, HDF5Runtime.linkAccess) > 0 { return true }
             _ = HDF5Runtime.takeErrorStack()
             return false
         }
         var prefix = name.hasPrefix("/") ? "/" : ""
         for comp in HDF5Path.components(name) {
             prefix += (prefix.isEmpty || prefix == "/" ? "" : "/") + comp
-            let exists = H5Lexists(id, prefix, graft_H5P_DEFAULT())
+            let exists = H5Lexists(id, prefix, HDF5Runtime.linkAccess)
             if exists <= 0 {
                 _ = HDF5Runtime.takeErrorStack()
                 return false
@@ -41,7 +62,7 @@ public final class HDF5Group: HDF5Object {
     public func kind(of name: String) -> HDF5ObjectKind? {
         HDF5Runtime.quiet()
         var info = H5O_info_t()
-        guard H5Oget_info_by_name2(id, name, &info, UInt32(H5O_INFO_BASIC), graft_H5P_DEFAULT()) >= 0 else {
+        guard H5Oget_info_by_name2(id, name, &info, UInt32(H5O_INFO_BASIC), HDF5Runtime.linkAccess) >= 0 else {
             _ = HDF5Runtime.takeErrorStack()
             return nil
         }
@@ -68,6 +89,9 @@ public final class HDF5Group: HDF5Object {
                 throw failure(.readFailed)
             }
             let childName = String(decoding: buf.prefix(Int(len)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if graft_link_type_by_idx(id, i, HDF5Runtime.linkAccess) == H5L_TYPE_EXTERNAL {
+                throw error(.outsideFile, childName, "an external link to another file; Graft reads only the file it was given")
+            }
             result.append(HDF5Child(name: childName, kind: kind(of: childName) ?? .other))
         }
         return result
@@ -75,7 +99,11 @@ public final class HDF5Group: HDF5Object {
 
     /// Opens the sub-group at `name` (relative, possibly nested, or absolute).
     public func group(_ name: String) throws -> HDF5Group {
-        if !name.isEmpty, let g = try? HDF5Group.open(in: file, locationID: id, name: name, parentPath: path) { return g }
+        if !name.isEmpty {
+            do { return try HDF5Group.open(in: file, locationID: id, name: name, parentPath: path) }
+            catch let e as HDF5Error where e.kind == .outsideFile { throw e }
+            catch {}
+        }
         // Why it failed (looked up only then: asking first doubled the library calls of a walk).
         guard kind(of: name) == .group else {
             if contains(name) { throw error(.typeMismatch, name, "is not a group") }
@@ -90,9 +118,16 @@ public final class HDF5Group: HDF5Object {
         var stack = ""
         if !name.isEmpty {
             try file.ensureOpen(HDF5Path.join(path, name))
-            let did = H5Dopen2(id, name, graft_H5P_DEFAULT())
-            if did >= 0 { return HDF5Dataset(id: did, file: file, path: HDF5Path.join(path, name)) }
+            let did = H5Dopen2(id, name, HDF5Runtime.datasetAccess)
+            if did >= 0 {
+                let ds = HDF5Dataset(id: did, file: file, path: HDF5Path.join(path, name))
+                if let elsewhere = ds.storedOutsideFile() { throw error(.outsideFile, name, elsewhere) }
+                return ds
+            }
             stack = HDF5Runtime.takeErrorStack()
+            if let link = HDF5Group.externalLink(in: id, on: name) {
+                throw error(.outsideFile, link, "an external link to another file; Graft reads only the file it was given")
+            }
         }
         // Why it failed (looked up only then: asking first doubled the library calls of a walk).
         guard kind(of: name) == .dataset else {
@@ -232,4 +267,15 @@ public enum HDF5Shape {
         }
         return chunk
     }
+}
+
+/// The groups a recursive walk has entered, so that it enters each once: hard links may make a group its own
+/// descendant (a cycle that a walk would follow for ever), and several links may lead to one group.
+public struct HDF5VisitedGroups {
+    private var seen = Set<UInt64>()
+
+    public init() {}
+
+    /// True the first time `group` (by its object address) is met.
+    public mutating func firstVisit(_ group: HDF5Group) -> Bool { seen.insert(group.objectAddress).inserted }
 }

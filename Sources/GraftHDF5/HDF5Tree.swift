@@ -16,7 +16,9 @@ extension HDF5File {
                 }
             }
         }
+        var visited = HDF5VisitedGroups()
         func walk(_ group: HDF5Group) throws {
+            guard visited.firstVisit(group) else { return }   // read once, however many links lead to it
             try readAttributes(group)
             for child in try group.children() {
                 switch child.kind {
@@ -43,22 +45,29 @@ public enum HDF5Tree {
     /// indented two spaces per level. Attribute values are shortened to about `maxValueChars` characters.
     public static func render(_ file: HDF5File, maxValueChars: Int = 72) throws -> [String] {
         var lines: [String] = []
+        var visited = HDF5VisitedGroups()
         let root = try file.root()
+        _ = visited.firstVisit(root)
         lines.append("/")
         try renderAttributes(root, depth: 1, maxValueChars: maxValueChars, into: &lines)
-        try renderChildren(root, depth: 1, maxValueChars: maxValueChars, into: &lines)
+        try renderChildren(root, depth: 1, maxValueChars: maxValueChars, visited: &visited, into: &lines)
         return lines
     }
 
-    private static func renderChildren(_ group: HDF5Group, depth: Int, maxValueChars: Int, into lines: inout [String]) throws {
+    private static func renderChildren(_ group: HDF5Group, depth: Int, maxValueChars: Int, visited: inout HDF5VisitedGroups,
+                                       into lines: inout [String]) throws {
         let pad = String(repeating: "  ", count: depth)
         for child in try group.children() {
             switch child.kind {
             case .group:
-                lines.append("\(pad)\(child.name)/")
                 let sub = try group.group(child.name)
+                guard visited.firstVisit(sub) else {
+                    lines.append("\(pad)\(child.name)/  (another link to a group shown above)")
+                    continue
+                }
+                lines.append("\(pad)\(child.name)/")
                 try renderAttributes(sub, depth: depth + 1, maxValueChars: maxValueChars, into: &lines)
-                try renderChildren(sub, depth: depth + 1, maxValueChars: maxValueChars, into: &lines)
+                try renderChildren(sub, depth: depth + 1, maxValueChars: maxValueChars, visited: &visited, into: &lines)
             case .dataset:
                 let ds = try group.dataset(child.name)
                 var line = "\(pad)\(child.name)  \(try ds.dataType()) \(HDF5Shape.describe(try ds.shape()))"

@@ -103,11 +103,18 @@ public struct KerasFileInfo: Sendable {
 
     /// Counts datasets and their elements below `group`, recursively.
     static func countWeights(_ group: HDF5Group) throws -> (tensors: Int, scalars: Int) {
+        var visited = HDF5VisitedGroups()
+        return try countWeights(group, visited: &visited)
+    }
+
+    /// `countWeights`, entering each group once.
+    static func countWeights(_ group: HDF5Group, visited: inout HDF5VisitedGroups) throws -> (tensors: Int, scalars: Int) {
+        guard visited.firstVisit(group) else { return (0, 0) }
         var tensors = 0, scalars = 0
         for child in try group.children() {
             switch child.kind {
             case .group:
-                let (t, s) = try countWeights(try group.group(child.name))
+                let (t, s) = try countWeights(try group.group(child.name), visited: &visited)
                 tensors += t
                 scalars += s
             case .dataset:

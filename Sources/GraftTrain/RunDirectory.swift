@@ -165,7 +165,9 @@ public enum TrainingCheckpoint {
             optimizer.iterations = Int(try g.readAttribute("iterations", as: Int64.self).first ?? 0)
             optimizer.learningRate = Float(try g.readAttribute("learning_rate", as: Double.self).first ?? Double(optimizer.learningRate))
             var slots: [String: [String: Tensor]] = [:]
+            var visited = HDF5VisitedGroups()
             func walk(_ group: HDF5Group, _ prefix: [String]) throws {
+                guard visited.firstVisit(group) else { return }
                 for c in try group.children() {
                     if c.kind == .group { try walk(try group.group(c.name), prefix + [c.name]) }
                     else if c.kind == .dataset {

@@ -30,7 +30,9 @@ struct Inspect: ParsableCommand {
         let h5 = try HDF5File.open(file)
         if json {
             var objects: [[String: Any]] = []
+            var visited = HDF5VisitedGroups()
             func walk(_ g: HDF5Group) throws {
+                guard visited.firstVisit(g) else { return }
                 for c in try g.children() {
                     let path = g.path == "/" ? "/\(c.name)" : "\(g.path)/\(c.name)"
                     switch c.kind {
