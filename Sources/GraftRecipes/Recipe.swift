@@ -67,7 +67,7 @@ public struct Recipe: Sendable {
         for o in overrides { root = try apply(o, to: root, file: file) }
         let r = try Reader(node: root, key: "", file: file).mapping(allowed: topKeys)
 
-        let seed = try r.child("seed").int(default: 0, min: 0)
+        let seed = try r.child("seed").int(default: 0, min: 0, max: Int.max)
         let m = try r.child("model").mapping(allowed: ["checkpoint", "architecture", "cut", "head"])
         var headConfig: HeadConfig?
         var auto = false
@@ -100,7 +100,7 @@ public struct Recipe: Sendable {
         for (i, s) in stagesReader.enumerated() {
             _ = try s.mapping(allowed: stageKeys)
             var st = StageConfig(name: try s.child("name").string(default: "stage\(i + 1)"), freeze: try s.child("freeze").optionalString(),
-                                 unfreeze: try s.child("unfreeze").optionalString(), epochs: try s.child("epochs").int(min: 1),
+                                 unfreeze: try s.child("unfreeze").optionalString(), epochs: try s.child("epochs").int(min: 1, max: FineTuneLimits.epochs.upperBound),
                                  optimizer: try s.child("optimizer").string(default: "adam"),
                                  learningRate: Float(try s.child("learning_rate").double(default: 1e-3)),
                                  schedule: try s.child("schedule").string(default: "constant"))
@@ -178,11 +178,15 @@ public struct Recipe: Sendable {
         if !r.child("baseline").isMissing {
             let b = try r.child("baseline").mapping(allowed: ["from_scratch", "epochs", "learning_rate", "optimizer"])
             baseline = Baseline(fromScratch: try b.child("from_scratch").bool(default: true),
-                                epochs: try b.child("epochs").int(default: stages.reduce(0) { $0 + $1.epochs }, min: 1),
+                                epochs: try b.child("epochs").int(default: min(stages.reduce(0) { $0 + $1.epochs }, FineTuneLimits.epochs.upperBound),
+                                                                  min: 1, max: FineTuneLimits.epochs.upperBound),
                                 learningRate: try b.child("learning_rate").double(default: 1e-3),
                                 optimizer: try b.child("optimizer").string(default: "adam"))
         }
         if config.test == nil && baseline != nil { throw r.child("baseline").fail("a baseline comparison needs data.test") }
+        if let b = baseline, !(b.learningRate > 0 && b.learningRate <= FineTuneLimits.learningRate.upperBound) {
+            throw r.child("baseline").child("learning_rate").fail("must be a number above 0 and at most 10, got \(b.learningRate)")
+        }
         if extractionOnly {
             guard !features.isEmpty else {
                 throw r.child("stages").fail("at least one stage is needed (or outputs.features alone, to only extract features)")
@@ -191,6 +195,11 @@ public struct Recipe: Sendable {
             if headConfig != nil { throw m.child("head").fail("a recipe without stages cannot train a new head") }
             for (i, f) in features.enumerated() where (f.data == "train" || f.data == "validation") && train.isEmpty {
                 throw featureReaders[i].child("data").fail("\(f.data) needs data.train")
+            }
+        }
+        if !extractionOnly {
+            do { try config.validate() } catch let e as TrainError {
+                throw RecipeError(file: file, line: nil, key: e.subject, message: e.message)
             }
         }
         return Recipe(file: file, seed: UInt64(seed), config: config, headClassesAuto: auto, outputFormats: formats,

@@ -73,20 +73,24 @@ struct Reader {
 
     func optionalString() throws -> String? { isMissing ? nil : try string() }
 
-    func int(default d: Int? = nil, min lo: Int = Int.min) throws -> Int {
+    /// An integer in `lo...hi` (at most a billion unless told: no recipe count needs more, and sums of them must
+    /// not overflow).
+    func int(default d: Int? = nil, min lo: Int = Int.min, max hi: Int = 1_000_000_000) throws -> Int {
         if isMissing, let d { return d }
         guard let v = node?.int, node?.scalar != nil else { throw fail("expected an integer, found \(describe)") }
         guard v >= lo else { throw fail("must be at least \(lo), got \(v)") }
+        guard v <= hi else { throw fail("must be at most \(hi), got \(v)") }
         return v
     }
 
-    func optionalInt(min lo: Int = Int.min) throws -> Int? { isMissing ? nil : try int(min: lo) }
+    func optionalInt(min lo: Int = Int.min, max hi: Int = 1_000_000_000) throws -> Int? { isMissing ? nil : try int(min: lo, max: hi) }
 
     func double(default d: Double? = nil) throws -> Double {
         if isMissing, let d { return d }
         guard let v = node?.float ?? node?.int.map(Double.init), node?.scalar != nil else {
             throw fail("expected a number, found \(describe)")
         }
+        guard v.isFinite else { throw fail("must be a finite number, got \(describe)") }
         return v
     }
 

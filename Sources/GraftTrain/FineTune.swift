@@ -160,8 +160,7 @@ public final class FineTuneJob {
     }
 
     public func run() throws -> FineTuneReport {
-        guard !config.stages.isEmpty else { throw TrainError("stages", "a fine-tuning run needs at least one stage") }
-        for s in config.stages where s.epochs <= 0 { throw TrainError("stage \(s.name)", "epochs must be positive, got \(s.epochs)") }
+        try config.validate()
         var resumePoint: (path: String, state: ResumeState)?
         if config.resume {
             let candidates = ["interrupted.h5", "last.h5"].map { URL(fileURLWithPath: config.outputDirectory).appendingPathComponent($0).path }

@@ -27,7 +27,7 @@ public enum LearningRateSchedule: Sendable, Equatable, Codable {
             let cosine = 0.5 * (1 + cos(Float.pi * progress))
             return lr * ((1 - alpha) * cosine + alpha)
         case .oneCycle(let total, let pct, let div, let finalDiv):
-            let up = max(1, Int(Float(total) * pct))
+            let up = max(1, Int((Double(total) * Double(pct)).rounded(.down)))   // pct in (0, 1]: at most total
             let start = lr / div, end = lr / (div * finalDiv)
             if step < up {
                 let p = Float(step) / Float(up)
@@ -39,22 +39,62 @@ public enum LearningRateSchedule: Sendable, Equatable, Codable {
     }
 
     /// Parses `constant`, `step:EVERY:FACTOR`, `exponential:STEPS:RATE`, `cosine[:WARMUP_EPOCHS[:ALPHA]]`,
-    /// `onecycle[:PCT]`, given the run's length.
+    /// `onecycle[:PCT]`, given the run's length. Every number is range-checked before it is converted (NaN, ±inf,
+    /// 1e30 and negative counts are errors naming the value, never a trap).
     public init(parsing text: String, epochs: Int, stepsPerEpoch: Int) throws {
-        let parts = text.split(separator: ":").map(String.init)
-        func number(_ i: Int, _ d: Float) throws -> Float {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        func number(_ i: Int, _ d: Double, _ what: String, in range: ClosedRange<Double>, above low: Bool = false) throws -> Double {
             guard i < parts.count else { return d }
-            guard let v = Float(parts[i]) else { throw TrainError("schedule", "\(parts[i]) is not a number in \(text)") }
+            guard let v = Double(parts[i]), v.isFinite, range.contains(v), !(low && v == range.lowerBound) else {
+                let bounds = low ? "above \(Self.format(range.lowerBound)) and at most \(Self.format(range.upperBound))"
+                    : "from \(Self.format(range.lowerBound)) to \(Self.format(range.upperBound))"
+                throw TrainError("schedule", "\(what) \"\(parts[i])\" in \(text) must be a number \(bounds)")
+            }
             return v
         }
-        let total = epochs * stepsPerEpoch
+        func whole(_ i: Int, _ d: Int, _ what: String, max: Int) throws -> Int {
+            let v = try number(i, Double(d), what, in: 1...Double(max))
+            guard let n = Int(exactly: v) else {
+                throw TrainError("schedule", "\(what) \"\(parts[i])\" in \(text) must be a whole number from 1 to \(max)")
+            }
+            return n
+        }
+        guard epochs >= 0, stepsPerEpoch >= 0 else { throw TrainError("schedule", "the run has a negative length") }
+        let (total, overflow) = epochs.multipliedReportingOverflow(by: stepsPerEpoch)
+        guard !overflow else { throw TrainError("schedule", "\(epochs) epochs of \(stepsPerEpoch) steps is too long a run") }
+        func arguments(_ n: Int) throws {
+            guard parts.count <= n + 1 else {
+                throw TrainError("schedule", "\(text) has \(parts.count - 1) values; \(parts[0]) takes at most \(n)")
+            }
+        }
         switch parts.first ?? "constant" {
-        case "constant": self = .constant
-        case "step": self = .step(everyEpochs: Int(try number(1, 10)), factor: try number(2, 0.1))
-        case "exponential": self = .exponential(decaySteps: Int(try number(1, Float(stepsPerEpoch))), rate: try number(2, 0.9))
-        case "cosine": self = .cosine(warmupSteps: Int(try number(1, 0) * Float(stepsPerEpoch)), totalSteps: total, alpha: try number(2, 0))
-        case "onecycle", "one-cycle": self = .oneCycle(totalSteps: total, pctStart: try number(1, 0.3), div: 25, finalDiv: 1e4)
+        case "constant":
+            try arguments(0)
+            self = .constant
+        case "step":
+            try arguments(2)
+            self = .step(everyEpochs: try whole(1, 10, "the epoch interval", max: 1_000_000),
+                         factor: Float(try number(2, 0.1, "the factor", in: 0...1e6, above: true)))
+        case "exponential":
+            try arguments(2)
+            self = .exponential(decaySteps: try whole(1, max(stepsPerEpoch, 1), "the decay steps", max: 1 << 40),
+                                rate: Float(try number(2, 0.9, "the decay rate", in: 0...1e6, above: true)))
+        case "cosine":
+            try arguments(2)
+            let warmup = try number(1, 0, "the warm-up epoch count", in: 0...Double(max(epochs, 0)))
+            let warmupSteps = warmup * Double(stepsPerEpoch)   // at most `total`, up to rounding
+            self = .cosine(warmupSteps: warmupSteps < Double(total) ? Int(warmupSteps.rounded(.down)) : total, totalSteps: total,
+                           alpha: Float(try number(2, 0, "alpha", in: 0...1)))
+        case "onecycle", "one-cycle":
+            try arguments(1)
+            self = .oneCycle(totalSteps: total, pctStart: Float(try number(1, 0.3, "the warm-up fraction", in: 0...1, above: true)),
+                             div: 25, finalDiv: 1e4)
         default: throw TrainError("schedule", "unknown schedule \"\(text)\" (constant, step, exponential, cosine, onecycle)")
         }
+    }
+
+    /// A bound as a person writes it (`1`, `0.5`, `1000000`).
+    static func format(_ v: Double) -> String {
+        v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v)
     }
 }

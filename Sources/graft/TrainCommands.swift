@@ -131,14 +131,33 @@ struct FineTune: ParsableCommand {
     var quiet = false
 
     func validate() throws {
-        guard batch > 0 else { throw ValidationError("--batch must be positive, got \(batch)") }
-        guard epochs > 0 else { throw ValidationError("--epochs must be positive, got \(epochs)") }
-        guard lr > 0 else { throw ValidationError("--lr must be positive, got \(lr)") }
+        guard FineTuneLimits.batchSize.contains(batch) else { throw ValidationError("--batch must be a whole number from 1 to \(FineTuneLimits.batchSize.upperBound), got \(batch)") }
+        guard FineTuneLimits.epochs.contains(epochs) else { throw ValidationError("--epochs must be a whole number from 1 to \(FineTuneLimits.epochs.upperBound), got \(epochs)") }
+        guard FineTuneLimits.epochs.contains(fineTuneEpochs) else { throw ValidationError("--fine-tune-epochs must be a whole number from 1 to \(FineTuneLimits.epochs.upperBound), got \(fineTuneEpochs)") }
+        guard lr.isFinite, lr > 0, Double(lr) <= FineTuneLimits.learningRate.upperBound else { throw ValidationError("--lr must be a number above 0 and at most 10, got \(lr)") }
+        guard headDropout.isFinite, headDropout >= 0, headDropout < 1 else { throw ValidationError("--head-dropout must be a number from 0 and below 1, got \(headDropout)") }
         if val != nil && valSplit != nil { throw ValidationError("give --val or --val-split, not both") }
         guard ["inference", "train"].contains(batchNorm) else { throw ValidationError("--batch-norm must be inference or train") }
         guard ImageFit(rawValue: fit) != nil else { throw ValidationError("--fit must be pad, resize, nearest, crop or pad-aspect") }
         guard HeadConfig.Pooling(rawValue: headPooling) != nil else { throw ValidationError("--head-pooling must be avg, max, flatten or none") }
         guard NaNPolicy(rawValue: nan) != nil else { throw ValidationError("--nan must be stop or skip, got \(nan)") }
+    }
+
+    /// The option that sets a run setting (`FineTuneConfig.validate` names settings by their recipe keys).
+    static func flag(forSetting key: String) -> String {
+        let parts = key.split(separator: ".").map(String.init)
+        if parts.count == 3, parts[0] == "stages" {
+            let second = parts[1] == "1"
+            switch parts[2] {
+            case "epochs": return second ? "--fine-tune-epochs" : "--epochs"
+            case "learning_rate": return second ? "--fine-tune-lr" : "--lr"
+            default: return "--" + parts[2].replacingOccurrences(of: "_", with: "-")
+            }
+        }
+        let flags = ["data.batch_size": "--batch", "data.validation_split": "--val-split", "data.limit_per_class": "--limit-per-class",
+                     "label_smoothing": "--label-smoothing", "data.classes": "--class-subset", "data.input_size": "--input-size",
+                     "model.head.classes": "--classes", "model.head.hidden": "--head-hidden", "model.head.dropout": "--head-dropout"]
+        return flags[key] ?? key
     }
 
     func config() throws -> FineTuneConfig {
@@ -206,6 +225,9 @@ struct FineTune: ParsableCommand {
 
     func run() throws {
         let c = try config()
+        do { try c.validate() } catch let e as TrainError {
+            throw ValidationError("\(Self.flag(forSetting: e.subject)): \(e.message)")
+        }
         Interrupt.install()
         let report = try FineTuneJob(c, graftVersion: graftVersion).run()
         print("run directory: \(report.runDirectory)")
