@@ -41,7 +41,9 @@ public struct FeatureExtractor {
         let url = URL(fileURLWithPath: path)
         let dir = url.deletingLastPathComponent()
         let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).part-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+        do { try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true) } catch {
+            throw TrainError(path, "cannot write features into \(dir.path) (\(FeatureSink.reason(error)))")
+        }
         defer { try? FileManager.default.removeItem(at: tmp) }
         let n = data.count
         let batches = epochBatches(count: n, batchSize: batchSize, shuffle: false, seed: 0)
@@ -54,7 +56,7 @@ public struct FeatureExtractor {
             y = try pool(y)
             let b = y.shape[0]
             width = y.count / max(b, 1)
-            if sink == nil { sink = try FeatureSink(format: format, directory: tmp, rows: n, width: width) }
+            if sink == nil { sink = try FeatureSink(format: format, output: path, directory: tmp, rows: n, width: width) }
             try sink?.append(y.scalars, labels: Array(data.labels[row..<(row + b)]), ids: Array(data.ids[row..<(row + b)]))
             row += b
             bar.update(row / max(batchSize, 1) + (row % batchSize == 0 ? 0 : 1), images: row, metrics: [])
@@ -77,6 +79,8 @@ public struct FeatureExtractor {
 /// Streams feature rows into the chosen format inside a scratch folder, then moves the result into place.
 final class FeatureSink {
     let format: FeatureFormat
+    /// The file being written (errors name it) and the scratch folder it is written in.
+    let output: String
     let directory: URL
     let rows: Int
     let width: Int
@@ -87,24 +91,51 @@ final class FeatureSink {
     var h5: HDF5File?
     var h5Features: HDF5Dataset?
 
-    init(format: FeatureFormat, directory: URL, rows: Int, width: Int) throws {
+    /// Why a file operation failed, in a few words (the system's reason, not Foundation's whole error).
+    static func reason(_ error: Error) -> String {
+        let ns = error as NSError
+        if let posix = (ns.userInfo[NSUnderlyingErrorKey] as? NSError), posix.domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(Int32(posix.code)))
+        }
+        if ns.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(ns.code))) }
+        return ns.localizedDescription
+    }
+
+    /// A new file `url` holding `header`, open for appending.
+    static func appendable(_ url: URL, header: Data) throws -> FileHandle {
+        guard FileManager.default.createFile(atPath: url.path, contents: header) else {
+            throw TrainError(url.deletingLastPathComponent().path, "cannot create \(url.lastPathComponent) (\(String(cString: strerror(errno))))")
+        }
+        do {
+            let h = try FileHandle(forWritingTo: url)
+            try h.seekToEnd()
+            return h
+        } catch {
+            throw TrainError(url.path, "cannot write (\(reason(error)))")
+        }
+    }
+
+    /// Appends `data` to the open file, or throws naming it (a full disk, an I/O error).
+    func write(_ data: Data) throws {
+        guard let handle else { return }
+        do { try handle.write(contentsOf: data) } catch {
+            throw TrainError(output, "writing the features failed (\(Self.reason(error)))")
+        }
+    }
+
+    init(format: FeatureFormat, output: String, directory: URL, rows: Int, width: Int) throws {
         self.format = format
+        self.output = output
         self.directory = directory
         self.rows = rows
         self.width = width
         labels.reserveCapacity(rows)
         switch format {
         case .npy, .npz:
-            let url = directory.appendingPathComponent("features.npy")
-            FileManager.default.createFile(atPath: url.path, contents: NPY.header(shape: [rows, width], descr: "<f4"))
-            handle = try FileHandle(forWritingTo: url)
-            handle?.seekToEndOfFile()
+            handle = try Self.appendable(directory.appendingPathComponent("features.npy"), header: NPY.header(shape: [rows, width], descr: "<f4"))
         case .csv:
-            let url = directory.appendingPathComponent("features.csv")
             let header = "id,label," + (0..<width).map { "f\($0)" }.joined(separator: ",") + "\n"
-            FileManager.default.createFile(atPath: url.path, contents: Data(header.utf8))
-            handle = try FileHandle(forWritingTo: url)
-            handle?.seekToEndOfFile()
+            handle = try Self.appendable(directory.appendingPathComponent("features.csv"), header: Data(header.utf8))
         case .h5:
             let file = try HDF5File.create(directory.appendingPathComponent("features.h5").path)
             h5 = file
@@ -117,14 +148,14 @@ final class FeatureSink {
         ids += batchIds
         switch format {
         case .npy, .npz:
-            values.withUnsafeBufferPointer { handle?.write(Data(buffer: $0)) }
+            try values.withUnsafeBufferPointer { try write(Data(buffer: $0)) }
         case .csv:
             var text = ""
             for (k, id) in batchIds.enumerated() {
                 let quoted = id.contains(",") || id.contains("\"") ? "\"\(id.replacingOccurrences(of: "\"", with: "\"\""))\"" : id
                 text += "\(quoted),\(batchLabels[k])," + values[(k * width)..<((k + 1) * width)].map { "\($0)" }.joined(separator: ",") + "\n"
             }
-            handle?.write(Data(text.utf8))
+            try write(Data(text.utf8))
         case .h5:
             try h5Features?.writeRows(values, start: written)
         }
@@ -132,7 +163,12 @@ final class FeatureSink {
     }
 
     func finish(into path: String, classNames: [String]) throws {
-        try handle?.close()
+        do {
+            try handle?.synchronize()   // a full disk can show only now
+            try handle?.close()
+        } catch {
+            throw TrainError(path, "writing the features failed (\(Self.reason(error)))")
+        }
         let url = URL(fileURLWithPath: path)
         let dir = url.deletingLastPathComponent()
         func moveIntoPlace(_ from: URL, _ to: URL) throws {

@@ -72,4 +72,22 @@ struct DiskFullTests {
             #expect(left == ["filler", "model.h5"], "temporary files left behind: \(left)")
         }
     }
+
+    /// Features that do not fit: `extract` to each format on a disk of 256 KB (Fashion-MNIST test features of the
+    /// LeNet-5 checkpoint need megabytes) exits 1 with one line naming the output, leaves no `.part-*` folder, and
+    /// writes nothing in place. (`.npy`, `.npz` and `.csv` trapped in a non-throwing FileHandle.write.)
+    @Test(.enabled(if: canMount && TrainCommandTests.available, "needs root, mount and dataset-fashion-mnist"),
+          arguments: ["npy", "npz", "csv", "h5"])
+    func extractOnAFullDiskFailsCleanly(_ format: String) throws {
+        try Self.withSmallDisk(kilobytes: 256) { disk in
+            let checkpoint = Self.root.appendingPathComponent("pretrained/lenet5-fashion-0to4.h5").path
+            let out = disk.appendingPathComponent("features.\(format)").path
+            let r = try TestSupport.runGraft(["extract", checkpoint, "--layer", "flatten", "--pooling", "none", "--data", "fashion-mnist:test", "--output", out, "--quiet"])
+            #expect(r.status == 1, "\(format): exit \(r.status): \(r.stderr)")
+            #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+            #expect(r.stderr.contains(disk.path), "\(r.stderr)")
+            let left = try FileManager.default.contentsOfDirectory(atPath: disk.path)
+            #expect(left.isEmpty, "\(format): left \(left)")
+        }
+    }
 }
