@@ -33,6 +33,7 @@ public enum DataSource {
         if FileManager.default.fileExists(atPath: spec, isDirectory: &isDir) {
             if isDir.boolValue { return try folder(spec, skipBad: skipBad) }
             if spec.lowercased().hasSuffix(".csv") { return try csv(spec, skipBad: skipBad) }
+            if let problem = DataFile.problem(spec) { throw DataError(spec, problem) }
             throw DataError(spec, "not a data source: give a class folder, a .csv, an .npz, X.npy,Y.npy, idx:… or fashion-mnist:…")
         }
         throw DataError(spec, "no such file or folder, and not a built-in source (fashion-mnist:train, fashion-mnist:test)")
@@ -56,6 +57,7 @@ public enum DataSource {
     /// An `.npz` (as `numpy.savez` or `savez_compressed` write it) holding `x` and `y`.
     public static func npz(_ path: String) throws -> ImageDataset {
         let archive: Archive
+        if let problem = DataFile.problem(path) { throw DataError(path, problem) }
         do {
             archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read)
         } catch {
@@ -103,7 +105,9 @@ public enum DataSource {
 
     /// A CSV of `path,label` rows, with an optional header; paths relative to the CSV's folder.
     public static func csv(_ path: String, skipBad: Bool) throws -> (source: any ImageSource, skipped: Int) {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw DataError(path, "cannot read the CSV as UTF-8 text") }
+        guard let text = String(data: try DataFile.read(path, limit: 1 << 30), encoding: .utf8) else {
+            throw DataError(path, "cannot read the CSV as UTF-8 text")
+        }
         let base = (path as NSString).deletingLastPathComponent
         var rows: [(String, String, Int)] = []
         for (n, raw) in text.split(whereSeparator: \.isNewline).enumerated() {
@@ -172,6 +176,7 @@ public struct FileDataset: ImageSource {
 
     /// A quick check that a file exists and starts like a PNG or JPEG; nil when fine, else the problem.
     static func check(_ path: String) -> String? {
+        if let problem = DataFile.problem(path) { return problem }
         guard let h = FileHandle(forReadingAtPath: path) else {
             return FileManager.default.fileExists(atPath: path) ? "cannot be read" : "file is missing"
         }

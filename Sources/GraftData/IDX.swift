@@ -14,14 +14,8 @@ public struct DataError: Error, CustomStringConvertible, Sendable {
 
 /// Reads a whole file, gunzipping it when it is gzip-compressed (by content, not name).
 public func readMaybeGzip(_ path: String, limit: Int = 2 << 30) throws -> [UInt8] {
-    guard FileManager.default.fileExists(atPath: path) else { throw DataError(path, "file not found") }
-    guard let head = FileHandle(forReadingAtPath: path) else { throw DataError(path, "cannot open") }
-    let magic = (try? head.read(upToCount: 2)) ?? Data()
-    try? head.close()
-    if magic != Data([0x1F, 0x8B]) {
-        guard let data = FileManager.default.contents(atPath: path) else { throw DataError(path, "cannot read") }
-        return [UInt8](data)
-    }
+    let data = try DataFile.read(path, limit: limit)   // a regular file only (a FIFO would block gzopen for ever)
+    if data.prefix(2) != Data([0x1F, 0x8B]) { return [UInt8](data) }
     guard let gz = gzopen(path, "rb") else { throw DataError(path, "cannot open gzip stream") }
     defer { gzclose(gz) }
     var out: [UInt8] = []

@@ -8,10 +8,7 @@ public enum ImageDecoder {
     public static let maxPixels = 64 << 20
 
     public static func decode(file path: String) throws -> (pixels: [Float], shape: [Int]) {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw DataError(path, FileManager.default.fileExists(atPath: path) ? "cannot read the image" : "image file not found")
-        }
-        return try decode([UInt8](data), name: path)
+        try decode([UInt8](try DataFile.read(path, limit: 1 << 30)), name: path)
     }
 
     public static func decode(_ bytes: [UInt8], name: String) throws -> (pixels: [Float], shape: [Int]) {

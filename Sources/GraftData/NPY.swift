@@ -15,9 +15,8 @@ public enum NPY {
 
     /// Reads an array as Float32 values with its shape.
     public static func read(_ path: String) throws -> Tensor {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw NPYError(file: path, message: FileManager.default.fileExists(atPath: path) ? "cannot read" : "file not found")
-        }
+        let data: Data
+        do { data = try DataFile.read(path) } catch let e as DataError { throw NPYError(file: path, message: e.message) }
         return try decode(data, file: path)
     }
 

@@ -87,11 +87,8 @@ public final class HDF5File {
     /// `whileChecking` runs while the integrity check reads the file (see `HDF5Guard`), if one does.
     public static func open(_ path: String, writable: Bool = false, whileChecking: HDF5Guard.WhileChecking? = nil) throws -> HDF5File {
         HDF5Runtime.quiet()
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
-            throw HDF5Error(.fileNotFound, file: path)
-        }
-        if isDir.boolValue { throw HDF5Error(.cannotOpen, file: path, detail: "is a directory") }
+        guard FileManager.default.fileExists(atPath: path) else { throw HDF5Error(.fileNotFound, file: path) }
+        if let problem = regularFileProblem(path) { throw HDF5Error(.cannotOpen, file: path, detail: problem) }
         guard FileManager.default.isReadableFile(atPath: path) else {
             throw HDF5Error(.cannotOpen, file: path, detail: "permission denied")
         }
@@ -107,6 +104,20 @@ public final class HDF5File {
             throw HDF5Error(.cannotOpen, file: path, detail: HDF5Runtime.takeErrorStack())
         }
         return HDF5File(id: fid, path: path, writable: writable, checkedStrings: checkedStrings)
+    }
+
+    /// Nil when `path` is a regular file (links followed), else what it is instead: a FIFO would block the reading
+    /// child and this process for ever, a device never ends, a directory is no file.
+    public static func regularFileProblem(_ path: String) -> String? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return String(cString: strerror(errno)) }
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: return nil
+        case S_IFDIR: return "is a directory"
+        case S_IFIFO: return "is a FIFO (named pipe), not a regular file"
+        case S_IFCHR, S_IFBLK: return "is a device, not a regular file"
+        default: return "is not a regular file"
+        }
     }
 
     /// Creates a new file. With `overwrite` an existing file is truncated; otherwise it is an error.

@@ -27,6 +27,7 @@ public enum KerasLoader {
 
     private static func loadAll(_ path: String, architecture: String?, allowMissing: [String]) throws -> LoadedModel {
         guard FileManager.default.fileExists(atPath: path) else { throw KerasError("\(path): file not found") }
+        if let problem = HDF5File.regularFileProblem(path) { throw KerasError("\(path): \(problem)") }
         if path.hasSuffix(".keras") || isZip(path) {
             return try loadArchive(path, allowMissing: allowMissing)
         }
@@ -91,6 +92,7 @@ public enum KerasLoader {
     public static func loadArchitecture(_ path: String) throws -> Model {
         if path.hasPrefix("zoo:") { return try zooArchitecture(String(path.dropFirst(4))) }
         guard FileManager.default.fileExists(atPath: path) else { throw KerasError("\(path): architecture file not found") }
+        if let problem = HDF5File.regularFileProblem(path) { throw KerasError("\(path): \(problem)") }
         do {
             if path.hasSuffix(".json") {
                 let json = try String(contentsOfFile: path, encoding: .utf8)

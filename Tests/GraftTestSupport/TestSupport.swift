@@ -30,10 +30,14 @@ public enum TestSupport {
         public let status: Int32
         public let stdout: String
         public let stderr: String
+        /// True when the process ran past its time limit and was killed.
+        public var timedOut = false
     }
 
-    /// Runs the `graft` binary with `arguments` and returns its exit status and output.
-    public static func runGraft(_ arguments: [String], environment: [String: String] = [:]) throws -> ProcessResult {
+    /// Runs the `graft` binary with `arguments` and returns its exit status and output. A run still going after
+    /// `timeout` seconds is killed (`timedOut`), so a hang fails its test instead of the whole suite.
+    public static func runGraft(_ arguments: [String], environment: [String: String] = [:],
+                                timeout: Double = 600) throws -> ProcessResult {
         let process = Process()
         process.executableURL = graftExecutable
         process.arguments = arguments
@@ -44,11 +48,20 @@ public enum TestSupport {
         process.standardOutput = out
         process.standardError = err
         try process.run()
+        final class Flag: @unchecked Sendable { var value = false }
+        let killed = Flag()
+        let pid = process.processIdentifier
+        let watchdog = DispatchWorkItem {
+            killed.value = true
+            kill(pid, SIGKILL)
+        }
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         let errData = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
+        watchdog.cancel()
         return ProcessResult(status: process.terminationStatus,
                              stdout: String(decoding: outData, as: UTF8.self),
-                             stderr: String(decoding: errData, as: UTF8.self))
+                             stderr: String(decoding: errData, as: UTF8.self), timedOut: killed.value)
     }
 }
