@@ -57,6 +57,7 @@ let package = Package(
         .testTarget(name: "GraftKerasTests", dependencies: ["GraftKeras", "GraftHDF5", "GraftData", "GraftTestSupport"]),
         .testTarget(name: "GraftDataTests", dependencies: ["GraftData", "GraftTestSupport"]),
         .testTarget(name: "GraftTrainTests", dependencies: ["GraftTrain", "GraftKeras", "GraftTestSupport", "ZIPFoundation"]),
+        .testTarget(name: "GraftRecipesTests", dependencies: ["GraftRecipes", "GraftTestSupport"]),
         .testTarget(name: "graftTests", dependencies: ["graft", "GraftData", "GraftTestSupport"]),
     ]
 )

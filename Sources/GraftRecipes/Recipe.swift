@@ -48,14 +48,19 @@ public struct Recipe: Sendable {
 
     /// Parses and validates a recipe file, after applying `--set key.path=value` overrides.
     public static func load(_ path: String, overrides: [String] = []) throws -> Recipe {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw RecipeError(file: path, line: nil, key: "", message: FileManager.default.fileExists(atPath: path) ? "cannot read the recipe" : "recipe not found")
+        let data: Data
+        do { data = try DataFile.read(path, limit: RecipeText.maxBytes) } catch let e as DataError {
+            throw RecipeError(file: path, line: nil, key: "", message: FileManager.default.fileExists(atPath: path) ? e.message : "recipe not found")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw RecipeError(file: path, line: nil, key: "", message: "cannot read the recipe as UTF-8 text")
         }
         return try parse(text, file: path, overrides: overrides)
     }
 
     public static func parse(_ text: String, file: String, overrides: [String] = []) throws -> Recipe {
         var root: Node
+        try RecipeText.check(text, file: file)
         do {
             guard let n = try Yams.compose(yaml: text) else { throw RecipeError(file: file, line: nil, key: "", message: "the recipe is empty") }
             root = n
@@ -213,6 +218,7 @@ public struct Recipe: Sendable {
         }
         let path = override[..<eq].split(separator: ".").map(String.init)
         let valueText = String(override[override.index(after: eq)...])
+        try RecipeText.check(valueText, file: file, key: path.joined(separator: "."))
         let value = (try? Yams.compose(yaml: valueText)) ?? nil ?? Node(valueText)
         func set(_ node: Node, _ keys: ArraySlice<String>) throws -> Node {
             guard let k = keys.first else { return value }
