@@ -54,7 +54,7 @@ let package = Package(
         .testTarget(name: "GraftHDF5Tests", dependencies: ["GraftHDF5", "GraftTestSupport"]),
         .testTarget(name: "GraftTensorTests", dependencies: ["GraftTensor", "CGraftSIMD"]),
         .testTarget(name: "GraftNNTests", dependencies: ["GraftNN"]),
-        .testTarget(name: "GraftKerasTests", dependencies: ["GraftKeras", "GraftHDF5", "GraftData", "GraftTestSupport"]),
+        .testTarget(name: "GraftKerasTests", dependencies: ["GraftKeras", "GraftHDF5", "GraftData", "GraftTestSupport", "ZIPFoundation"]),
         .testTarget(name: "GraftDataTests", dependencies: ["GraftData", "GraftTestSupport"]),
         .testTarget(name: "GraftTrainTests", dependencies: ["GraftTrain", "GraftKeras", "GraftTestSupport", "ZIPFoundation"]),
         .testTarget(name: "GraftRecipesTests", dependencies: ["GraftRecipes", "GraftTestSupport"]),

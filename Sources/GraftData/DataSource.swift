@@ -63,12 +63,25 @@ public enum DataSource {
         } catch {
             throw DataError(path, FileManager.default.fileExists(atPath: path) ? "not a readable .npz (zip) file" : "file not found")
         }
+        var names = Set<String>()
+        for entry in archive where !names.insert(entry.path).inserted {
+            throw DataError(path, "holds two entries named \(entry.path) (NumPy would read the last one); refusing an ambiguous archive")
+        }
+        // Counted as the bytes inflate (a header's declared size proves nothing): at most 4 GiB and a quarter of
+        // the machine's memory per array.
+        let limit = Int(min(UInt64(4) << 30, ProcessInfo.processInfo.physicalMemory / 4))
+        struct TooLarge: Error {}
         func array(_ name: String) throws -> Tensor {
             guard let entry = archive["\(name).npy"] else { throw DataError(path, "has no array \(name) (expected x and y)") }
-            guard entry.uncompressedSize < 4 << 30 else { throw DataError(path, "array \(name) is too large") }
+            guard entry.uncompressedSize <= UInt64(limit) else { throw DataError(path, "array \(name) is too large") }
             var data = Data()
             do {
-                _ = try archive.extract(entry, skipCRC32: false) { data.append($0) }
+                _ = try archive.extract(entry, skipCRC32: false) { chunk in
+                    guard data.count + chunk.count <= limit else { throw TooLarge() }
+                    data.append(chunk)
+                }
+            } catch is TooLarge {
+                throw DataError(path, "array \(name) inflates to more than \(limit >> 20) MiB (its header declares \(entry.uncompressedSize) bytes)")
             } catch {
                 throw DataError(path, "cannot extract \(name).npy (\(error))")
             }

@@ -148,23 +148,43 @@ public enum KerasLoader {
         return magic == Data([0x50, 0x4B, 0x03, 0x04])
     }
 
-    /// Reads a `.keras` archive: `config.json`, `metadata.json` (Keras version) and, if asked, extracts `model.weights.h5`.
-    static func readArchive(_ path: String, extractWeightsTo destination: URL?) throws -> (config: String, version: String?, weights: URL?) {
+    /// Reads a `.keras` archive: `config.json`, `metadata.json` (Keras version) and, if asked, extracts
+    /// `model.weights.h5`. Sizes are counted as the bytes inflate, not taken from the zip's headers: the config and
+    /// metadata may be at most 64 MiB, the weights at most `weightsLimit` bytes. An archive holding two entries of one
+    /// name is refused (Keras reads the last, a plain reader the first: the two would see different models).
+    static func readArchive(_ path: String, extractWeightsTo destination: URL?,
+                            weightsLimit: (_ config: String, _ version: String?) throws -> Int = { _, _ in 16 << 30 }) throws -> (config: String, version: String?, weights: URL?) {
         let archive: Archive
         do {
             archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read)
         } catch {
             throw KerasError("\(path): not a readable .keras (zip) archive")
         }
+        var names = Set<String>()
+        for entry in archive where !names.insert(entry.path).inserted {
+            throw KerasError("\(path): holds two entries named \(entry.path) (Keras would read the last one); refusing an ambiguous archive")
+        }
+        /// Inflates `entry` into `sink`, stopping with an error once more than `limit` bytes came out.
+        func inflate(_ entry: Entry, limit: Int, _ sink: (Data) throws -> Void) throws {
+            var total = 0
+            do {
+                _ = try archive.extract(entry, skipCRC32: false) { chunk in
+                    total += chunk.count
+                    guard total <= limit else { throw ArchiveLimit.exceeded }
+                    try sink(chunk)
+                }
+            } catch ArchiveLimit.exceeded {
+                throw KerasError("\(path): \(entry.path) inflates to more than \(limit >> 20) MiB (its header declares \(entry.uncompressedSize) bytes)")
+            } catch let e as KerasError {
+                throw e
+            } catch {
+                throw KerasError("\(path): cannot extract \(entry.path) (\(error))")
+            }
+        }
         func text(_ name: String) throws -> String? {
             guard let entry = archive[name] else { return nil }
-            guard entry.uncompressedSize < 256 << 20 else { throw KerasError("\(path): \(name) is implausibly large") }
             var data = Data()
-            do {
-                _ = try archive.extract(entry, skipCRC32: false) { data.append($0) }
-            } catch {
-                throw KerasError("\(path): cannot extract \(name) (\(error))")
-            }
+            try inflate(entry, limit: 64 << 20) { data.append($0) }
             return String(decoding: data, as: UTF8.self)
         }
         guard let config = try text("config.json") else { throw KerasError("\(path): archive has no config.json") }
@@ -176,30 +196,47 @@ public enum KerasLoader {
         var weightsURL: URL?
         if let destination {
             guard let entry = archive["model.weights.h5"] else { throw KerasError("\(path): archive has no model.weights.h5") }
+            let limit = try weightsLimit(config, version)
             let url = destination.appendingPathComponent("model.weights.h5")
-            do {
-                _ = try archive.extract(entry, to: url, skipCRC32: false)
-            } catch {
-                throw KerasError("\(path): cannot extract model.weights.h5 (\(error))")
+            guard FileManager.default.createFile(atPath: url.path, contents: nil), let out = FileHandle(forWritingAtPath: url.path) else {
+                throw KerasError("\(path): cannot stage model.weights.h5 in \(destination.path)")
+            }
+            defer { try? out.close() }
+            try inflate(entry, limit: limit) { chunk in
+                do { try out.write(contentsOf: chunk) } catch {
+                    throw KerasError("\(path): cannot stage model.weights.h5 in \(destination.path) (\(error.localizedDescription))")
+                }
             }
             weightsURL = url
         }
         return (config, version, weightsURL)
     }
 
+    private enum ArchiveLimit: Error { case exceeded }
+
     static func loadArchive(_ path: String, allowMissing: [String]) throws -> LoadedModel {
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("graft-keras-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: tmp) }
-        let (config, version, weights) = try readArchive(path, extractWeightsTo: tmp)
-        let model: Model
-        do {
-            model = try KerasModelBuilder.build(json: config, kerasVersion: version)
-        } catch let e as KerasError {
-            throw KerasError("\(path): \(e.message)")
-        } catch let e as LayerError {
-            throw KerasError("\(path): \(e)")
+        // The model is built from the config first: its parameter count bounds the weights file (twice the
+        // parameters' bytes and 64 MiB of HDF5 structure), whatever the zip declares.
+        var built: Model?
+        func build(_ config: String, _ version: String?) throws -> Model {
+            do {
+                return try KerasModelBuilder.build(json: config, kerasVersion: version)
+            } catch let e as KerasError {
+                throw KerasError("\(path): \(e.message)")
+            } catch let e as LayerError {
+                throw KerasError("\(path): \(e)")
+            }
         }
+        let (config, version, weights) = try readArchive(path, extractWeightsTo: tmp, weightsLimit: { config, version in
+            let model = try build(config, version)
+            built = model
+            let (bytes, overflow) = model.parameterCounts.total.multipliedReportingOverflow(by: 8)
+            return overflow ? Int.max : bytes + (64 << 20)
+        })
+        let model = try built ?? build(config, version)
         guard let weights else { throw KerasError("\(path): archive has no weights") }
         let root = try HDF5File.open(weights.path).root()
         let tensors = try KerasWeights.readKeras3(root, model: model, source: "\(path)!model.weights.h5")
