@@ -76,6 +76,27 @@ public final class HDF5Dataset: HDF5Object {
         return nil
     }
 
+    /// Why reading `declaredBytes` from this dataset would make up data the file does not hold, or nil. Unwritten
+    /// storage reads as fill values, so a 146 KB file could declare gigabytes (it once made `predict` allocate
+    /// 4.3 GB and exit 0): unfiltered data must be stored whole, and compressed data may inflate at most 1100×
+    /// (deflate's limit is about 1032×). Datasets under 64 KiB are not checked.
+    func storageProblem(declaredBytes: Int) -> String? {
+        guard declaredBytes >= 64 << 10 else { return nil }
+        HDF5Runtime.quiet()
+        defer { _ = HDF5Runtime.takeErrorStack() }
+        let stored = Int(clamping: H5Dget_storage_size(id))
+        if stored == 0 { return "declares \(declaredBytes) bytes but none are stored in the file" }
+        let dcpl = H5Dget_create_plist(id)
+        guard dcpl >= 0 else { return "its storage properties cannot be read" }
+        defer { H5Pclose(dcpl) }
+        if H5Pget_nfilters(dcpl) == 0 {
+            return stored >= declaredBytes ? nil : "declares \(declaredBytes) bytes but only \(stored) are stored in the file"
+        }
+        let (limit, overflow) = stored.multipliedReportingOverflow(by: 1100)
+        return overflow || declaredBytes <= limit ? nil
+            : "declares \(declaredBytes) bytes from \(stored) compressed ones, more than any real compression gives"
+    }
+
     /// Where a contiguous dataset's bytes lie in the file (offset, size), or nil when not allocated or not contiguous.
     public func contiguousExtent() -> (offset: Int, size: Int)? {
         HDF5Runtime.quiet()
@@ -181,6 +202,7 @@ struct HDF5Reader {
         let dims = try shape()
         let count = try HDF5Shape.elementCount(dims, elementSize: MemoryLayout<T>.stride, file: object.file.path, path: where_)
         if count == 0 { return [] }
+        try requireStored(elements: count, type: type)
         // Uninitialised storage: a generic `[T](repeating:count:)` initialises element by element.
         return try [T](unsafeUninitializedCapacity: count) { buf, initialized in
             let status = readInto(T.hdf5NativeType, UnsafeMutableRawPointer(buf.baseAddress!))
@@ -199,10 +221,19 @@ struct HDF5Reader {
         guard count == buffer.count else {
             throw err(.invalidArgument, "holds \(count) values, read into \(buffer.count)")
         }
+        try requireStored(elements: count, type: type)
         guard count > 0, let base = buffer.baseAddress else { return }
         guard readInto(T.hdf5NativeType, UnsafeMutableRawPointer(base)) >= 0 else {
             throw err(.readFailed, HDF5Runtime.takeErrorStack())
         }
+    }
+
+    /// For a dataset: refuses to read values the file does not hold (see `HDF5Dataset.storageProblem`).
+    private func requireStored(elements: Int, type: HDF5DataType) throws {
+        guard label == nil, let ds = object as? HDF5Dataset else { return }
+        let size = try withType { Int(H5Tget_size($0)) }
+        let (bytes, overflow) = elements.multipliedReportingOverflow(by: max(size, 1))
+        if let problem = ds.storageProblem(declaredBytes: overflow ? Int.max : bytes) { throw err(.tooLarge, problem) }
     }
 
     func readStrings() throws -> [String] {

@@ -103,4 +103,40 @@ struct HostileFileTests {
         #expect(throws: HDF5Error.self) { try HDF5File.open(path).dataset("/s1") }
         #expect(Date().timeIntervalSince(started) < 10)
     }
+
+    /// A chunked dataset declared at 1 GiB and never written (a 146 KB file made `predict` allocate 4.3 GB of fill
+    /// values), compressed or not, and one written only in part: refused before anything is allocated.
+    @Test(arguments: [false, true])
+    func declaredButUnstoredDataIsRefused(_ compressed: Bool) throws {
+        let path = try Self.craft("unstored.h5") { f in
+            var dims = [hsize_t(1 << 28)], chunk = [hsize_t(1 << 16)]
+            let space = H5Screate_simple(1, &dims, nil)
+            let dcpl = H5Pcreate(graft_H5P_DATASET_CREATE())
+            H5Pset_chunk(dcpl, 1, &chunk)
+            if compressed { H5Pset_deflate(dcpl, 4) }
+            H5Dclose(H5Dcreate2(f, "never_written", graft_H5T_IEEE_F32LE(), space, graft_H5P_DEFAULT(), dcpl, graft_H5P_DEFAULT()))
+            // One chunk written of 4096.
+            let d = H5Dcreate2(f, "partly_written", graft_H5T_IEEE_F32LE(), space, graft_H5P_DEFAULT(), dcpl, graft_H5P_DEFAULT())
+            var count = [hsize_t(1 << 16)], start = [hsize_t(0)]
+            let fileSpace = H5Dget_space(d)
+            H5Sselect_hyperslab(fileSpace, H5S_SELECT_SET, &start, nil, &count, nil)
+            let memSpace = H5Screate_simple(1, &count, nil)
+            var values = [Float](repeating: 1, count: 1 << 16)
+            H5Dwrite(d, graft_H5T_NATIVE_FLOAT(), memSpace, fileSpace, graft_H5P_DEFAULT(), &values)
+            H5Sclose(memSpace)
+            H5Sclose(fileSpace)
+            H5Dclose(d)
+            H5Pclose(dcpl)
+            H5Sclose(space)
+        }
+        for name in ["never_written", "partly_written"] where !(compressed && name == "partly_written") {
+            do {
+                _ = try HDF5File.open(path).dataset(name).read(Float.self)
+                Issue.record("\(name) read")
+            } catch let e as HDF5Error {
+                #expect(e.kind == .tooLarge && e.path == "/\(name)" && e.detail.contains("stored"), "\(e)")
+            }
+        }
+        #expect(throws: HDF5Error.self) { try HDF5File.open(path).readEverything() }
+    }
 }
