@@ -10,19 +10,13 @@ import GraftTensor
 public final class RunDirectory {
     public let url: URL
     public private(set) var records: [EpochRecord] = []
+    /// Held for as long as this value lives: a run folder belongs to one process at a time.
+    private let lock: RunLock
 
     /// Opens (creating) a run directory. With `keepRecordsThrough`, the existing `metrics.jsonl` is read back and
     /// its records up to that many epochs kept (resuming).
     public init(_ path: String, keepRecordsThrough epochs: Int? = nil) throws {
         url = URL(fileURLWithPath: path)
-        defer {
-            if let epochs, let text = try? String(contentsOf: url.appendingPathComponent("metrics.jsonl"), encoding: .utf8) {
-                let decoder = JSONDecoder()
-                decoder.keyDecodingStrategy = .convertFromSnakeCase
-                records = text.split(separator: "\n").compactMap { try? decoder.decode(EpochRecord.self, from: Data($0.utf8)) }
-                    .filter { $0.epoch <= epochs }
-            }
-        }
         do {
             try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         } catch {
@@ -33,7 +27,14 @@ public final class RunDirectory {
             throw TrainError(path, "the run directory is not writable")
         }
         try? FileManager.default.removeItem(at: probe)
+        lock = try RunLock.acquire(url)
         removeStaleTemporaryFiles()
+        if let epochs, let text = try? String(contentsOf: url.appendingPathComponent("metrics.jsonl"), encoding: .utf8) {
+            let decoder = JSONDecoder()
+            decoder.keyDecodingStrategy = .convertFromSnakeCase
+            records = text.split(separator: "\n").compactMap { try? decoder.decode(EpochRecord.self, from: Data($0.utf8)) }
+                .filter { $0.epoch <= epochs }
+        }
     }
 
     /// Temporary files (`.last.h5.tmp-PID-N`) left by a process that was killed mid-write (kill -9, power loss)
@@ -180,5 +181,59 @@ public enum TrainingCheckpoint {
             optimizer.slots = slots
         }
         return (epoch, stage)
+    }
+}
+
+/// The exclusive lock on a run folder (`flock` on `.graft-run.lock`, which holds the owner's process id). Another
+/// process that asks for it is refused at once, naming the holder; within one process the lock is shared (a recipe
+/// and the fine-tuning job it runs both open the folder), and it is released when the last holder ends or the
+/// process dies, however it dies.
+final class RunLock: @unchecked Sendable {
+    private static let table = Table()
+    private final class Table: @unchecked Sendable {
+        let lock = NSLock()
+        var held: [String: (fd: Int32, count: Int)] = [:]
+    }
+    private let key: String
+
+    private init(key: String) { self.key = key }
+
+    static func acquire(_ directory: URL) throws -> RunLock {
+        let key = directory.resolvingSymlinksInPath().standardizedFileURL.path
+        let t = table
+        t.lock.lock()
+        defer { t.lock.unlock() }
+        if let entry = t.held[key] {
+            t.held[key] = (entry.fd, entry.count + 1)
+            return RunLock(key: key)
+        }
+        let file = directory.appendingPathComponent(".graft-run.lock").path
+        let fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw TrainError(directory.path, "cannot create its lock file (\(String(cString: strerror(errno))))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            var buffer = [UInt8](repeating: 0, count: 32)
+            let n = pread(fd, &buffer, buffer.count, 0)
+            close(fd)
+            let holder = n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : "?"
+            throw TrainError(directory.path, "is in use by another graft run (process \(holder)); wait for it to finish or choose another output folder")
+        }
+        let pid = Array("\(getpid())\n".utf8)
+        _ = ftruncate(fd, 0)
+        _ = pwrite(fd, pid, pid.count, 0)
+        t.held[key] = (fd, 1)
+        return RunLock(key: key)
+    }
+
+    deinit {
+        let t = Self.table
+        t.lock.lock()
+        defer { t.lock.unlock() }
+        guard let entry = t.held[key] else { return }
+        if entry.count > 1 {
+            t.held[key] = (entry.fd, entry.count - 1)
+        } else {
+            t.held[key] = nil
+            close(entry.fd)   // releases the flock
+        }
     }
 }
