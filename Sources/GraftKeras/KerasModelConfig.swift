@@ -168,31 +168,40 @@ public enum KerasModelBuilder {
                 pending.append((PendingCall(layerName: layerName, nodeIndex: k, refs: c.refs), l))
             }
         }
-        // Add calls whose inputs exist; repeat until everything is placed (configs are not always topologically sorted).
-        while !pending.isEmpty {
-            var progressed = false
-            var rest: [(call: PendingCall, layer: any Layer)] = []
-            for p in pending {
-                if p.call.refs.allSatisfy({ nodeOf[TensorRef(layer: $0.layer, node: $0.node, tensor: 0)] != nil }) {
-                    for r in p.call.refs where r.tensor != 0 {
-                        throw KerasError("layer \(p.call.layerName): input \(r.layer)[\(r.node)][\(r.tensor)]: multi-output layers are not supported")
-                    }
-                    let inputs = p.call.refs.compactMap { nodeOf[TensorRef(layer: $0.layer, node: $0.node, tensor: 0)] }
-                    let idx = try builder.add(p.layer, inputs: inputs)
-                    nodeOf[TensorRef(layer: p.call.layerName, node: p.call.nodeIndex, tensor: 0)] = idx
-                    progressed = true
-                } else {
-                    rest.append(p)
-                }
+        // Place the calls in dependency order (configs are not always topologically sorted), always the ready call
+        // that comes first in the config: a sorted config keeps its order, and the work is O(n log n) in the number
+        // of calls (repeated passes over the pending list took 73 s for 24,000 layers listed in reverse).
+        func key(_ r: TensorRef) -> TensorRef { TensorRef(layer: r.layer, node: r.node, tensor: 0) }
+        var waiting = [Int](repeating: 0, count: pending.count)
+        var dependents: [TensorRef: [Int]] = [:]
+        var ready = MinHeap()
+        for (i, p) in pending.enumerated() {
+            let unresolved = Set(p.call.refs.map(key)).filter { nodeOf[$0] == nil }
+            waiting[i] = unresolved.count
+            for r in unresolved { dependents[r, default: []].append(i) }
+            if unresolved.isEmpty { ready.push(i) }
+        }
+        var placed = 0
+        while let i = ready.pop() {
+            let p = pending[i]
+            for r in p.call.refs where r.tensor != 0 {
+                throw KerasError("layer \(p.call.layerName): input \(r.layer)[\(r.node)][\(r.tensor)]: multi-output layers are not supported")
             }
-            if !progressed {
-                let p = rest[0]
-                if let missing = p.call.refs.first(where: { !names.contains($0.layer) }) {
-                    throw KerasError("layer \(p.call.layerName): inbound layer \(missing.layer) does not exist in model \(name)")
-                }
-                throw KerasError("layer \(p.call.layerName): its inputs can never be computed (a cycle or a missing node) in model \(name)")
+            let inputs = p.call.refs.compactMap { nodeOf[key($0)] }
+            let produced = TensorRef(layer: p.call.layerName, node: p.call.nodeIndex, tensor: 0)
+            nodeOf[produced] = try builder.add(p.layer, inputs: inputs)
+            placed += 1
+            for j in dependents.removeValue(forKey: produced) ?? [] {
+                waiting[j] -= 1
+                if waiting[j] == 0 { ready.push(j) }
             }
-            pending = rest
+        }
+        if placed < pending.count, let first = waiting.indices.first(where: { waiting[$0] > 0 }) {
+            let p = pending[first]
+            if let missing = p.call.refs.first(where: { !names.contains($0.layer) }) {
+                throw KerasError("layer \(p.call.layerName): inbound layer \(missing.layer) does not exist in model \(name)")
+            }
+            throw KerasError("layer \(p.call.layerName): its inputs can never be computed (a cycle or a missing node) in model \(name)")
         }
         let outputs = try refList(config["output_layers"]).map { r -> Int in
             guard let idx = nodeOf[TensorRef(layer: r.layer, node: r.node, tensor: 0)] else {
@@ -224,5 +233,40 @@ public enum KerasModelBuilder {
         guard let a = j.array, !a.isEmpty else { throw KerasError("config key \(j.path): expected layer references, found \(j.render)") }
         if a[0].string != nil { return [try ref(j)] }
         return try a.map { try ref($0) }
+    }
+}
+
+/// A binary min-heap of indices (the ready calls of `functional`, smallest config position first).
+struct MinHeap {
+    private var items: [Int] = []
+
+    mutating func push(_ x: Int) {
+        items.append(x)
+        var i = items.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard items[parent] > items[i] else { break }
+            items.swapAt(parent, i)
+            i = parent
+        }
+    }
+
+    mutating func pop() -> Int? {
+        guard let top = items.first else { return nil }
+        let last = items.removeLast()
+        if !items.isEmpty {
+            items[0] = last
+            var i = 0
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var m = i
+                if l < items.count && items[l] < items[m] { m = l }
+                if r < items.count && items[r] < items[m] { m = r }
+                if m == i { break }
+                items.swapAt(i, m)
+                i = m
+            }
+        }
+        return top
     }
 }
