@@ -71,30 +71,79 @@ public enum NPY {
         return Tensor(shape: shape, values: values)
     }
 
-    /// Parses `{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }`.
+    /// Parses `{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }` as the Python literal it is (NumPy reads
+    /// it with `ast.literal_eval`): exactly the keys descr, fortran_order and shape, each once, at the top level (a
+    /// `descr` inside another key's string value is no key), fortran_order True/False or an integer (any non-zero
+    /// one is true, as in Python), shape a tuple of whole numbers.
     static func parseHeader(_ h: String, file: String) throws -> (String, Bool, [Int]) {
-        func value(_ key: String) -> Substring? {
-            guard let r = h.range(of: "'\(key)'") ?? h.range(of: "\"\(key)\"") else { return nil }
-            var rest = h[r.upperBound...]
-            guard let colon = rest.firstIndex(of: ":") else { return nil }
-            rest = rest[rest.index(after: colon)...].drop { $0 == " " }
-            return rest
+        func bad(_ why: String) -> NPYError { NPYError(file: file, message: "malformed header (\(why))") }
+        let c = Array(h.unicodeScalars)
+        var i = 0
+        func skipSpace() { while i < c.count, c[i] == " " || c[i] == "\t" || c[i] == "\n" || c[i] == "\r" { i += 1 } }
+        func expect(_ ch: Unicode.Scalar) throws {
+            skipSpace()
+            guard i < c.count, c[i] == ch else { throw bad("expected \(ch)") }
+            i += 1
         }
-        guard let d = value("descr"), let q = d.first, q == "'" || q == "\"",
-              let end = d.dropFirst().firstIndex(of: q) else { throw NPYError(file: file, message: "header has no descr") }
-        let descr = String(d[d.index(after: d.startIndex)..<end])
-        guard let f = value("fortran_order") else { throw NPYError(file: file, message: "header has no fortran_order") }
-        let fortran = f.hasPrefix("True")
-        guard let s = value("shape"), s.first == "(", let close = s.firstIndex(of: ")") else {
-            throw NPYError(file: file, message: "header has no shape")
+        func string() throws -> String {
+            skipSpace()
+            guard i < c.count, c[i] == "'" || c[i] == "\"" else { throw bad("expected a quoted string") }
+            let q = c[i]
+            i += 1
+            var out = String.UnicodeScalarView()
+            while i < c.count, c[i] != q { out.append(c[i]); i += 1 }
+            guard i < c.count else { throw bad("unterminated string") }
+            i += 1
+            return String(out)
         }
-        let inner = s[s.index(after: s.startIndex)..<close]
-        let shape = try inner.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map { part -> Int in
-            guard let n = Int(part.hasSuffix("L") ? String(part.dropLast()) : part) else {
-                throw NPYError(file: file, message: "bad shape entry \(part)")
+        func word() -> String {
+            skipSpace()
+            var out = String.UnicodeScalarView()
+            while i < c.count, c[i].properties.isAlphabetic || ("0"..."9").contains(c[i]) || c[i] == "-" || c[i] == "+" {
+                out.append(c[i]); i += 1
             }
-            return n
+            return String(out)
         }
+        var descr: String?, fortran: Bool?, shape: [Int]?
+        try expect("{")
+        while true {
+            skipSpace()
+            if i < c.count, c[i] == "}" { i += 1; break }
+            let key = try string()
+            try expect(":")
+            switch key {
+            case "descr":
+                guard descr == nil else { throw bad("descr given twice") }
+                descr = try string()
+            case "fortran_order":
+                guard fortran == nil else { throw bad("fortran_order given twice") }
+                let w = word()
+                if w == "True" { fortran = true } else if w == "False" { fortran = false }
+                else if let n = Int(w) { fortran = n != 0 } else { throw bad("fortran_order is \(w.isEmpty ? "not a literal" : w)") }
+            case "shape":
+                guard shape == nil else { throw bad("shape given twice") }
+                try expect("(")
+                var dims: [Int] = []
+                while true {
+                    skipSpace()
+                    if i < c.count, c[i] == ")" { i += 1; break }
+                    var w = word()
+                    if w.hasSuffix("L") { w.removeLast() }
+                    guard let n = Int(w), n >= 0 else { throw NPYError(file: file, message: "bad shape entry \(w)") }
+                    dims.append(n)
+                    skipSpace()
+                    if i < c.count, c[i] == "," { i += 1 }
+                }
+                shape = dims
+            default:
+                throw bad("unknown key \(key)")
+            }
+            skipSpace()
+            if i < c.count, c[i] == "," { i += 1 }
+        }
+        guard let descr else { throw NPYError(file: file, message: "header has no descr") }
+        guard let fortran else { throw NPYError(file: file, message: "header has no fortran_order") }
+        guard let shape else { throw NPYError(file: file, message: "header has no shape") }
         return (descr, fortran, shape)
     }
 

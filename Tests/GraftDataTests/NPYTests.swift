@@ -51,4 +51,29 @@ struct NPYTests {
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: dir.path)
         #expect(leftovers == ["x.npy"])
     }
+
+    /// Crafted headers: a `descr` found inside another key's string is no key, `fortran_order: 1` is Fortran order as
+    /// Python reads it, and duplicate or unknown keys are refused.
+    @Test func headersAreParsedAsPythonLiterals() throws {
+        func header(_ text: String) -> Data {
+            var h = text
+            h += String(repeating: " ", count: (64 - (10 + h.utf8.count + 1) % 64) % 64) + "\n"
+            var d = Data([0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(h.utf8.count & 0xFF), UInt8(h.utf8.count >> 8)])
+            d.append(contentsOf: Array(h.utf8))
+            d.append(contentsOf: [UInt8](repeating: 0, count: 64))
+            return d
+        }
+        let ok = header("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }")
+        #expect(try NPY.decode(ok, file: "ok").shape == [2, 3])
+        for bad in ["{'note': \"'descr': '<f4'\", 'descr2': '<f8', 'fortran_order': False, 'shape': (2,), }",
+                    "{'descr': '<f4', 'fortran_order': 1, 'shape': (2, 3), }",
+                    "{'descr': '<f4', 'descr': '<f8', 'fortran_order': False, 'shape': (2,), }",
+                    "{'fortran_order': False, 'shape': (2,), }",
+                    "{'descr': '<f4', 'fortran_order': maybe, 'shape': (2,), }",
+                    "{'descr': '<f4', 'fortran_order': False, 'shape': (2, -3), }",
+                    "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3)"] {
+            #expect(throws: NPYError.self, "\(bad)") { try NPY.decode(header(bad), file: "crafted") }
+        }
+        #expect(try NPY.decode(header("{'descr': '<f4', 'fortran_order': 0, 'shape': (2,), }"), file: "zero").shape == [2])
+    }
 }
