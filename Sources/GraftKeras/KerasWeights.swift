@@ -12,6 +12,16 @@ public struct WeightLoadReport: Sendable, CustomStringConvertible {
     public var unused: [String] = []
     /// Tensors whose shapes differ: path, checkpoint shape, model shape.
     public var mismatched: [(path: String, checkpoint: [Int], model: [Int])] = []
+    /// Applied tensors holding NaN or infinite values (a model that can only output NaN): loading still succeeds,
+    /// and the caller warns, or refuses when asked to be strict.
+    public var nonFinite: [String] = []
+
+    /// One line for a person: which tensors are not finite, or nil when all are.
+    public var nonFiniteWarning: String? {
+        guard !nonFinite.isEmpty else { return nil }
+        let names = nonFinite.prefix(5).joined(separator: ", ") + (nonFinite.count > 5 ? ", … (\(nonFinite.count) in all)" : "")
+        return "\(nonFinite.count) weight tensor\(nonFinite.count == 1 ? "" : "s") hold\(nonFinite.count == 1 ? "s" : "") NaN or infinite values (\(names)); outputs may be NaN"
+    }
 
     public var isComplete: Bool { missing.isEmpty && unused.isEmpty && mismatched.isEmpty }
 
@@ -54,6 +64,12 @@ public enum KerasWeights {
             }
             variable.value = t.reshaped(variable.shape)
             report.applied.append(path)
+            let finite = t.withUnsafeBufferPointer { p -> Bool in
+                var acc: Float = 0
+                for x in p { acc += x * 0 }   // NaN or ±inf anywhere makes the sum NaN; the loop vectorises
+                return !acc.isNaN
+            }
+            if !finite { report.nonFinite.append(path) }
         }
         report.unused = tensors.keys.filter { !used.contains($0) }.sorted()
         if !report.isComplete {

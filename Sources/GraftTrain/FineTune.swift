@@ -138,9 +138,14 @@ public final class FineTuneJob {
     /// classifier: the last layer with weights and everything after it.
     public func prepareModel(classes: Int) throws -> (Model, [String]) {
         // `zoo:NAME?…` names a built-in architecture: training starts from fresh weights.
-        var model = config.fromScratch || config.model.hasPrefix("zoo:")
-            ? try KerasLoader.loadArchitecture(config.architecture ?? config.model)
-            : try KerasLoader.load(config.model, architecture: config.architecture).model
+        var model: Model
+        if config.fromScratch || config.model.hasPrefix("zoo:") {
+            model = try KerasLoader.loadArchitecture(config.architecture ?? config.model)
+        } else {
+            let loaded = try KerasLoader.load(config.model, architecture: config.architecture)
+            if let warning = loaded.report.nonFiniteWarning { say("warning: \(config.model): \(warning)") }
+            model = loaded.model
+        }
         if let cut = config.cut { model = try model.cut(at: cut) }
         let outputClasses = model.outputShapes.first?.last ?? 0
         guard config.head != nil || config.cut != nil || outputClasses != classes else { return (model, []) }

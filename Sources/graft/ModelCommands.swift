@@ -13,8 +13,16 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Architecture for a weights-only file: a full-model .h5, a .keras archive or a model config .json.")
     var architecture: String?
 
+    @Flag(help: "Refuse a checkpoint whose weights hold NaN or infinite values (by default: a warning).")
+    var strict = false
+
     func load() throws -> LoadedModel {
-        try KerasLoader.load(model, architecture: architecture)
+        let loaded = try KerasLoader.load(model, architecture: architecture)
+        if let warning = loaded.report.nonFiniteWarning {
+            if strict { throw CLIError("\(model): \(warning); refused (--strict)") }
+            FileHandle.standardError.write(Data("warning: \(model): \(warning)\n".utf8))
+        }
+        return loaded
     }
 }
 
