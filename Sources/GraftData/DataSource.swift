@@ -43,9 +43,10 @@ public enum DataSource {
     public static func arrays(x: Tensor, y: Tensor, name: String) throws -> ImageDataset {
         guard x.rank == 3 || x.rank == 4 else { throw DataError(name, "x must be N×H×W or N×H×W×C, got \(Shape.describe(x.shape))") }
         guard y.count == x.shape[0] else { throw DataError(name, "\(y.count) labels for \(x.shape[0]) images") }
-        // Labels arrive as floats (any NPY dtype is read into a Tensor): whole numbers from 0 up to a million only.
-        if let bad = y.scalars.first(where: { !($0 >= 0 && $0 <= 1_000_000 && $0 == $0.rounded()) }) {
-            throw DataError(name, "label \(bad) is not a class index (a whole number from 0)")
+        // Labels arrive as floats (any NPY dtype is read into a Tensor): whole numbers below 100,000 only (the most
+        // classes a head may have; labels [1e6, 0] built a head of 1,000,001 classes).
+        if let bad = y.scalars.first(where: { !($0 >= 0 && $0 < 100_000 && $0 == $0.rounded()) }) {
+            throw DataError(name, "label \(bad) is not a class index (a whole number from 0 to 99999)")
         }
         let labels = y.scalars.map { Int($0) }
         let k = (labels.max() ?? -1) + 1
@@ -135,7 +136,7 @@ public enum DataSource {
         }
         guard !rows.isEmpty else { throw DataError(path, "has no path,label rows") }
         let numeric = rows.allSatisfy { Int($0.1) != nil }
-        if numeric, let bad = rows.first(where: { (Int($0.1) ?? 0) < 0 || (Int($0.1) ?? 0) > 100_000 }) {
+        if numeric, let bad = rows.first(where: { (Int($0.1) ?? 0) < 0 || (Int($0.1) ?? 0) >= 100_000 }) {
             throw DataError("\(path):\(bad.2)", "label \(bad.1) is out of range")
         }
         let classNames: [String] = numeric

@@ -252,7 +252,19 @@ public struct GraphBuilder {
         }
     }
 
+    /// Refuses a name a person could not read safely: control characters (ANSI escapes and newlines would reach
+    /// the terminal raw through `summary`) or more than 1,024 bytes (a 10 MB name made 126 MB of summary).
+    static func requirePrintableName(_ name: String, what: String) throws {
+        let control = name.unicodeScalars.contains { $0.properties.generalCategory == .control }
+        guard !control, name.utf8.count <= 1024 else {
+            let shown = String(name.unicodeScalars.prefix(40).map { $0.properties.generalCategory == .control ? "?" : Character($0) })
+            throw LayerError(shown + (name.unicodeScalars.count > 40 ? "…" : ""),
+                             control ? "\(what) name holds control characters" : "\(what) name is \(name.utf8.count) bytes long (at most 1024)")
+        }
+    }
+
     private mutating func checkName(_ layer: any Layer) throws {
+        try Self.requirePrintableName(layer.name, what: "layer")
         if let existing = names[layer.name], existing != ObjectIdentifier(layer) {
             throw LayerError(layer.name, "the name is used by two different layers")
         }
@@ -262,6 +274,7 @@ public struct GraphBuilder {
     /// The finished model with `outputs` as its output nodes; `inputs` orders the model inputs
     /// (default: the order they were added).
     public func finish(outputs: [Int], inputs: [Int]? = nil) throws -> Model {
+        try Self.requirePrintableName(name, what: "model")
         guard !inputNodes.isEmpty else { throw LayerError(name, "model has no input") }
         guard !outputs.isEmpty, outputs.allSatisfy({ $0 >= 0 && $0 < nodes.count }) else {
             throw LayerError(name, "model outputs refer to unknown nodes")

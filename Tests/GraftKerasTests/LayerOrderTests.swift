@@ -50,4 +50,19 @@ struct LayerOrderTests {
             #expect(e.message.contains("can never be computed"), "\(e)")
         }
     }
+
+    /// Layer and model names with ANSI escapes or newlines, or megabytes long, are refused while building (they
+    /// reached the terminal raw through summary; a 10 MB name made 126 MB of it), with a readable excerpt.
+    @Test func unprintableNamesAreRefused() throws {
+        for evil in ["a0\u{1B}[31mred", "a0\nsecond line", "a0" + String(repeating: "x", count: 2 << 20)] {
+            let json = try Self.chain(3, reversed: false).replacingOccurrences(of: "\"a0\"", with: "\"\(evil.replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\u{1B}", with: "\\u001b"))\"")
+            do {
+                _ = try KerasModelBuilder.build(json: json, kerasVersion: "2.15.0")
+                Issue.record("built with name \(evil.prefix(20))")
+            } catch {
+                let text = "\(error)"
+                #expect(text.contains("name") && text.count < 300 && !text.contains("\u{1B}") && !text.contains("\n"), "\(text.prefix(300))")
+            }
+        }
+    }
 }
