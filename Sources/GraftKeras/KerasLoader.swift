@@ -58,15 +58,7 @@ public enum KerasLoader {
                 let kerasVersion = info.kerasVersion
                 // The model is built on a second thread while this one reads the weights (libhdf5 stays on this
                 // one; building is plain Swift): ResNet50's 12 ms build hides behind the walk of its file.
-                let build = OnAnotherThread {
-                    do {
-                        return try KerasModelBuilder.build(json: config, kerasVersion: kerasVersion)
-                    } catch let e as KerasError {
-                        throw KerasError("\(path): \(e.message)")
-                    } catch let e as LayerError {
-                        throw KerasError("\(path): \(e)")
-                    }
-                }
+                let build = OnAnotherThread { try buildModel(config, kerasVersion: kerasVersion, source: path) }
                 let collected = Result { try KerasWeights.collectLegacy(try root.group("model_weights"), source: path, arena: arena) }
                 model = try build.value()   // a bad config is reported before bad weights, as before
                 weights = try collected.get()
@@ -138,6 +130,17 @@ public enum KerasLoader {
             return try Zoo.build(parts[0], options: options)
         } catch let e as LayerError {
             throw KerasError("architecture zoo:\(spec): \(e.message)")
+        }
+    }
+
+    /// The model a Keras config describes; errors name `source`.
+    static func buildModel(_ config: String, kerasVersion: String?, source: String) throws -> Model {
+        do {
+            return try KerasModelBuilder.build(json: config, kerasVersion: kerasVersion)
+        } catch let e as KerasError {
+            throw KerasError("\(source): \(e.message)")
+        } catch let e as LayerError {
+            throw KerasError("\(source): \(e)")
         }
     }
 
@@ -222,13 +225,7 @@ public enum KerasLoader {
         // parameters' bytes and 64 MiB of HDF5 structure), whatever the zip declares.
         var built: Model?
         func build(_ config: String, _ version: String?) throws -> Model {
-            do {
-                return try KerasModelBuilder.build(json: config, kerasVersion: version)
-            } catch let e as KerasError {
-                throw KerasError("\(path): \(e.message)")
-            } catch let e as LayerError {
-                throw KerasError("\(path): \(e)")
-            }
+            try buildModel(config, kerasVersion: version, source: path)
         }
         let (config, version, weights) = try readArchive(path, extractWeightsTo: tmp, weightsLimit: { config, version in
             let model = try build(config, version)
