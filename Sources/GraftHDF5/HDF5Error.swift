@@ -49,6 +49,18 @@ enum HDF5Runtime {
     static let linkAccess = graft_safe_access_plist(graft_H5P_LINK_ACCESS())
     static let groupAccess = graft_safe_access_plist(graft_H5P_GROUP_ACCESS())
     static let datasetAccess = graft_safe_access_plist(graft_H5P_DATASET_ACCESS())
+    /// The file access property list of every file on disk: the sec2 driver (the bulk reads use its descriptor) and no
+    /// HDF5 file locking. libhdf5 1.10 takes an flock on every open for its SWMR mode, which Graft never uses; the
+    /// lock is held by every open description of the file, including the copy a child process holds between fork
+    /// (or posix_spawn) and exec, so a file reopened while any thread of the process started a child failed with
+    /// "unable to lock file, errno = 11" (seen in 1 of 10 fresh-clone runs of the suite).
+    static let fileAccess: hid_t = {
+        let fapl = H5Pcreate(graft_H5P_FILE_ACCESS())
+        guard fapl >= 0 else { return graft_H5P_DEFAULT() }
+        H5Pset_fapl_sec2(fapl)
+        H5Pset_file_locking(fapl, false, true)
+        return fapl
+    }()
 
     /// Turns off HDF5's automatic error printing for the calling thread.
     /// In a thread-safe build the setting is per thread, so every entry point calls this.

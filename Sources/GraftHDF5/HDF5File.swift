@@ -99,7 +99,7 @@ public final class HDF5File {
             _ = HDF5Runtime.takeErrorStack()
             throw HDF5Error(.notHDF5, file: path, detail: "no HDF5 signature found")
         }
-        let fid = H5Fopen(path, writable ? graft_H5F_ACC_RDWR() : graft_H5F_ACC_RDONLY(), graft_H5P_DEFAULT())
+        let fid = H5Fopen(path, writable ? graft_H5F_ACC_RDWR() : graft_H5F_ACC_RDONLY(), HDF5Runtime.fileAccess)
         guard fid >= 0 else {
             throw HDF5Error(.cannotOpen, file: path, detail: HDF5Runtime.takeErrorStack())
         }
@@ -124,7 +124,7 @@ public final class HDF5File {
     public static func create(_ path: String, overwrite: Bool = false) throws -> HDF5File {
         HDF5Runtime.quiet()
         let flags = overwrite ? graft_H5F_ACC_TRUNC() : graft_H5F_ACC_EXCL()
-        let fid = H5Fcreate(path, flags, graft_H5P_DEFAULT(), graft_H5P_DEFAULT())
+        let fid = H5Fcreate(path, flags, graft_H5P_DEFAULT(), HDF5Runtime.fileAccess)
         guard fid >= 0 else {
             throw HDF5Error(.cannotCreate, file: path, detail: HDF5Runtime.takeErrorStack())
         }

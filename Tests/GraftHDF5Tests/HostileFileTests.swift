@@ -139,4 +139,17 @@ struct HostileFileTests {
         }
         #expect(throws: HDF5Error.self) { try HDF5File.open(path).readEverything() }
     }
+
+    /// HDF5's own flock is off: a file stays openable while another open description of it holds a lock (as the
+    /// copy a child process holds between fork and exec did, failing opens with "unable to lock file, errno = 11").
+    @Test func opensDoNotDependOnFileLocks() throws {
+        let path = try Self.craft("locked.h5") { f in
+            H5Gclose(H5Gcreate2(f, "g", graft_H5P_DEFAULT(), graft_H5P_DEFAULT(), graft_H5P_DEFAULT()))
+        }
+        let fd = open(path, O_RDWR)
+        #expect(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
+        defer { close(fd) }
+        #expect(try HDF5File.open(path).root().kind(of: "g") == .group)
+        #expect(try HDF5File.open(path, writable: true).root().kind(of: "g") == .group)
+    }
 }
