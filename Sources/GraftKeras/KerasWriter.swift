@@ -157,7 +157,10 @@ extension KerasWriter {
         let dir = url.deletingLastPathComponent()
         let scratch = dir.appendingPathComponent(".\(url.lastPathComponent).parts-\(UUID().uuidString)")
         let tmpZip = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        do { try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true) } catch {
+            let reason = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError).map { String(cString: strerror(Int32($0.code))) }
+            throw KerasError("\(path): cannot write into \(dir.path) (\(reason ?? error.localizedDescription))")
+        }
         defer {
             try? FileManager.default.removeItem(at: scratch)
             try? FileManager.default.removeItem(at: tmpZip)

@@ -90,4 +90,23 @@ struct DiskFullTests {
             #expect(left.isEmpty, "\(format): left \(left)")
         }
     }
+
+    /// A folder that cannot be written (a read-only file system, so that root is refused too): export to each
+    /// format and extract exit 1 with one line naming the output, not Foundation's raw error.
+    @Test(.enabled(if: canMount, "needs root and permission to mount a tmpfs"))
+    func readOnlyOutputFolderIsOneLine() throws {
+        let dir = try TestSupport.makeTemporaryDirectory("graft-ro")
+        guard Self.run("/bin/mount", ["-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", dir.path]) else { return }
+        defer { _ = Self.run("/bin/umount", [dir.path]) }
+        let model = TestSupport.fixture("keras/keras3_lenet.h5")
+        for args in [["export", model, "--output", dir.appendingPathComponent("m.keras").path],
+                     ["export", model, "--output", dir.appendingPathComponent("m.h5").path],
+                     ["export", model, "--output", dir.appendingPathComponent("m.weights.h5").path],
+                     ["extract", model, "--data", TestSupport.fixture("images/folder"), "--output", dir.appendingPathComponent("f.npz").path, "--quiet"]] {
+            let r = try TestSupport.runGraft(args, timeout: 120)
+            #expect(r.status == 1, "\(args): \(r.stderr)")
+            #expect(r.stderr.split(separator: "\n").count == 1 && r.stderr.contains(dir.path) && !r.stderr.contains("NSCocoaErrorDomain"),
+                    "\(args): \(r.stderr)")
+        }
+    }
 }
