@@ -14,8 +14,12 @@ public struct DataError: Error, CustomStringConvertible, Sendable {
 
 /// Reads a whole file, gunzipping it when it is gzip-compressed (by content, not name).
 public func readMaybeGzip(_ path: String, limit: Int = 2 << 30) throws -> [UInt8] {
-    let data = try DataFile.read(path, limit: limit)   // a regular file only (a FIFO would block gzopen for ever)
-    if data.prefix(2) != Data([0x1F, 0x8B]) { return [UInt8](data) }
+    // A regular file only (a FIFO would block gzopen for ever); plain files are read once, gzip ones by zlib alone.
+    if let problem = DataFile.problem(path) { throw DataError(path, problem) }
+    guard let head = FileHandle(forReadingAtPath: path) else { throw DataError(path, "cannot open") }
+    let magic = (try? head.read(upToCount: 2)) ?? Data()
+    try? head.close()
+    if magic != Data([0x1F, 0x8B]) { return [UInt8](try DataFile.read(path, limit: limit)) }
     guard let gz = gzopen(path, "rb") else { throw DataError(path, "cannot open gzip stream") }
     defer { gzclose(gz) }
     var out: [UInt8] = []
