@@ -20,12 +20,17 @@ public enum KerasLoader {
     public static func load(_ path: String, architecture: String? = nil, allowMissing: [String] = []) throws -> LoadedModel {
         // Every parameter must come from the file (a missing one is an error) unless some may be missing: then the
         // model's random initialisation is wasted work.
-        try Initializer.$skipRandom.withValue(allowMissing.isEmpty) {
-            try loadAll(path, architecture: architecture, allowMissing: allowMissing)
+        // The parameters can be no larger than the weights file can hold: the model is built, its parameters
+        // allocated, before a weight is read.
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        return try Initializer.$budget.withValue(.weights(inFileOf: size)) {
+            try Initializer.$skipRandom.withValue(allowMissing.isEmpty) {
+                try loadAll(path, size: size, architecture: architecture, allowMissing: allowMissing)
+            }
         }
     }
 
-    private static func loadAll(_ path: String, architecture: String?, allowMissing: [String]) throws -> LoadedModel {
+    private static func loadAll(_ path: String, size: Int, architecture: String?, allowMissing: [String]) throws -> LoadedModel {
         guard FileManager.default.fileExists(atPath: path) else { throw KerasError("\(path): file not found") }
         if let problem = HDF5File.regularFileProblem(path) { throw KerasError("\(path): \(problem)") }
         if path.hasSuffix(".keras") || isZip(path) {
@@ -35,7 +40,6 @@ public enum KerasLoader {
         // the file (this process only waits then): filling them is then a plain copy (ResNet50: 28 -> 8 ms).
         // At most a quarter of memory: a file may hold much besides weights (optimizer state), and pages are mapped
         // for as long as the check runs.
-        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
         let arena = TensorArena(bytes: min(size, Int(clamping: ProcessInfo.processInfo.physicalMemory / 4)))
         defer { arena?.trim() }
         let file = try HDF5File.open(path, whileChecking: arena.map { arena in { finished in arena.populate(until: finished) } })
@@ -82,6 +86,10 @@ public enum KerasLoader {
     /// An architecture without weights (freshly initialised) from a full-model `.h5`, a `.keras` archive, a `.json`
     /// config, or a built-in one: `zoo:NAME` with optional `?classes=N&no-top&input=H,W,C`.
     public static func loadArchitecture(_ path: String) throws -> Model {
+        // Within a load, the weights file's budget; alone, half the machine's memory.
+        guard Initializer.budget != nil else {
+            return try Initializer.$budget.withValue(.machine()) { try loadArchitecture(path) }
+        }
         if path.hasPrefix("zoo:") { return try zooArchitecture(String(path.dropFirst(4))) }
         guard FileManager.default.fileExists(atPath: path) else { throw KerasError("\(path): architecture file not found") }
         if let problem = HDF5File.regularFileProblem(path) { throw KerasError("\(path): \(problem)") }
@@ -242,7 +250,7 @@ public enum KerasLoader {
     }
 }
 
-/// Runs `work` on a new thread at once, with the caller's `Initializer.skipRandom` (task-local values do not
+/// Runs `work` on a new thread at once, with the caller's `Initializer.skipRandom` and `budget` (task-local values do not
 /// follow a plain thread); `value()` waits for its result.
 final class OnAnotherThread<T>: @unchecked Sendable {
     /// Written once by the thread before it signals `done`; read only after waiting for it.
@@ -250,10 +258,12 @@ final class OnAnotherThread<T>: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
 
     init(_ work: @escaping () throws -> T) {
-        let skipRandom = Initializer.skipRandom
+        let skipRandom = Initializer.skipRandom, budget = Initializer.budget
         nonisolated(unsafe) let work = work   // runs on that thread only
         let thread = Thread { [self] in
-            result = Result { try Initializer.$skipRandom.withValue(skipRandom) { try work() } }
+            result = Result {
+                try Initializer.$budget.withValue(budget) { try Initializer.$skipRandom.withValue(skipRandom) { try work() } }
+            }
             done.signal()
         }
         thread.stackSize = 8 << 20   // as the main thread's: deep configs recurse

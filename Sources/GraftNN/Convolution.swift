@@ -86,7 +86,7 @@ public final class Conv2D: Layer {
             throw LayerError(name, "\(c) input channels and \(config.filters) filters must both divide into \(config.groups) groups")
         }
         inChannels = c
-        try requireAllocatable([[config.kernelSize[0], config.kernelSize[1], c / config.groups, config.filters]])
+        try requireAllocatable([[config.kernelSize[0], config.kernelSize[1], c / config.groups, config.filters]] + (config.useBias ? [[config.filters]] : []))
         kernel = Variable(Initializer.glorotUniform([config.kernelSize[0], config.kernelSize[1], c / config.groups, config.filters], rng: &rng))
         bias = config.useBias ? Variable(Tensor(shape: [config.filters])) : nil
         let (h, w) = try convOutputSpatial(name, input: s, kernel: config.kernelSize, strides: config.strides,
@@ -223,7 +223,8 @@ public final class DepthwiseConv2D: Layer {
         let s = inputShapes[0]
         try requireRank(s, 3)
         channels = s[2]
-        try requireAllocatable([[config.kernelSize[0], config.kernelSize[1], channels, config.depthMultiplier]])
+        try requireAllocatable([[config.kernelSize[0], config.kernelSize[1], channels, config.depthMultiplier]]
+                               + (config.useBias ? [[channels, config.depthMultiplier]] : []))
         kernel = Variable(Initializer.glorotUniform([config.kernelSize[0], config.kernelSize[1], channels, config.depthMultiplier], rng: &rng))
         bias = config.useBias ? Variable(Tensor(shape: [channels * config.depthMultiplier])) : nil
         let (h, w) = try convOutputSpatial(name, input: s, kernel: config.kernelSize, strides: config.strides,
@@ -284,7 +285,8 @@ public final class SeparableConv2D: Layer {
         let s = inputShapes[0]
         try requireRank(s, 3)
         channels = s[2]
-        try requireAllocatable([[config.kernelSize[0], config.kernelSize[1], channels, depthMultiplier], [channels, depthMultiplier, config.filters]])
+        try requireAllocatable([[config.kernelSize[0], config.kernelSize[1], channels, depthMultiplier], [channels, depthMultiplier, config.filters]]
+                               + (config.useBias ? [[config.filters]] : []))
         depthwiseKernel = Variable(Initializer.glorotUniform([config.kernelSize[0], config.kernelSize[1], channels, depthMultiplier], rng: &rng))
         pointwiseKernel = Variable(Initializer.glorotUniform([1, 1, channels * depthMultiplier, config.filters], rng: &rng))
         bias = config.useBias ? Variable(Tensor(shape: [config.filters])) : nil
@@ -367,7 +369,7 @@ public final class LocallyConnected2D: Layer {
         outSpatial = try convOutputSpatial(name, input: s, kernel: config.kernelSize, strides: config.strides,
                                            dilation: [1, 1], padding: .valid)
         let patch = config.kernelSize[0] * config.kernelSize[1] * s[2]
-        try requireAllocatable([[outSpatial.0, outSpatial.1, patch, config.filters]])
+        try requireAllocatable([[outSpatial.0, outSpatial.1, patch, config.filters]] + (config.useBias ? [[outSpatial.0, outSpatial.1, config.filters]] : []))
         kernel = Variable(Initializer.glorotUniform([outSpatial.0 * outSpatial.1, patch, config.filters], rng: &rng))
         bias = config.useBias ? Variable(Tensor(shape: [outSpatial.0, outSpatial.1, config.filters])) : nil
         return [outSpatial.0, outSpatial.1, config.filters]

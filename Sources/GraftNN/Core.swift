@@ -53,7 +53,7 @@ public final class Dense: Layer {
             throw LayerError(name, "needs a known last input dimension, got \(Shape.describe([-1] + s))")
         }
         inFeatures = last
-        try requireAllocatable([[last, units]])
+        try requireAllocatable([[last, units]] + (useBias ? [[units]] : []))
         kernel = Variable(Initializer.glorotUniform([last, units], rng: &rng))
         bias = useBias ? Variable(Tensor(shape: [units])) : nil
         return Array(s.dropLast()) + [units]

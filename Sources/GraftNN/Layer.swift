@@ -144,8 +144,10 @@ extension Layer {
     public var parameterCount: Int { variables.reduce(0) { $0 + $1.variable.value.count } }
 
     /// Refuses parameter shapes a hostile config could declare (a Conv2D with 10^12 filters) before anything is
-    /// allocated: every dimension positive and each tensor at most `Initializer.maxElements` elements.
+    /// allocated: every dimension positive, each tensor at most `Initializer.maxElements` elements, and all of them
+    /// within the build's `ParameterBudget` when it has one.
     func requireAllocatable(_ shapes: [[Int]]) throws {
+        var total = 0
         for shape in shapes {
             var count = 1
             for d in shape {
@@ -155,7 +157,9 @@ extension Layer {
                 }
                 count = product
             }
+            total += count
         }
+        try Initializer.budget?.charge(total * MemoryLayout<Float>.stride, layer: name)
     }
 
     func requireInputs(_ shapes: [[Int]], count: Int) throws {
@@ -171,6 +175,50 @@ extension Layer {
     }
 }
 
+/// The bytes a model's parameters may take while it is built from a file: a config of a few KB can declare
+/// several tensors of 8 GiB each, and a model is built (its parameters allocated) before any weight is read. Each
+/// layer charges its parameters before allocating them; the first that goes over ends the build with an error.
+public final class ParameterBudget: @unchecked Sendable {
+    public let bytes: Int
+    /// Why the limit is what it is, for the error ("half of this machine's memory").
+    public let reason: String
+    private let lock = NSLock()
+    private var used = 0   // guarded by lock
+
+    public init(bytes: Int, reason: String) {
+        self.bytes = bytes
+        self.reason = reason
+    }
+
+    /// Half the machine's physical memory: a model built without a weights file to bound it.
+    public static func machine() -> ParameterBudget {
+        ParameterBudget(bytes: Int(clamping: ProcessInfo.processInfo.physicalMemory / 2), reason: "half of this machine's memory")
+    }
+
+    /// For a model whose weights are read from a file of `fileBytes` bytes: no more than that file can hold once
+    /// inflated (1,100 times its size, past what deflate reaches, and at least 1 GiB for parameters a load may leave
+    /// to their initialisers), and no more than half the machine's memory.
+    public static func weights(inFileOf fileBytes: Int) -> ParameterBudget {
+        let machine = machine()
+        let (inflated, overflow) = max(fileBytes, 0).multipliedReportingOverflow(by: 1100)
+        let file = max(overflow ? Int.max : inflated, 1 << 30)
+        return file < machine.bytes
+            ? ParameterBudget(bytes: file, reason: "its weights file has \(fileBytes) bytes")
+            : machine
+    }
+
+    func charge(_ n: Int, layer: String) throws {
+        try lock.withLock {
+            let (sum, overflow) = used.addingReportingOverflow(n)
+            guard !overflow, sum <= bytes else {
+                func gib(_ b: Int) -> String { String(format: "%.1f GiB", Double(b) / Double(1 << 30)) }
+                throw LayerError(layer, "the model's parameters would need \(overflow ? "more than 8 EiB" : gib(sum)) with this layer, more than the \(gib(bytes)) allowed (\(reason))")
+            }
+            used = sum
+        }
+    }
+}
+
 /// Keras's default initialisers.
 public enum Initializer {
     /// The largest parameter tensor a layer may declare (2^31 floats, 8 GiB).
@@ -180,6 +228,9 @@ public enum Initializer {
     /// fails unless all weights are found): kernels are left uninitialised instead of drawing random numbers, so
     /// their memory is never even touched (a fresh mapping costs no page faults until written).
     @TaskLocal public static var skipRandom = false
+
+    /// What the model being built may allocate for its parameters, in all (nil: only the per-tensor limit).
+    @TaskLocal public static var budget: ParameterBudget?
 
     /// Glorot (Xavier) uniform: U(±sqrt(6 / (fanIn + fanOut))), with Keras's fans for kernels
     /// (receptive field × in, receptive field × out).

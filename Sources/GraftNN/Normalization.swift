@@ -55,7 +55,7 @@ public final class BatchNormalization: Layer {
         guard axis == -1 || axis == rank - 1 else {
             throw LayerError(name, "normalises axis \(axis) of a rank-\(rank) input; only the last (channel) axis is supported")
         }
-        try requireAllocatable([[c]])
+        try requireAllocatable([[c], [c]] + (scale ? [[c]] : []) + (center ? [[c]] : []))
         channels = c
         gamma = scale ? Variable(Tensor(shape: [c], repeating: 1)) : nil
         beta = center ? Variable(Tensor(shape: [c], repeating: 0)) : nil
@@ -151,7 +151,7 @@ public final class Normalization: Layer {
     public func build(inputShapes: [[Int]], rng: inout SplitMix64) throws -> [Int] {
         try requireInputs(inputShapes, count: 1)
         guard let c = inputShapes[0].last, c > 0 else { throw LayerError(name, "needs a known channel count") }
-        try requireAllocatable([[c]])
+        try requireAllocatable([[c], [c]])
         if fixedMean == nil {
             mean = Variable(Tensor(shape: [c]), isBuffer: true)
             variance = Variable(Tensor(shape: [c], repeating: 1), isBuffer: true)

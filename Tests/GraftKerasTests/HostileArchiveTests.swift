@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import GraftData
 import GraftTensor
+import GraftNN
 import GraftTestSupport
 import ZIPFoundation
 @testable import GraftKeras
@@ -89,6 +90,27 @@ struct HostileArchiveTests {
             let size = (try? FileManager.default.attributesOfItem(atPath: dir.appendingPathComponent("model.weights.h5").path)[.size] as? Int) ?? 0
             #expect(size < 70 << 20, "\(s) holds \(size) bytes")
         }
+    }
+
+    /// A 2 KB config declaring three Dense layers of 8 GiB kernels and 1 GiB biases (each under the per-tensor limit):
+    /// the build stops at the first one that passes what the file can hold, before allocating it (this ended in
+    /// "failed to allocate 8589934592 bytes", signal 6, under a 6 GiB address-space limit).
+    @Test func parametersBeyondWhatTheFileHolds() throws {
+        var layers = [#"{"class_name": "InputLayer", "config": {"batch_shape": [null, 8], "name": "in"}}"#]
+        for i in 0..<6 {
+            layers.append(#"{"class_name": "Dense", "config": {"name": "d\#(i)", "units": \#(i % 2 == 0 ? 1 << 28 : 8)}}"#)
+        }
+        let config = #"{"class_name": "Sequential", "config": {"name": "s", "layers": [\#(layers.joined(separator: ", "))]}}"#
+        let path = try Self.zip([("config.json", Data(config.utf8), 0, 0), ("metadata.json", try Self.entry("metadata.json"), 0, 0),
+                                 ("model.weights.h5", try Self.entry("model.weights.h5"), 0, 0)], named: "huge-dense.keras")
+        Self.expectKerasError(path, ["layer d0", "parameters would need 9.0 GiB", "1.0 GiB allowed", "its weights file has"])
+        // As an architecture alone it is bounded by half the machine's memory; a 1 GiB budget here stands for that,
+        // so the test does not depend on this machine's size.
+        let json = try TestSupport.makeTemporaryDirectory("graft-budget").appendingPathComponent("arch.json")
+        try Data(config.utf8).write(to: json)
+        #expect(throws: KerasError.self) { _ = try Initializer.$budget.withValue(ParameterBudget(bytes: 1 << 30, reason: "test")) {
+            try KerasLoader.loadArchitecture(json.path)
+        } }
     }
 
     /// The checks leave an ordinary archive loading.
