@@ -58,6 +58,6 @@ let package = Package(
         .testTarget(name: "GraftDataTests", dependencies: ["GraftData", "GraftTestSupport"]),
         .testTarget(name: "GraftTrainTests", dependencies: ["GraftTrain", "GraftKeras", "GraftTestSupport", "ZIPFoundation"]),
         .testTarget(name: "GraftRecipesTests", dependencies: ["GraftRecipes", "GraftTestSupport"]),
-        .testTarget(name: "graftTests", dependencies: ["graft", "GraftData", "GraftTestSupport"]),
+        .testTarget(name: "graftTests", dependencies: ["graft", "GraftData", "GraftTensor", "GraftTestSupport"]),
     ]
 )

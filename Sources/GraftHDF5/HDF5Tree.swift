@@ -62,21 +62,21 @@ public enum HDF5Tree {
             case .group:
                 let sub = try group.group(child.name)
                 guard visited.firstVisit(sub) else {
-                    lines.append("\(pad)\(child.name)/  (another link to a group shown above)")
+                    lines.append("\(pad)\(printable(child.name))/  (another link to a group shown above)")
                     continue
                 }
-                lines.append("\(pad)\(child.name)/")
+                lines.append("\(pad)\(printable(child.name))/")
                 try renderAttributes(sub, depth: depth + 1, maxValueChars: maxValueChars, into: &lines)
                 try renderChildren(sub, depth: depth + 1, maxValueChars: maxValueChars, visited: &visited, into: &lines)
             case .dataset:
                 let ds = try group.dataset(child.name)
-                var line = "\(pad)\(child.name)  \(try ds.dataType()) \(HDF5Shape.describe(try ds.shape()))"
+                var line = "\(pad)\(printable(child.name))  \(try ds.dataType()) \(HDF5Shape.describe(try ds.shape()))"
                 let storage = ds.storage()
                 if !storage.filters.isEmpty { line += "  [\(storage.filters.joined(separator: ", "))]" }
                 lines.append(line)
                 try renderAttributes(ds, depth: depth + 1, maxValueChars: maxValueChars, into: &lines)
             case .namedType, .other:
-                lines.append("\(pad)\(child.name)  (\(child.kind.rawValue))")
+                lines.append("\(pad)\(printable(child.name))  (\(child.kind.rawValue))")
             }
         }
     }
@@ -84,7 +84,7 @@ public enum HDF5Tree {
     private static func renderAttributes(_ object: HDF5Object, depth: Int, maxValueChars: Int, into lines: inout [String]) throws {
         let pad = String(repeating: "  ", count: depth)
         for name in try object.attributeNames() {
-            lines.append("\(pad)@\(name) = \(try attributeSummary(object, name, maxValueChars: maxValueChars))")
+            lines.append("\(pad)@\(printable(name)) = \(try attributeSummary(object, name, maxValueChars: maxValueChars))")
         }
     }
 
@@ -110,8 +110,29 @@ public enum HDF5Tree {
         }
     }
 
+    /// `s` with control characters written as escapes (`\n`, `\t`, `\u{1B}`): names and strings read from a file
+    /// reach the terminal as text, never as terminal commands or extra lines.
+    public static func printable(_ s: String) -> String {
+        guard s.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return s }
+        var out = ""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            default:
+                if u.properties.generalCategory == .control {
+                    out += "\\u{" + String(u.value, radix: 16, uppercase: true) + "}"
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        return out
+    }
+
     private static func quote(_ s: String, max: Int) -> String {
-        let flat = s.replacingOccurrences(of: "\n", with: "\\n")
+        let flat = printable(s)
         if flat.count <= max { return "\"\(flat)\"" }
         return "\"\(flat.prefix(max))…\" (\(s.count) chars)"
     }

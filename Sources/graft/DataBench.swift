@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GraftTrain
 import GraftData
 
 /// `graft data-bench --data SOURCE --size H,W,C [--augment SPEC]`: how fast the loader decodes, fits and augments.
@@ -28,9 +29,9 @@ struct DataBench: ParsableCommand {
     var epochs = 1
 
     func run() throws {
-        let dims = size.split(separator: ",").compactMap { Int($0) }
-        guard dims.count == 3, dims.allSatisfy({ $0 > 0 }) else { throw ValidationError("--size must be H,W,C") }
-        guard batch > 0, epochs > 0 else { throw ValidationError("--batch and --epochs must be positive") }
+        let dims = try OptionChecks.size(size, "--size", channels: true)
+        try OptionChecks.batch(batch)
+        try OptionChecks.whole(epochs, FineTuneLimits.epochs, "--epochs")
         let (source, _) = try DataSource.load(data)
         let aug = try augment.map { try Augmenter(spec: $0) }
         let pre = Preprocessor(targetShape: dims, fit: .resize, mode: .tf)

@@ -65,7 +65,7 @@ struct Inspect: ParsableCommand {
             print("")
         }
         if let info = try KerasFileInfo.recognize(h5) {
-            print(info.paragraph)
+            print(HDF5Tree.printable(info.paragraph))
         } else {
             print("Not a Keras checkpoint: no model_config, layer_names or layers/ group at the root.")
         }

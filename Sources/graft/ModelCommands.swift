@@ -84,7 +84,7 @@ struct Predict: ParsableCommand {
     var layer: String?
 
     func validate() throws {
-        guard batch > 0 else { throw ValidationError("--batch must be positive, got \(batch)") }
+        try OptionChecks.batch(batch)
     }
 
     func run() throws {

@@ -186,9 +186,7 @@ struct FineTune: ParsableCommand {
         c.cut = cut
         c.limitPerClass = limitPerClass
         if let classSubset {
-            let ids = classSubset.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard ids.allSatisfy({ $0 != nil }) else { throw ValidationError("--class-subset must be integers, got \(classSubset)") }
-            c.classSubset = ids.compactMap { $0 }
+            c.classSubset = try OptionChecks.classList(classSubset)
         }
         let hidden = try (headHidden ?? "").split(separator: ",").map { s -> Int in
             guard let v = Int(s), v > 0 else { throw ValidationError("--head-hidden must be positive integers, got \(headHidden ?? "")") }
@@ -278,11 +276,13 @@ struct Evaluate: ParsableCommand {
     var json = false
 
     func run() throws {
+        try OptionChecks.batch(batch)
+        let subset = try classSubset.map { try OptionChecks.classList($0) }
         let model = try options.load().model
         let (loaded, skipped) = try DataSource.load(data, skipBad: skipBad)
         if skipped > 0 { FileHandle.standardError.write(Data("\(data): skipped \(skipped) unreadable files\n".utf8)) }
         var d = loaded
-        if let classSubset { d = try d.selectingClasses(classSubset.split(separator: ",").compactMap { Int($0) }) }
+        if let subset { d = try d.selectingClasses(subset) }
         guard let input = model.inputShapes.first, input.count == 3 else { throw CLIError("\(options.model): needs one image input") }
         guard let fitMode = ImageFit(rawValue: fit) else { throw ValidationError("--fit must be pad, resize, nearest, crop or pad-aspect") }
         let target = try Preprocessor.targetShape(modelInput: input, size: nil, data: d.imageShape, model: options.model)
@@ -349,7 +349,8 @@ struct Extract: ParsableCommand {
     var quiet = false
 
     func run() throws {
-        guard batch > 0 else { throw ValidationError("--batch must be positive") }
+        try OptionChecks.batch(batch)
+        let sizes = try inputSize.map { try OptionChecks.size($0, "--input-size") }
         guard let pool = FeatureExtractor.Pooling(rawValue: pooling) else { throw ValidationError("--pooling must be avg, max or none") }
         guard let fitMode = ImageFit(rawValue: fit) else { throw ValidationError("--fit must be pad, resize, nearest, crop or pad-aspect") }
         _ = try FeatureFormat(path: output)
@@ -358,7 +359,6 @@ struct Extract: ParsableCommand {
         let (source, skipped) = try DataSource.load(data, skipBad: skipBad)
         if skipped > 0 { FileHandle.standardError.write(Data("\(data): skipped \(skipped) unreadable files\n".utf8)) }
         guard let input = model.inputShapes.first, input.count == 3 else { throw CLIError("\(options.model): needs one image input") }
-        let sizes = inputSize?.split(separator: ",").compactMap { Int($0) }
         let target = try Preprocessor.targetShape(modelInput: input, size: sizes, data: source.imageShape, model: options.model)
         let mode = try preprocess.map { try PreprocessMode(parsing: $0) } ?? PreprocessMode.default(forModel: model.name)
         var extractor = FeatureExtractor(model: model, preprocessor: Preprocessor(targetShape: target, fit: fitMode, mode: mode))

@@ -1,6 +1,8 @@
 import CHDF5
 import Foundation
 import Testing
+import GraftData
+import GraftTensor
 import GraftTestSupport
 
 /// A real Keras checkpoint altered by an attacker so that loading it reads another file: every command refuses it
@@ -46,5 +48,39 @@ struct HostileModelTests {
         }
         #expect(!FileManager.default.fileExists(atPath: output))
         #expect(!FileManager.default.fileExists(atPath: export))
+    }
+
+    /// The attacker's files `tools/make_hostile.py` writes (the fuzzer's seeds): each command refuses each with one
+    /// line naming the dataset or group, and prints nothing of another file.
+    @Test(arguments: [("external_storage_passwd.h5", "/model_weights/conv1/tiny_lenet/conv1/kernel", "external file"),
+                      ("external_storage_zero.h5", "/model_weights/conv1/tiny_lenet/conv1/bias_extra", "external file"),
+                      ("external_links.h5", "/model_weights/fc1", "external link"),
+                      ("virtual_dataset.h5", "/model_weights/conv1/tiny_lenet/conv1/kernel", "virtual dataset"),
+                      ("unstored_chunked.h5", "/model_weights/conv1/tiny_lenet/conv1/huge", "none are stored")])
+    func shippedHostileFiles(_ name: String, _ object: String, _ reason: String) throws {
+        let model = TestSupport.fixture("hostile/\(name)")
+        let dir = try TestSupport.makeTemporaryDirectory("graft-hostile-seed")
+        let output = dir.appendingPathComponent("y.npy").path
+        let input = dir.appendingPathComponent("x.npy").path
+        try NPY.write(Tensor(shape: [2, 16, 16, 1], repeating: 0), to: input)
+        for args in [["inspect", model], ["summary", model], ["predict", model, "--input", input, "--output", output],
+                     ["export", model, "--output", dir.appendingPathComponent("copy.keras").path]] {
+            let r = try TestSupport.runGraft(args)
+            #expect(r.status == 1 && r.stderr.split(separator: "\n").count == 1, "\(name) \(args[0]): \(r.status) \(r.stderr)")
+            #expect(r.stderr.contains(object) && r.stderr.contains(reason), "\(name) \(args[0]): \(r.stderr)")
+            #expect(!r.stdout.contains("root:"), "\(name) \(args[0]) printed /etc/passwd")
+        }
+        #expect(!FileManager.default.fileExists(atPath: output))
+    }
+
+    /// Names holding a terminal escape and a newline: `inspect` prints them escaped (`\u{1B}`, `\n`) and the model
+    /// commands refuse the layer name.
+    @Test func escapeCharactersInNames() throws {
+        let model = TestSupport.fixture("hostile/escape_names.h5")
+        let inspect = try TestSupport.runGraft(["inspect", model])
+        #expect(inspect.status == 0, "\(inspect.stderr)")
+        #expect(!inspect.stdout.contains("\u{1B}") && inspect.stdout.contains("fc1\\u{1B}[2J\\nx/"), "\(inspect.stdout)")
+        let summary = try TestSupport.runGraft(["summary", model])
+        #expect(summary.status == 1 && summary.stderr.contains("control characters") && !summary.stderr.contains("\u{1B}"), "\(summary.stderr)")
     }
 }

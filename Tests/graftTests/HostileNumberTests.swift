@@ -45,6 +45,26 @@ struct HostileNumberTests {
         }
     }
 
+    /// The inference and data commands take fine-tune's limits for their numbers.
+    @Test func inferenceAndDataOptions() throws {
+        let model = TestSupport.fixture("keras/keras3_lenet.h5")
+        let dir = try TestSupport.makeTemporaryDirectory("graft-numbers-inference")
+        let out = dir.appendingPathComponent("y.npy").path
+        for v in Self.values + ["0", "-3", "65537"] {   // a batch is 1 to 65,536 images, as in fine-tune
+            try Self.expectRefused(["predict", model, "--input", "/nonexistent-data.npy", "--output", out, "--batch", v], naming: ["--batch"])
+            try Self.expectRefused(["evaluate", model, "--data", "/nonexistent-data", "--batch", v], naming: ["--batch"])
+            try Self.expectRefused(["extract", model, "--data", "/nonexistent-data", "--output", out, "--batch", v], naming: ["--batch"])
+            try Self.expectRefused(["data-bench", "--data", "/nonexistent-data", "--batch", v], naming: ["--batch"])
+        }
+        for v in Self.values {
+            try Self.expectRefused(["data-bench", "--data", "/nonexistent-data", "--epochs", v], naming: ["--epochs"])
+            try Self.expectRefused(["extract", model, "--data", "/nonexistent-data", "--output", out, "--input-size", "\(v),28"],
+                                   naming: ["--input-size"])
+            try Self.expectRefused(["data-bench", "--data", "/nonexistent-data", "--size", "28,\(v),3"], naming: ["--size"])
+            try Self.expectRefused(["evaluate", model, "--data", "/nonexistent-data", "--class-subset", "1,\(v)"], naming: ["--class-subset"])
+        }
+    }
+
     @Test func recipeKeysUnderCheck() throws {
         let recipe = TestSupport.fixture("../../Recipes/quickstart.yaml")
         let keys = ["seed", "stages.0.epochs", "stages.1.epochs", "stages.0.learning_rate", "stages.0.clip_norm",

@@ -1,0 +1,37 @@
+import ArgumentParser
+import GraftTrain
+
+/// Range checks for the numbers the inference and data commands take, with fine-tune's limits
+/// (`FineTuneLimits`), so `--batch 9223372036854775807` or `--input-size 0,1e9` is refused the same way everywhere.
+enum OptionChecks {
+    static func whole(_ value: Int, _ range: ClosedRange<Int>, _ option: String) throws {
+        guard range.contains(value) else {
+            throw ValidationError("\(option) must be a whole number from \(range.lowerBound) to \(range.upperBound), got \(value)")
+        }
+    }
+
+    static func batch(_ value: Int) throws {
+        try whole(value, FineTuneLimits.batchSize, "--batch")
+    }
+
+    /// `H,W` (or `H,W,C` when `channels`), every side within `FineTuneLimits.inputSide`, channels 1 to 4.
+    static func size(_ text: String, _ option: String, channels: Bool = false) throws -> [Int] {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+        let dims = parts.compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard dims.count == parts.count, dims.count == (channels ? 3 : 2) else {
+            throw ValidationError("\(option) must be \(channels ? "H,W,C" : "H,W") (whole numbers), got \(text)")
+        }
+        for side in dims.prefix(2) { try whole(side, FineTuneLimits.inputSide, option) }
+        if channels { try whole(dims[2], 1...4, "\(option) channels") }
+        return dims
+    }
+
+    /// `--class-subset 5,6,7`: whole numbers, each a class index below `FineTuneLimits.classes`' bound.
+    static func classList(_ text: String) throws -> [Int] {
+        let ids = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !ids.isEmpty, ids.allSatisfy({ $0 != nil }) else { throw ValidationError("--class-subset must be integers, got \(text)") }
+        let list = ids.compactMap { $0 }
+        for c in list { try whole(c, 0...(FineTuneLimits.classes.upperBound - 1), "--class-subset") }
+        return list
+    }
+}
