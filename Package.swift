@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "GraftData", targets: ["GraftData"]),
         .library(name: "GraftTrain", targets: ["GraftTrain"]),
         .library(name: "GraftRecipes", targets: ["GraftRecipes"]),
+        .library(name: "GraftFiles", targets: ["GraftFiles"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -30,18 +31,23 @@ let package = Package(
 
         // Element-wise math compiled for the baseline and for AVX2 + FMA, picked at run time (C: Swift cannot).
         .target(name: "CGraftSIMD"),
+        // The table of temporary files a signal handler removes (C: async-signal-safe, with C11 atomics).
+        .target(name: "CGraftFiles"),
 
-        .target(name: "GraftHDF5", dependencies: ["CHDF5"]),
+        // Atomic writes, temporary files and their cleanup after signals and crashes: every writer uses it.
+        .target(name: "GraftFiles", dependencies: ["CGraftFiles"]),
+
+        .target(name: "GraftHDF5", dependencies: ["CHDF5", "GraftFiles"]),
         .target(name: "GraftTensor", dependencies: ["CBLAS", "CDNNL", "CGraftSIMD"]),
         .target(name: "GraftNN", dependencies: ["GraftTensor"]),
-        .target(name: "GraftKeras", dependencies: ["GraftNN", "GraftHDF5", "ZIPFoundation"]),
-        .target(name: "GraftData", dependencies: ["GraftTensor", "CImage", "ZIPFoundation"]),
-        .target(name: "GraftTrain", dependencies: ["GraftNN", "GraftData", "GraftKeras"]),
+        .target(name: "GraftKeras", dependencies: ["GraftNN", "GraftHDF5", "GraftFiles", "ZIPFoundation"]),
+        .target(name: "GraftData", dependencies: ["GraftTensor", "GraftFiles", "CImage", "ZIPFoundation"]),
+        .target(name: "GraftTrain", dependencies: ["GraftNN", "GraftData", "GraftKeras", "GraftHDF5", "GraftFiles"]),
         .target(name: "GraftRecipes", dependencies: ["GraftTrain", "Yams"]),
         .executableTarget(
             name: "graft",
             dependencies: [
-                "GraftHDF5", "GraftKeras", "GraftData", "GraftTrain", "GraftRecipes",
+                "GraftHDF5", "GraftKeras", "GraftData", "GraftTrain", "GraftRecipes", "GraftFiles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // The integrity check graft runs in a child process before libhdf5 opens a file: a small executable that
@@ -51,6 +57,7 @@ let package = Package(
             dependencies: ["GraftHDF5", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         .target(name: "GraftTestSupport", path: "Tests/GraftTestSupport"),
+        .testTarget(name: "GraftFilesTests", dependencies: ["GraftFiles", "GraftTestSupport"]),
         .testTarget(name: "GraftHDF5Tests", dependencies: ["GraftHDF5", "GraftTestSupport"]),
         .testTarget(name: "GraftTensorTests", dependencies: ["GraftTensor", "CGraftSIMD"]),
         .testTarget(name: "GraftNNTests", dependencies: ["GraftNN"]),

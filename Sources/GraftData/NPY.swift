@@ -1,4 +1,5 @@
 import Foundation
+import GraftFiles
 import GraftTensor
 
 /// Errors reading or writing NumPy files; each names the file.
@@ -182,28 +183,10 @@ public enum NPY {
 
     /// Writes a tensor as float32 `.npy`, atomically (temporary file in the same folder, then rename).
     public static func write(_ t: Tensor, to path: String) throws {
-        try AtomicFile.write(encode(t), to: path)
-    }
-}
-
-/// Atomic file writes: a temporary file beside the target, synced, then renamed over it.
-public enum AtomicFile {
-    public static func write(_ data: Data, to path: String) throws {
-        let url = URL(fileURLWithPath: path)
-        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         do {
-            try data.write(to: tmp)
-            let fd = open(tmp.path, O_RDONLY)
-            if fd >= 0 { fsync(fd); close(fd) }
-            guard rename(tmp.path, path) == 0 else {
-                throw NPYError(file: path, message: "cannot rename into place: \(String(cString: strerror(errno)))")
-            }
-        } catch let e as NPYError {
-            unlink(tmp.path)
-            throw e
+            try AtomicWrite.write(encode(t), to: path)
         } catch {
-            unlink(tmp.path)
-            throw NPYError(file: path, message: "cannot write: \(error.localizedDescription)")
+            throw NPYError(file: path, message: error.reason)
         }
     }
 }

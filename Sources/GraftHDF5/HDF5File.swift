@@ -1,4 +1,5 @@
 import CHDF5
+import GraftFiles
 import Foundation
 
 /// Limits that protect against hostile files declaring absurd sizes.
@@ -163,45 +164,27 @@ public final class HDF5File {
     /// same folder, which is synced and then renamed over `path`. If anything fails (also a full disk), the
     /// temporary file is removed and any existing file at `path` is untouched.
     public static func writeAtomically(_ path: String, _ body: (HDF5File) throws -> Void) throws {
-        let url = URL(fileURLWithPath: path)
-        let file = try createInMemory(name: path)
+        try writeFileAtomically(try inMemoryImage(name: path, body), to: URL(fileURLWithPath: path))
+    }
+
+    /// The bytes of a new file that `body` fills in memory (`name` is what errors call it).
+    public static func inMemoryImage(name: String, _ body: (HDF5File) throws -> Void) throws -> [UInt8] {
+        let file = try createInMemory(name: name)
         try body(file)
         let bytes = try file.image()
         try file.close()
-        try writeFileAtomically(bytes, to: url)
+        return bytes
     }
 
-    /// `bytes` to a temporary file beside `url`, fsync, rename over `url`; the temporary file goes on any failure.
+    /// `bytes` to a temporary file beside `url`, fsync, rename over `url` (`AtomicWrite`); the temporary file goes
+    /// on any failure.
     static func writeFileAtomically(_ bytes: [UInt8], to url: URL) throws {
-        let path = url.path
-        let tmp = "\(url.deletingLastPathComponent().path)/.\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let fd = Foundation.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else {
-            throw HDF5Error(.cannotCreate, file: path, detail: "cannot create a temporary file beside it: \(String(cString: strerror(errno)))")
-        }
-        var failure: String?
-        bytes.withUnsafeBytes { raw in
-            guard let base = raw.baseAddress else { return }
-            var offset = 0
-            while offset < raw.count {
-                let n = Foundation.write(fd, base + offset, raw.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    failure = String(cString: strerror(errno))
-                    return
-                }
-                offset += n
-            }
-        }
-        if failure == nil && fsync(fd) != 0 { failure = "fsync: \(String(cString: strerror(errno)))" }
-        if Foundation.close(fd) != 0 && failure == nil { failure = "close: \(String(cString: strerror(errno)))" }
-        if failure == nil && rename(tmp, path) != 0 { failure = "rename: \(String(cString: strerror(errno)))" }
-        if let failure {
-            unlink(tmp)
-            throw HDF5Error(.writeFailed, file: path, detail: failure)
+        do {
+            try AtomicWrite.write(bytes, to: url.path)
+        } catch {
+            throw HDF5Error(.writeFailed, file: url.path, detail: error.reason)
         }
     }
-
 
     /// The root group `/`.
     public func root() throws -> HDF5Group {

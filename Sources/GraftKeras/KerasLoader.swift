@@ -1,4 +1,5 @@
 import Foundation
+import GraftFiles
 import GraftHDF5
 import GraftNN
 import GraftTensor
@@ -163,8 +164,8 @@ public enum KerasLoader {
     /// `model.weights.h5`. Sizes are counted as the bytes inflate, not taken from the zip's headers: the config and
     /// metadata may be at most 64 MiB, the weights at most `weightsLimit` bytes. An archive holding two entries of one
     /// name is refused (Keras reads the last, a plain reader the first: the two would see different models).
-    static func readArchive(_ path: String, extractWeightsTo destination: URL?,
-                            weightsLimit: (_ config: String, _ version: String?) throws -> Int = { _, _ in 16 << 30 }) throws -> (config: String, version: String?, weights: URL?) {
+    static func readArchive(_ path: String, extractWeightsTo destination: TemporaryFile?,
+                            weightsLimit: (_ config: String, _ version: String?) throws -> Int = { _, _ in 16 << 30 }) throws -> (config: String, version: String?, weights: String?) {
         let archive: Archive
         do {
             archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read)
@@ -204,38 +205,39 @@ public enum KerasLoader {
            let obj = try? JSONSerialization.jsonObject(with: d) as? [String: Any] {
             version = obj["keras_version"] as? String
         }
-        var weightsURL: URL?
+        var weights: String?
         if let destination {
             guard let entry = archive["model.weights.h5"] else { throw KerasError("\(path): archive has no model.weights.h5") }
             let limit = try weightsLimit(config, version)
-            let url = destination.appendingPathComponent("model.weights.h5")
-            guard FileManager.default.createFile(atPath: url.path, contents: nil), let out = FileHandle(forWritingAtPath: url.path) else {
-                throw KerasError("\(path): cannot stage model.weights.h5 in \(destination.path)")
+            let folder = (destination.path as NSString).deletingLastPathComponent
+            guard FileManager.default.createFile(atPath: destination.path, contents: nil), let out = FileHandle(forWritingAtPath: destination.path) else {
+                throw KerasError("\(path): cannot stage model.weights.h5 in \(folder) (\(String(cString: strerror(errno))))")
             }
             defer { try? out.close() }
             try inflate(entry, limit: limit) { chunk in
                 do { try out.write(contentsOf: chunk) } catch {
-                    throw KerasError("\(path): cannot stage model.weights.h5 in \(destination.path) (\(error.localizedDescription))")
+                    throw KerasError("\(path): cannot stage model.weights.h5 in \(folder) (\(error.localizedDescription))")
                 }
             }
-            weightsURL = url
+            weights = destination.path
         }
-        return (config, version, weightsURL)
+        return (config, version, weights)
     }
 
     private enum ArchiveLimit: Error { case exceeded }
 
     static func loadArchive(_ path: String, allowMissing: [String]) throws -> LoadedModel {
-        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("graft-keras-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: tmp) }
+        // The weights are staged in $TMPDIR for libhdf5 to open; the staging copy goes when this returns, on a
+        // signal, or (after kill -9) with the next load's sweep of stale temporaries there.
+        let staged = TemporaryFile(in: FileManager.default.temporaryDirectory.path, for: "model.weights.h5")
+        defer { staged.discard() }
         // The model is built from the config first: its parameter count bounds the weights file (twice the
         // parameters' bytes and 64 MiB of HDF5 structure), whatever the zip declares.
         var built: Model?
         func build(_ config: String, _ version: String?) throws -> Model {
             try buildModel(config, kerasVersion: version, source: path)
         }
-        let (config, version, weights) = try readArchive(path, extractWeightsTo: tmp, weightsLimit: { config, version in
+        let (config, version, weights) = try readArchive(path, extractWeightsTo: staged, weightsLimit: { config, version in
             let model = try build(config, version)
             built = model
             let (bytes, overflow) = model.parameterCounts.total.multipliedReportingOverflow(by: 8)
@@ -243,7 +245,7 @@ public enum KerasLoader {
         })
         let model = try built ?? build(config, version)
         guard let weights else { throw KerasError("\(path): archive has no weights") }
-        let root = try HDF5File.open(weights.path).root()
+        let root = try HDF5File.open(weights).root()
         let tensors = try KerasWeights.readKeras3(root, model: model, source: "\(path)!model.weights.h5")
         let report = try KerasWeights.apply(tensors, to: model, source: path, allowMissing: allowMissing)
         return LoadedModel(model: model, source: path, format: ".keras archive", kerasVersion: version, report: report)

@@ -1,4 +1,5 @@
 import Foundation
+import GraftFiles
 import GraftHDF5
 import ZIPFoundation
 import GraftNN
@@ -150,50 +151,39 @@ extension KerasWriter {
         try own.setAttribute("name", string: model.name)
     }
 
-    /// A `.keras` archive: `metadata.json`, `config.json` (the model config) and `model.weights.h5`, zipped.
+    /// A `.keras` archive: `metadata.json`, `config.json` (the model config) and `model.weights.h5`, zipped from
+    /// memory into one temporary file beside `path` that is then renamed into place (`AtomicWrite`).
     public static func writeKerasArchive(_ model: Model, to path: String) throws {
         let config = try KerasConfigEncoder.json(model, style: .keras3)
-        let url = URL(fileURLWithPath: path)
-        let dir = url.deletingLastPathComponent()
-        let scratch = dir.appendingPathComponent(".\(url.lastPathComponent).parts-\(UUID().uuidString)")
-        let tmpZip = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(UUID().uuidString)")
-        do { try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true) } catch {
-            let reason = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError).map { String(cString: strerror(Int32($0.code))) }
-            throw KerasError("\(path): cannot write into \(dir.path) (\(reason ?? error.localizedDescription))")
-        }
-        defer {
-            try? FileManager.default.removeItem(at: scratch)
-            try? FileManager.default.removeItem(at: tmpZip)
-        }
         let formatter = DateFormatter()
         formatter.dateFormat = "yyyy-MM-dd@HH:mm:ss"
         formatter.timeZone = TimeZone(identifier: "UTC")
         let metadata = "{\"keras_version\": \"\(keras3VersionWritten)\", \"date_saved\": \"\(formatter.string(from: Date()))\"}"
+        let weights: Data
         do {
-            try writeKeras3Weights(model, to: scratch.appendingPathComponent("model.weights.h5").path)
-            try Data(metadata.utf8).write(to: scratch.appendingPathComponent("metadata.json"))
-            try Data(config.utf8).write(to: scratch.appendingPathComponent("config.json"))
+            weights = Data(try HDF5File.inMemoryImage(name: "\(path)!model.weights.h5") { try writeKeras3Container(model, into: try $0.root()) })
         } catch let e as HDF5Error {
             throw KerasError("\(path): cannot write the .keras archive (\(e.detail.isEmpty ? "\(e)" : e.detail))")
-        } catch {
-            throw KerasError("\(path): cannot write the .keras archive (\(error.localizedDescription))")
         }
+        let entries = [("metadata.json", Data(metadata.utf8)), ("config.json", Data(config.utf8)), ("model.weights.h5", weights)]
         do {
-            let archive = try Archive(url: tmpZip, accessMode: .create)
-            for name in ["metadata.json", "config.json", "model.weights.h5"] {
-                try archive.addEntry(with: name, relativeTo: scratch, compressionMethod: .none)
+            try AtomicWrite.replace(path) { temporary in
+                let archive: Archive
+                do { archive = try Archive(url: URL(fileURLWithPath: temporary), accessMode: .create) } catch {
+                    throw FileWriteError(path, "cannot write into \(URL(fileURLWithPath: path).deletingLastPathComponent().path) (\(FileWriteError.errnoText()))")
+                }
+                for (name, data) in entries {
+                    do {
+                        try archive.addEntry(with: name, type: .file, uncompressedSize: Int64(data.count), compressionMethod: .none) { position, size in
+                            data.subdata(in: Int(position)..<(Int(position) + size))
+                        }
+                    } catch {
+                        throw FileWriteError(path, "cannot write the .keras archive (\(FileWriteError.errnoText()))")
+                    }
+                }
             }
-        } catch {
-            throw KerasError("\(path): cannot write the .keras archive (\(error))")
-        }
-        let fd = open(tmpZip.path, O_RDONLY)
-        guard fd >= 0, fsync(fd) == 0 else {
-            if fd >= 0 { close(fd) }
-            throw KerasError("\(path): cannot sync the archive (\(String(cString: strerror(errno))))")
-        }
-        close(fd)
-        guard rename(tmpZip.path, path) == 0 else {
-            throw KerasError("\(path): cannot move the archive into place (\(String(cString: strerror(errno))))")
+        } catch let e as FileWriteError {
+            throw KerasError("\(e.path): \(e.reason)")
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import GraftData
+import GraftFiles
 import GraftHDF5
 import GraftNN
 import GraftTensor
@@ -38,13 +39,11 @@ public struct FeatureExtractor {
     @discardableResult
     public func extract(_ data: any ImageSource, to path: String) throws -> (rows: Int, features: Int) {
         let format = try FeatureFormat(path: path)
-        let url = URL(fileURLWithPath: path)
-        let dir = url.deletingLastPathComponent()
-        let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).part-\(UUID().uuidString)")
-        do { try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true) } catch {
-            throw TrainError(path, "cannot write features into \(dir.path) (\(FeatureSink.reason(error)))")
+        // The features' temporary file is created now, so a folder that cannot be written fails before the model runs.
+        let features = TemporaryFile(beside: path)
+        guard FileManager.default.createFile(atPath: features.path, contents: nil) else {
+            throw TrainError(path, "cannot write features into \(URL(fileURLWithPath: path).deletingLastPathComponent().path) (\(String(cString: strerror(errno))))")
         }
-        defer { try? FileManager.default.removeItem(at: tmp) }
         let n = data.count
         let batches = epochBatches(count: n, batchSize: batchSize, shuffle: false, seed: 0)
         let loader = BatchLoader(source: data, batches: batches, preprocessor: preprocessor, augmenter: nil, seed: 0)
@@ -56,7 +55,7 @@ public struct FeatureExtractor {
             y = try pool(y)
             let b = y.shape[0]
             width = y.count / max(b, 1)
-            if sink == nil { sink = try FeatureSink(format: format, output: path, directory: tmp, rows: n, width: width) }
+            if sink == nil { sink = try FeatureSink(format: format, output: path, features: features, rows: n, width: width) }
             try sink?.append(y.scalars, labels: Array(data.labels[row..<(row + b)]), ids: Array(data.ids[row..<(row + b)]))
             row += b
             bar.update(row / max(batchSize, 1) + (row % batchSize == 0 ? 0 : 1), images: row, metrics: [])
@@ -76,12 +75,12 @@ public struct FeatureExtractor {
     }
 }
 
-/// Streams feature rows into the chosen format inside a scratch folder, then moves the result into place.
+/// Streams feature rows into the chosen format in temporary files beside the output, then moves them into place.
 final class FeatureSink {
     let format: FeatureFormat
-    /// The file being written (errors name it) and the scratch folder it is written in.
+    /// The file being written (errors name it) and the temporary file its rows go to first.
     let output: String
-    let directory: URL
+    let features: TemporaryFile
     let rows: Int
     let width: Int
     var written = 0
@@ -93,6 +92,7 @@ final class FeatureSink {
 
     /// Why a file operation failed, in a few words (the system's reason, not Foundation's whole error).
     static func reason(_ error: Error) -> String {
+        if let e = error as? FileWriteError { return e.reason }
         let ns = error as NSError
         if let posix = (ns.userInfo[NSUnderlyingErrorKey] as? NSError), posix.domain == NSPOSIXErrorDomain {
             return String(cString: strerror(Int32(posix.code)))
@@ -101,17 +101,14 @@ final class FeatureSink {
         return ns.localizedDescription
     }
 
-    /// A new file `url` holding `header`, open for appending.
-    static func appendable(_ url: URL, header: Data) throws -> FileHandle {
-        guard FileManager.default.createFile(atPath: url.path, contents: header) else {
-            throw TrainError(url.deletingLastPathComponent().path, "cannot create \(url.lastPathComponent) (\(String(cString: strerror(errno))))")
-        }
+    /// The (already created) temporary file holding `header`, open for appending.
+    func appendable(header: Data) throws -> FileHandle {
         do {
-            let h = try FileHandle(forWritingTo: url)
-            try h.seekToEnd()
+            let h = try FileHandle(forWritingTo: URL(fileURLWithPath: features.path))
+            try h.write(contentsOf: header)
             return h
         } catch {
-            throw TrainError(url.path, "cannot write (\(reason(error)))")
+            throw TrainError(output, "cannot write the features (\(Self.reason(error)))")
         }
     }
 
@@ -123,21 +120,21 @@ final class FeatureSink {
         }
     }
 
-    init(format: FeatureFormat, output: String, directory: URL, rows: Int, width: Int) throws {
+    init(format: FeatureFormat, output: String, features: TemporaryFile, rows: Int, width: Int) throws {
         self.format = format
         self.output = output
-        self.directory = directory
+        self.features = features
         self.rows = rows
         self.width = width
         labels.reserveCapacity(rows)
         switch format {
         case .npy, .npz:
-            handle = try Self.appendable(directory.appendingPathComponent("features.npy"), header: NPY.header(shape: [rows, width], descr: "<f4"))
+            handle = try appendable(header: NPY.header(shape: [rows, width], descr: "<f4"))
         case .csv:
             let header = "id,label," + (0..<width).map { "f\($0)" }.joined(separator: ",") + "\n"
-            handle = try Self.appendable(directory.appendingPathComponent("features.csv"), header: Data(header.utf8))
+            handle = try appendable(header: Data(header.utf8))
         case .h5:
-            let file = try HDF5File.create(directory.appendingPathComponent("features.h5").path)
+            let file = try HDF5File.create(features.path, overwrite: true)
             h5 = file
             h5Features = try file.root().createEmptyDataset("features", shape: [rows, width], gzipLevel: 4)
         }
@@ -171,50 +168,58 @@ final class FeatureSink {
         }
         let url = URL(fileURLWithPath: path)
         let dir = url.deletingLastPathComponent()
-        func moveIntoPlace(_ from: URL, _ to: URL) throws {
-            let fd = open(from.path, O_RDONLY)
-            if fd >= 0 { fsync(fd); close(fd) }
-            guard rename(from.path, to.path) == 0 else {
-                throw TrainError(to.path, "cannot move the features into place (\(String(cString: strerror(errno))))")
-            }
+        func fail(_ error: Error) -> Error {
+            if error is TrainError || error is HDF5Error { return error }
+            return TrainError((error as? FileWriteError)?.path ?? path, Self.reason(error))
         }
         var labelData = NPY.header(shape: [labels.count], descr: "<i8")
         labels.map { Int64($0) }.withUnsafeBufferPointer { labelData.append(Data(buffer: $0)) }
-        switch format {
-        case .npy:
-            let stem = url.deletingPathExtension().lastPathComponent
-            try labelData.write(to: directory.appendingPathComponent("labels.npy"))
-            try Data((ids.joined(separator: "\n") + "\n").utf8).write(to: directory.appendingPathComponent("ids.txt"))
-            try moveIntoPlace(directory.appendingPathComponent("features.npy"), url)
-            try moveIntoPlace(directory.appendingPathComponent("labels.npy"), dir.appendingPathComponent(stem == "features" ? "labels.npy" : "\(stem).labels.npy"))
-            try moveIntoPlace(directory.appendingPathComponent("ids.txt"), dir.appendingPathComponent(stem == "features" ? "ids.txt" : "\(stem).ids.txt"))
-        case .npz:
-            try labelData.write(to: directory.appendingPathComponent("labels.npy"))
-            try NPY.encodeStrings(ids).write(to: directory.appendingPathComponent("ids.npy"))
-            let zip = directory.appendingPathComponent("out.npz")
-            do {
-                let archive = try Archive(url: zip, accessMode: .create)
-                for name in ["features.npy", "labels.npy", "ids.npy"] {
-                    try archive.addEntry(with: name, relativeTo: directory, compressionMethod: .none)
+        do {
+            switch format {
+            case .npy:
+                let stem = url.deletingPathExtension().lastPathComponent
+                try features.commit(to: path)
+                try AtomicWrite.write(labelData, to: dir.appendingPathComponent(stem == "features" ? "labels.npy" : "\(stem).labels.npy").path)
+                try AtomicWrite.write(Data((ids.joined(separator: "\n") + "\n").utf8),
+                                      to: dir.appendingPathComponent(stem == "features" ? "ids.txt" : "\(stem).ids.txt").path)
+            case .npz:
+                let featureBytes = Int64(NPY.header(shape: [rows, width], descr: "<f4").count + rows * width * MemoryLayout<Float>.stride)
+                let reader = try FileHandle(forReadingFrom: URL(fileURLWithPath: features.path))
+                defer { try? reader.close() }
+                let members: [(String, Data?)] = [("features.npy", nil), ("labels.npy", labelData), ("ids.npy", NPY.encodeStrings(ids))]
+                try AtomicWrite.replace(path) { temporary in
+                    do {
+                        let archive = try Archive(url: URL(fileURLWithPath: temporary), accessMode: .create)
+                        for (name, data) in members {
+                            let size = data.map { Int64($0.count) } ?? featureBytes
+                            try archive.addEntry(with: name, type: .file, uncompressedSize: size, compressionMethod: .none) { position, n in
+                                if let data { return data.subdata(in: Int(position)..<(Int(position) + n)) }
+                                try reader.seek(toOffset: UInt64(position))
+                                return try reader.read(upToCount: n) ?? Data()
+                            }
+                        }
+                    } catch {
+                        throw TrainError(path, "cannot write the .npz archive (\(String(cString: strerror(errno))))")
+                    }
                 }
-            } catch {
-                throw TrainError(path, "cannot write the .npz archive (\(error))")
+                features.discard()
+            case .csv:
+                try features.commit(to: path)
+            case .h5:
+                guard let file = h5 else { return }
+                do {   // the root group is closed before the file
+                    let root = try file.root()
+                    try root.createDataset("labels", values: labels.map { Int64($0) }, shape: [labels.count])
+                    try root.createStringDataset("ids", strings: ids)
+                    try root.setAttribute("class_names", strings: classNames, variableLength: true)
+                }
+                h5Features = nil
+                try file.close()
+                h5 = nil
+                try features.commit(to: path)
             }
-            try moveIntoPlace(zip, url)
-        case .csv:
-            try moveIntoPlace(directory.appendingPathComponent("features.csv"), url)
-        case .h5:
-            guard let file = h5 else { return }
-            do {
-                let root = try file.root()
-                try root.createDataset("labels", values: labels.map { Int64($0) }, shape: [labels.count])
-                try root.createStringDataset("ids", strings: ids)
-                try root.setAttribute("class_names", strings: classNames, variableLength: true)
-            }
-            h5Features = nil
-            try file.close()
-            h5 = nil
-            try moveIntoPlace(directory.appendingPathComponent("features.h5"), url)
+        } catch {
+            throw fail(error)
         }
     }
 }

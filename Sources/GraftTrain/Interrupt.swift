@@ -1,14 +1,19 @@
 import Foundation
+import GraftFiles
 import Synchronization
 
 private let interruptSignal = Atomic<Int32>(0)
 
 /// SIGINT/SIGTERM handling for training: the first signal asks the loop to stop after the current batch (it saves a
-/// resumable checkpoint and exits 130/143); a second one ends the process at once.
+/// resumable checkpoint and exits 130/143); a second one removes the temporary files being written and ends the
+/// process at once.
 public enum Interrupt {
     public static func install() {
         let handler: @convention(c) (Int32) -> Void = { sig in
-            if interruptSignal.load(ordering: .relaxed) != 0 { _exit(128 + sig) }
+            if interruptSignal.load(ordering: .relaxed) != 0 {
+                Temporaries.removeAllNow()   // the file being written when the second signal came
+                _exit(128 + sig)
+            }
             interruptSignal.store(sig, ordering: .relaxed)
         }
         signal(SIGINT, handler)

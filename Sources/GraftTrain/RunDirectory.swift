@@ -1,5 +1,6 @@
 import Foundation
 import GraftData
+import GraftFiles
 import GraftHDF5
 import GraftKeras
 import GraftNN
@@ -37,18 +38,10 @@ public final class RunDirectory {
         }
     }
 
-    /// Temporary files (`.last.h5.tmp-PID-N`) left by a process that was killed mid-write (kill -9, power loss)
-    /// are removed; the files under their final names are always complete (writes rename into place).
+    /// Temporary files left by a process that was killed mid-write (kill -9, power loss) are removed; the files
+    /// under their final names are always complete (writes rename into place).
     func removeStaleTemporaryFiles() {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: url.path) else { return }
-        for name in names where name.hasPrefix(".") {
-            guard let range = name.range(of: ".tmp-") else { continue }
-            let pidText = name[range.upperBound...].prefix { $0.isNumber }
-            guard let pid = Int32(pidText), pid > 0, pid != getpid() else { continue }
-            if kill(pid, 0) == -1 && errno == ESRCH {
-                try? FileManager.default.removeItem(at: url.appendingPathComponent(name))
-            }
-        }
+        StaleTemporaries.sweep(url.path)
     }
 
     public func path(_ name: String) -> String { url.appendingPathComponent(name).path }
@@ -70,9 +63,9 @@ public final class RunDirectory {
     /// Writes a text file atomically.
     public func write(_ text: String, to name: String) throws {
         do {
-            try AtomicFile.write(Data(text.utf8), to: path(name))
+            try AtomicWrite.write(Data(text.utf8), to: path(name))
         } catch {
-            throw TrainError(path(name), "\(error)")
+            throw TrainError(path(name), error.reason)
         }
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GraftData
+import GraftFiles
 import GraftHDF5
 import GraftKeras
 import GraftNN
@@ -54,6 +55,9 @@ struct Graft: ParsableCommand {
     /// Parses, runs, and maps every outcome to the documented exit codes with one-line messages.
     static func main() {
         configureOpenMP()
+        // A signal removes the temporary file being written (training commands replace SIGINT/SIGTERM's handler
+        // with `Interrupt`'s, which saves a checkpoint first).
+        Temporaries.removeOnSignals()
         do {
             var command = try parseAsRoot()
             if !(command is CheckHDF5) {

@@ -97,7 +97,8 @@ final class ChildProcessHDF5Check: @unchecked Sendable {
             // backtrace on a fault would print to our stderr and take a second.
             let null = open("/dev/null", O_RDWR)
             if null >= 0 { dup2(null, 1); dup2(null, 2) }
-            for sig in [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP] { signal(sig, SIG_DFL) }
+            // SIGINT, SIGTERM and SIGHUP too: the parent's handlers would remove the parent's temporary files.
+            for sig in [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGINT, SIGTERM, SIGHUP] { signal(sig, SIG_DFL) }
             HDF5Guard.check = nil
             do {
                 try HDF5IntegrityCheck.run(file: path, stringsTo: strings)

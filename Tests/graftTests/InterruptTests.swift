@@ -78,8 +78,36 @@ struct InterruptTests {
             #expect(FileManager.default.fileExists(atPath: "\(out)/last.h5"))
             let resumed = try TestSupport.runGraft(Self.arguments(out) + ["--resume", "--quiet"])
             #expect(resumed.status == 0, "\(resumed.stderr)")
-            let left = try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.contains(".tmp-") }
+            let left = try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.contains("tmp-") }
             #expect(left.isEmpty, "stale temporary files: \(left)")
         }
+    }
+
+    /// Signals outside training, while `extract` streams features into its temporary file: SIGINT, SIGTERM and
+    /// SIGHUP remove it and the process ends by the signal; after kill -9 it stays, and the next graft writing into
+    /// that folder removes it (its process is gone).
+    @Test(.enabled(if: TrainCommandTests.available, "dataset-fashion-mnist is not installed"), arguments: [SIGINT, SIGTERM, SIGHUP, SIGKILL])
+    func signalsDuringExtractLeaveNoTemporaryFile(_ sig: Int32) throws {
+        let dir = try TestSupport.makeTemporaryDirectory("graft-extract-signal")
+        let checkpoint = TestSupport.fixture("../../pretrained/lenet5-fashion-0to4.h5")
+        let args = ["extract", checkpoint, "--layer", "flatten", "--pooling", "none", "--data", "fashion-mnist:test",
+                    "--output", dir.appendingPathComponent("f.csv").path, "--quiet"]
+        func temporaries() -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).filter { $0.contains("graft-tmp-") }
+        }
+        let (p, log) = try Self.start(args)
+        let deadline = Date().addingTimeInterval(60)
+        while temporaries().isEmpty && p.isRunning && Date() < deadline { usleep(1_000) }
+        try #require(!temporaries().isEmpty, "no temporary file seen: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+        kill(p.processIdentifier, sig)
+        p.waitUntilExit()
+        #expect(p.terminationReason == .uncaughtSignal && p.terminationStatus == sig, "\(p.terminationReason) \(p.terminationStatus)")
+        #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("f.csv").path))
+        if sig == SIGKILL {
+            #expect(temporaries().count == 1)
+            let again = try TestSupport.runGraft(args, timeout: 300)
+            #expect(again.status == 0, "\(again.stderr)")
+        }
+        #expect(temporaries().isEmpty, "left: \(temporaries())")
     }
 }
