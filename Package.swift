@@ -28,6 +28,7 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CImage", pkgConfig: "libpng", providers: [.apt(["libpng-dev", "libturbojpeg0-dev"])]),
         .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
         // Element-wise math compiled for the baseline and for AVX2 + FMA, picked at run time (C: Swift cannot).
         .target(name: "CGraftSIMD"),
@@ -35,7 +36,7 @@ let package = Package(
         .target(name: "CGraftFiles"),
 
         // Atomic writes, temporary files and their cleanup after signals and crashes: every writer uses it.
-        .target(name: "GraftFiles", dependencies: ["CGraftFiles"]),
+        .target(name: "GraftFiles", dependencies: ["CGraftFiles", "CCrypto"]),
 
         .target(name: "GraftHDF5", dependencies: ["CHDF5", "GraftFiles"]),
         .target(name: "GraftTensor", dependencies: ["CBLAS", "CDNNL", "CGraftSIMD"]),

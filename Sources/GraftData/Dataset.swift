@@ -47,6 +47,21 @@ extension ImageSource {
         return sub.relabeled(sub.labels.map { map[$0] ?? 0 }, classNames: classes.map { classNames[$0] })
     }
 
+    /// The same samples labelled by position in `names` (a model's classes in output order), matched by class
+    /// name: a test set may hold any subset of them. A class `names` lacks is an error naming it and `model`.
+    public func matchingClasses(_ names: [String], model: String) throws -> Self {
+        let position = Dictionary(names.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+        let map = try classNames.map { name -> Int in
+            guard let p = position[name] else {
+                let known = names.prefix(10).joined(separator: ", ") + (names.count > 10 ? ", … (\(names.count) in all)" : "")
+                throw DataError("class \(name)", "is not one of the classes of \(model) (\(known))")
+            }
+            return p
+        }
+        if map == Array(0..<names.count) { return self }
+        return relabeled(labels.map { $0 >= 0 && $0 < map.count ? map[$0] : $0 }, classNames: names)
+    }
+
     /// At most `perClass` samples of each class: the first ones in source order, or a seeded random choice.
     public func limitingPerClass(_ perClass: Int, seed: UInt64? = nil) -> Self {
         var order = Array(labels.indices)

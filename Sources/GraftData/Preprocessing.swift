@@ -18,7 +18,7 @@ public enum PreprocessMode: Sendable, Equatable, Codable, CustomStringConvertibl
 
     public var description: String {
         switch self {
-        case .scale(let s): return "scale:\(s)"
+        case .scale(let s): return s == 1 / 255 ? "1/255" : "scale:\(s)"   // as typed, and as `init(parsing:)` reads it
         case .caffe: return "caffe"
         case .tf: return "tf"
         case .torch: return "torch"

@@ -12,6 +12,8 @@ public struct LoadedModel {
     public let format: String
     public let kerasVersion: String?
     public let report: WeightLoadReport
+    /// What the model was trained for, when Graft wrote the file (`ModelTask`).
+    public var task: ModelTask?
 }
 
 /// Loads any supported Keras checkpoint: legacy full-model `.h5`; weights-only `.h5` and Keras 3
@@ -70,7 +72,8 @@ public enum KerasLoader {
             }
             let tensors = KerasWeights.mapLegacy(weights, to: model)
             let report = try KerasWeights.apply(tensors, to: model, source: path, allowMissing: allowMissing)
-            return LoadedModel(model: model, source: path, format: info.format.rawValue, kerasVersion: info.kerasVersion, report: report)
+            return LoadedModel(model: model, source: path, format: info.format.rawValue, kerasVersion: info.kerasVersion, report: report,
+                               task: try ModelTask.read(root, source: path))
         case .legacyWeights, .keras3Weights:
             guard let architecture else {
                 throw KerasError("\(path): \(info.format.rawValue) holds weights only; give an architecture (a full-model .h5, a .keras archive or a model config .json)")
@@ -80,7 +83,8 @@ public enum KerasLoader {
                 ? try KerasWeights.readLegacy(root, model: model, source: path, arena: arena)
                 : try KerasWeights.readKeras3(root, model: model, source: path, arena: arena)
             let report = try KerasWeights.apply(tensors, to: model, source: path, allowMissing: allowMissing)
-            return LoadedModel(model: model, source: path, format: info.format.rawValue, kerasVersion: info.kerasVersion, report: report)
+            return LoadedModel(model: model, source: path, format: info.format.rawValue, kerasVersion: info.kerasVersion, report: report,
+                               task: try ModelTask.read(root, source: path))
         }
     }
 
@@ -100,7 +104,7 @@ public enum KerasLoader {
                 return try KerasModelBuilder.build(json: json, kerasVersion: nil)
             }
             if path.hasSuffix(".keras") || isZip(path) {
-                let (config, version, _) = try readArchive(path, extractWeightsTo: nil)
+                let (config, version, _, _) = try readArchive(path, extractWeightsTo: nil)
                 return try KerasModelBuilder.build(json: config, kerasVersion: version)
             }
             let root = try HDF5File.open(path).root()
@@ -165,7 +169,8 @@ public enum KerasLoader {
     /// metadata may be at most 64 MiB, the weights at most `weightsLimit` bytes. An archive holding two entries of one
     /// name is refused (Keras reads the last, a plain reader the first: the two would see different models).
     static func readArchive(_ path: String, extractWeightsTo destination: TemporaryFile?,
-                            weightsLimit: (_ config: String, _ version: String?) throws -> Int = { _, _ in 16 << 30 }) throws -> (config: String, version: String?, weights: String?) {
+                            weightsLimit: (_ config: String, _ version: String?) throws -> Int = { _, _ in 16 << 30 }) throws
+        -> (config: String, version: String?, weights: String?, task: ModelTask?) {
         let archive: Archive
         do {
             archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read)
@@ -201,9 +206,14 @@ public enum KerasLoader {
         }
         guard let config = try text("config.json") else { throw KerasError("\(path): archive has no config.json") }
         var version: String?
+        var task: ModelTask?
         if let meta = try text("metadata.json"), let d = meta.data(using: .utf8),
            let obj = try? JSONSerialization.jsonObject(with: d) as? [String: Any] {
             version = obj["keras_version"] as? String
+            if let t = obj[ModelTask.key] {
+                let json = (try? JSONSerialization.data(withJSONObject: t)).map { String(decoding: $0, as: UTF8.self) } ?? "null"
+                task = try ModelTask.decode(json, source: "\(path)!metadata.json")
+            }
         }
         var weights: String?
         if let destination {
@@ -221,7 +231,7 @@ public enum KerasLoader {
             }
             weights = destination.path
         }
-        return (config, version, weights)
+        return (config, version, weights, task)
     }
 
     private enum ArchiveLimit: Error { case exceeded }
@@ -237,7 +247,7 @@ public enum KerasLoader {
         func build(_ config: String, _ version: String?) throws -> Model {
             try buildModel(config, kerasVersion: version, source: path)
         }
-        let (config, version, weights) = try readArchive(path, extractWeightsTo: staged, weightsLimit: { config, version in
+        let (config, version, weights, task) = try readArchive(path, extractWeightsTo: staged, weightsLimit: { config, version in
             let model = try build(config, version)
             built = model
             let (bytes, overflow) = model.parameterCounts.total.multipliedReportingOverflow(by: 8)
@@ -248,7 +258,7 @@ public enum KerasLoader {
         let root = try HDF5File.open(weights).root()
         let tensors = try KerasWeights.readKeras3(root, model: model, source: "\(path)!model.weights.h5")
         let report = try KerasWeights.apply(tensors, to: model, source: path, allowMissing: allowMissing)
-        return LoadedModel(model: model, source: path, format: ".keras archive", kerasVersion: version, report: report)
+        return LoadedModel(model: model, source: path, format: ".keras archive", kerasVersion: version, report: report, task: task)
     }
 }
 

@@ -13,9 +13,10 @@ public enum KerasWriter {
 
     /// Keras legacy full-model `.h5` (`model.save("x.h5")`): `model_config`, `keras_version`, `backend` and
     /// `model_weights`. With `weightsOnly`, a Keras 2 `save_weights` file: `layer_names` at the root.
-    /// `extra` may add groups to the root (training state) inside the same atomic write.
+    /// `task` is stored as the `graft_task` root attribute; `extra` may add groups to the root (training state)
+    /// inside the same atomic write.
     public static func writeLegacyH5(_ model: Model, to path: String, weightsOnly: Bool = false, graftVersion: String,
-                                     extra: ((HDF5Group) throws -> Void)? = nil) throws {
+                                     task: ModelTask? = nil, extra: ((HDF5Group) throws -> Void)? = nil) throws {
         let config = weightsOnly ? nil : try KerasConfigEncoder.json(model)
         try HDF5File.writeAtomically(path) { file in
             let root = try file.root()
@@ -31,6 +32,7 @@ public enum KerasWriter {
             try weights.setAttribute("keras_version", strings: [kerasVersionWritten], scalar: true)
             try weights.setAttribute("backend", strings: ["tensorflow"], scalar: true)
             try root.setAttribute("graft_version", strings: [graftVersion], scalar: true)
+            try task?.write(to: root)
             try writeLegacyWeights(model, into: weights)
             try extra?(root)
         }
@@ -114,9 +116,11 @@ extension KerasWriter {
 
     /// Keras 3 `.weights.h5` (`model.save_weights("x.weights.h5")`): `layers/<snake_case class>[_n]/vars/<i>` in each
     /// layer's own variable order, nested models nested, each `vars` group named after its layer.
-    public static func writeKeras3Weights(_ model: Model, to path: String) throws {
+    public static func writeKeras3Weights(_ model: Model, to path: String, task: ModelTask? = nil) throws {
         try HDF5File.writeAtomically(path) { file in
-            try writeKeras3Container(model, into: try file.root())
+            let root = try file.root()
+            try task?.write(to: root)
+            try writeKeras3Container(model, into: root)
         }
     }
 
@@ -153,12 +157,13 @@ extension KerasWriter {
 
     /// A `.keras` archive: `metadata.json`, `config.json` (the model config) and `model.weights.h5`, zipped from
     /// memory into one temporary file beside `path` that is then renamed into place (`AtomicWrite`).
-    public static func writeKerasArchive(_ model: Model, to path: String) throws {
+    public static func writeKerasArchive(_ model: Model, to path: String, task: ModelTask? = nil) throws {
         let config = try KerasConfigEncoder.json(model, style: .keras3)
         let formatter = DateFormatter()
         formatter.dateFormat = "yyyy-MM-dd@HH:mm:ss"
         formatter.timeZone = TimeZone(identifier: "UTC")
-        let metadata = "{\"keras_version\": \"\(keras3VersionWritten)\", \"date_saved\": \"\(formatter.string(from: Date()))\"}"
+        let metadata = "{\"keras_version\": \"\(keras3VersionWritten)\", \"date_saved\": \"\(formatter.string(from: Date()))\""
+            + (task.map { ", \"\(ModelTask.key)\": \($0.json())" } ?? "") + "}"
         let weights: Data
         do {
             weights = Data(try HDF5File.inMemoryImage(name: "\(path)!model.weights.h5") { try writeKeras3Container(model, into: try $0.root()) })

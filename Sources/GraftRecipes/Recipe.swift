@@ -151,9 +151,10 @@ public struct Recipe: Sendable {
             guard size.count == 2, size.allSatisfy({ $0 > 0 }) else { throw d.child("input_size").fail("must be [height, width]") }
             config.inputSize = size
         }
-        let fit = try d.child("fit").string(default: "pad")
-        guard let fitMode = ImageFit(rawValue: fit) else { throw d.child("fit").fail("must be pad, resize, nearest, crop or pad-aspect") }
-        config.fit = fitMode
+        if let fit = try d.child("fit").optionalString() {
+            guard let fitMode = ImageFit(rawValue: fit) else { throw d.child("fit").fail("must be resize, pad, nearest, crop or pad-aspect") }
+            config.fit = fitMode
+        }
         config.preprocess = try d.child("preprocess").optionalString()
         if let p = config.preprocess {
             do { _ = try PreprocessMode(parsing: p) } catch { throw d.child("preprocess").fail("\(error)") }
@@ -248,7 +249,7 @@ public struct Recipe: Sendable {
         }
         let data: [String: Any] = ["train": c.train, "validation": opt(c.validation), "validation_split": opt(c.validationSplit),
                                    "test": opt(c.test), "classes": c.classSubset ?? [], "limit_per_class": opt(c.limitPerClass),
-                                   "input_size": c.inputSize ?? [], "fit": c.fit.rawValue, "preprocess": opt(c.preprocess),
+                                   "input_size": c.inputSize ?? [], "fit": opt(c.fit?.rawValue), "preprocess": opt(c.preprocess),
                                    "batch_size": c.batchSize, "skip_bad": c.skipBad]
         let stages: [[String: Any]] = c.stages.map { s in
             ["name": s.name, "freeze": opt(s.freeze), "unfreeze": opt(s.unfreeze), "epochs": s.epochs, "optimizer": s.optimizer,

@@ -36,8 +36,8 @@ public final class RecipeRunner {
         var files = ["recipe.resolved.yaml", "metrics.csv", "metrics.jsonl", "final.h5", "summary.txt"]
         for f in recipe.outputFormats where f != "h5" {
             let name = "final.\(f)"
-            if f == "keras" { try KerasWriter.writeKerasArchive(report.model, to: run.path(name)) }
-            else { try KerasWriter.writeKeras3Weights(report.model, to: run.path(name)) }
+            if f == "keras" { try KerasWriter.writeKerasArchive(report.model, to: run.path(name), task: report.task) }
+            else { try KerasWriter.writeKeras3Weights(report.model, to: run.path(name), task: report.task) }
             files.append(name)
         }
         // Plots from the records the run wrote.
@@ -111,7 +111,8 @@ public final class RecipeRunner {
     /// A recipe without stages: the checkpoint as it is, features written, nothing trained.
     func extractOnly(_ run: RunDirectory) throws -> RecipeReport {
         let c = recipe.config
-        var model = try c.model.hasPrefix("zoo:") ? KerasLoader.loadArchitecture(c.model) : KerasLoader.load(c.model, architecture: c.architecture).model
+        let loaded = try c.model.hasPrefix("zoo:") ? nil : KerasLoader.load(c.model, architecture: c.architecture)
+        var model = try loaded?.model ?? KerasLoader.loadArchitecture(c.model)
         if let cut = c.cut { model = try model.cut(at: cut) }
         guard let input = model.inputShapes.first, input.count == 3 else {
             throw RecipeError(file: recipe.file, line: nil, key: "model.checkpoint", message: "\(c.model): needs one image input (H, W, C)")
@@ -119,14 +120,15 @@ public final class RecipeRunner {
         let first = recipe.features[0].data
         let spec = first == "test" ? (c.test ?? c.train) : first == "train" || first == "validation" ? c.train : first
         let sample = try DataSource.load(spec, skipBad: c.skipBad).source
-        let target = try Preprocessor.targetShape(modelInput: input, size: c.inputSize, data: sample.imageShape, model: c.model)
-        let mode = try c.preprocess.map { try PreprocessMode(parsing: $0) } ?? PreprocessMode.default(forModel: model.name)
+        let preparation = try InputPreparation(model: model, task: loaded?.task, preprocess: c.preprocess, fit: c.fit, inputSize: c.inputSize,
+                                               data: sample.imageShape, source: c.model)
+        let pre = preparation.preprocessor
         if c.showProgress {
-            FileHandle.standardError.write(Data("model \(model.name): \(model.parameterCounts.total) parameters, input \(Shape.describe([-1] + target)), preprocessing \(mode); extracting features only\n".utf8))
+            for line in preparation.overrides { FileHandle.standardError.write(Data("note: \(line)\n".utf8)) }
+            FileHandle.standardError.write(Data("model \(model.name): \(model.parameterCounts.total) parameters, input \(Shape.describe([-1] + pre.targetShape)), preprocessing \(pre.mode); extracting features only\n".utf8))
         }
         var files = ["recipe.resolved.yaml"]
-        let written = try writeFeatures(model: model, preprocessor: Preprocessor(targetShape: target, fit: c.fit, mode: mode), run: run,
-                                         outputName: c.cut ?? "output")
+        let written = try writeFeatures(model: model, preprocessor: pre, run: run, outputName: c.cut ?? "output")
         files += written
         let lines = ["# \(recipe.file)", "", "features of \(c.model)\(c.cut.map { " at \($0)" } ?? "") (no training):"] + written.map { "- \($0)" }
         try run.write(lines.joined(separator: "\n") + "\n", to: "report.md")

@@ -55,7 +55,8 @@ public struct FineTuneConfig: Codable, Sendable {
     public var limitPerClass: Int?
     /// Preprocessing mode; nil picks the keras.applications mode for a known architecture, else `1/255`.
     public var preprocess: String?
-    public var fit: ImageFit = .pad
+    /// How images meet the input size; nil takes the checkpoint's (`ModelTask`), else `resize`.
+    public var fit: ImageFit?
     /// Augmentation items (`flip:h`, `rotate:15`, …), training only.
     public var augment: [String] = []
     /// Input size `[H, W]` for models whose input size is not fixed and data whose size is not known.
@@ -101,6 +102,8 @@ public struct FineTuneReport {
     /// Test-set metrics, when there was a test set.
     public var testMetrics: ClassificationMetrics?
     public var testClassNames: [String] = []
+    /// What the trained model is for, as stored in its checkpoints.
+    public var task: ModelTask?
 }
 
 /// Runs a fine-tuning job: load, cut, graft a head, train stage by stage, save, evaluate.
@@ -111,6 +114,8 @@ public final class FineTuneJob {
     public private(set) var log: [String] = []
     /// Asked after every batch whether to stop (default: SIGINT/SIGTERM; tests give their own).
     public var interruptCheck: () -> Int32? = { Interrupt.pending }
+    /// What the source checkpoint says it was trained for (set by `prepareModel`).
+    public private(set) var sourceTask: ModelTask?
 
     public init(_ config: FineTuneConfig, graftVersion: String) {
         self.config = config
@@ -136,7 +141,7 @@ public final class FineTuneJob {
     /// Builds the model to train: loaded, cut, with its new head; returns it and the new head's layer names
     /// (empty when the model's own output is kept). Without an explicit cut, a replaced head drops the old
     /// classifier: the last layer with weights and everything after it.
-    public func prepareModel(classes: Int) throws -> (Model, [String]) {
+    public func prepareModel(classes: Int, dataClassNames: [String]? = nil) throws -> (Model, [String]) {
         // `zoo:NAME?…` names a built-in architecture: training starts from fresh weights.
         var model: Model
         if config.fromScratch || config.model.hasPrefix("zoo:") {
@@ -145,9 +150,13 @@ public final class FineTuneJob {
             let loaded = try KerasLoader.load(config.model, architecture: config.architecture)
             if let warning = loaded.report.nonFiniteWarning { say("warning: \(config.model): \(warning)") }
             model = loaded.model
+            sourceTask = loaded.task
         }
         if let cut = config.cut { model = try model.cut(at: cut) }
         let outputClasses = model.outputShapes.first?.last ?? 0
+        // A model whose task names its classes keeps its head for data of those classes (matched by name).
+        let known = config.head == nil && config.cut == nil ? sourceTask?.classNames.flatMap { $0.count == outputClasses ? $0 : nil } : nil
+        if let known, let names = dataClassNames, Set(names).isSubset(of: known) { return (model, []) }
         guard config.head != nil || config.cut != nil || outputClasses != classes else { return (model, []) }
         if config.cut == nil {
             var node = model.outputNodes[0]
@@ -187,20 +196,29 @@ public final class FineTuneJob {
         } else if let f = config.validationSplit {
             (train, validation) = try train.stratifiedSplit(fraction: f, seed: config.seed)
         }
-        let test = try config.test.map { try loadData($0, limit: false) }
+        var test = try config.test.map { try loadData($0, limit: false) }
         let classes = train.classNames.count
-        let (model, headNames) = try prepareModel(classes: classes)
+        let (model, headNames) = try prepareModel(classes: classes, dataClassNames: train.classNames)
         let newHead = !headNames.isEmpty
+        var classNames = train.classNames
+        if !newHead, let known = sourceTask?.classNames, known.count == model.outputShapes.first?.last {
+            // The model's own head: its classes, by name, in its output order.
+            train = try train.matchingClasses(known, model: config.model)
+            validation = try validation.map { try $0.matchingClasses(known, model: config.model) }
+            test = try test.map { try $0.matchingClasses(known, model: config.model) }
+            classNames = known
+        }
         // last.h5 and best.h5 hold the weights and up to two optimizer slots each, final.h5 the weights, and each
         // atomic write needs a second copy while it is written: refuse to start a run the disk cannot finish.
         let weightBytes = model.parameterCounts.total * 4
         try run.requireFreeSpace(weightBytes * 9 + (4 << 20), for: "its checkpoints (last.h5, best.h5, final.h5)")
-        guard let inputShape = model.inputShapes.first, inputShape.count == 3 else {
-            throw TrainError(config.model, "fine-tuning needs a model with one image input (H, W, C)")
-        }
-        let target = try Preprocessor.targetShape(modelInput: inputShape, size: config.inputSize, data: train.imageShape, model: config.model)
-        let mode = try config.preprocess.map { try PreprocessMode(parsing: $0) } ?? PreprocessMode.default(forModel: model.name)
-        let pre = Preprocessor(targetShape: target, fit: config.fit, mode: mode)
+        let preparation = try InputPreparation(model: model, task: sourceTask, preprocess: config.preprocess, fit: config.fit,
+                                               inputSize: config.inputSize, data: train.imageShape, source: config.model)
+        for line in preparation.overrides { say(line) }
+        let pre = preparation.preprocessor
+        let target = pre.targetShape
+        let task = try ModelTask(classNames: classNames, preprocessor: pre, preprocess: "\(pre.mode)",
+                                 source: config.fromScratch || config.model.hasPrefix("zoo:") ? nil : config.model)
         let augmenter = config.augment.isEmpty ? nil : try Augmenter(items: config.augment)
         say("model \(model.name): \(grouped(model.parameterCounts.total)) parameters\(newHead ? ", new \(classes)-class head" : ""); data: \(train.count) training, \(validation?.count ?? 0) validation, \(test?.count ?? 0) test images; input \(Shape.describe([-1] + target)), preprocessing \(pre.mode)")
         if let r = resumePoint {
@@ -253,7 +271,7 @@ public final class FineTuneJob {
                 try run.append(r)
                 // The state after every epoch, for --resume.
                 try TrainingCheckpoint.save(model, optimizer: optimizer, epoch: r.epoch, stage: stage.name, to: run.path("last.h5"),
-                                            graftVersion: graftVersion,
+                                            graftVersion: graftVersion, task: task,
                                             resume: ResumeState(stageIndex: k, stageEpoch: local, globalEpoch: r.epoch,
                                                                 bestValue: best?.best, bestEpoch: best?.bestEpoch))
                 trainer?.lastGoodCheckpoint = "\(run.path("last.h5")) (epoch \(r.epoch))"
@@ -262,7 +280,7 @@ public final class FineTuneJob {
             }
             trainer.onInterrupt = { [graftVersion] partial in
                 try TrainingCheckpoint.save(model, optimizer: optimizer, epoch: offset + partial.epoch - 1, stage: stage.name,
-                                            to: run.path("interrupted.h5"), graftVersion: graftVersion,
+                                            to: run.path("interrupted.h5"), graftVersion: graftVersion, task: task,
                                             resume: ResumeState(stageIndex: k, stageEpoch: partial.epoch - 1, globalEpoch: offset + partial.epoch - 1,
                                                                 partial: partial, bestValue: best?.best, bestEpoch: best?.bestEpoch))
             }
@@ -271,7 +289,7 @@ public final class FineTuneJob {
                 best = BestCheckpoint(monitor: validation == nil ? "accuracy" : config.monitor,
                                       best: resumePoint?.state.bestValue, bestEpoch: resumePoint?.state.bestEpoch) { [graftVersion] t, r in
                     try TrainingCheckpoint.save(model, optimizer: t.optimizer, epoch: r.epoch + offset, stage: stage.name,
-                                                to: run.path("best.h5"), graftVersion: graftVersion)
+                                                to: run.path("best.h5"), graftVersion: graftVersion, task: task)
                 }
             }
             if let best { callbacks.append(best) }
@@ -305,14 +323,14 @@ public final class FineTuneJob {
             // No final model or test figures for a run that did not finish: interrupted.h5 holds where it stopped.
             try run.write(model.summary() + "\n\n" + log.joined(separator: "\n") + "\ninterrupted; continue with --resume\n", to: "summary.txt")
             return FineTuneReport(model: model, history: run.records, testAccuracy: nil, testLoss: nil, finalCheckpoint: run.path("interrupted.h5"),
-                                  bestCheckpoint: nil, outcome: outcome, runDirectory: run.url.path, preprocessor: pre)
+                                  bestCheckpoint: nil, outcome: outcome, runDirectory: run.url.path, preprocessor: pre, task: task)
         }
         let finalPath = run.path("final.h5")
         try TrainingCheckpoint.save(model, optimizer: nil, epoch: epochOffset, stage: config.stages.last?.name ?? "train",
-                                    to: finalPath, graftVersion: graftVersion)
+                                    to: finalPath, graftVersion: graftVersion, task: task)
         var report = FineTuneReport(model: model, history: run.records, testAccuracy: nil, testLoss: nil, finalCheckpoint: finalPath,
                                     bestCheckpoint: best?.bestEpoch != nil ? run.path("best.h5") : nil, outcome: outcome,
-                                    runDirectory: run.url.path, preprocessor: pre)
+                                    runDirectory: run.url.path, preprocessor: pre, task: task)
         if let test {
             let evaluator = Trainer(model: model, optimizer: SGD(), preprocessor: pre)
             let ev = try evaluator.evaluate(test, batchSize: config.batchSize, loss: loss)

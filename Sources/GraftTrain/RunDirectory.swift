@@ -114,9 +114,9 @@ public struct ResumeState: Codable, Sendable, Equatable {
 /// resumes exactly.
 public enum TrainingCheckpoint {
     public static func save(_ model: Model, optimizer: (any Optimizer)?, epoch: Int, stage: String, to path: String,
-                            graftVersion: String, resume: ResumeState? = nil) throws {
+                            graftVersion: String, task: ModelTask? = nil, resume: ResumeState? = nil) throws {
         let resumeJSON = try resume.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }
-        try KerasWriter.writeLegacyH5(model, to: path, graftVersion: graftVersion) { root in
+        try KerasWriter.writeLegacyH5(model, to: path, graftVersion: graftVersion, task: task) { root in
             let g = try root.createGroup("graft_training")
             try g.setAttribute("epoch", value: Int64(epoch))
             try g.setAttribute("stage", strings: [stage], scalar: true)

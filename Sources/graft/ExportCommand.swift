@@ -21,16 +21,17 @@ struct Export: ParsableCommand {
     var weightsOnly = false
 
     func run() throws {
-        let model = try options.load().model
+        let loaded = try options.load()
+        let model = loaded.model
         let format: String
         if output.hasSuffix(".weights.h5") {
-            try KerasWriter.writeKeras3Weights(model, to: output)
+            try KerasWriter.writeKeras3Weights(model, to: output, task: loaded.task)
             format = "Keras 3 weights"
         } else if output.hasSuffix(".keras") {
-            try KerasWriter.writeKerasArchive(model, to: output)
+            try KerasWriter.writeKerasArchive(model, to: output, task: loaded.task)
             format = "Keras 3 .keras archive"
         } else if output.hasSuffix(".h5") {
-            try KerasWriter.writeLegacyH5(model, to: output, weightsOnly: weightsOnly, graftVersion: graftVersion)
+            try KerasWriter.writeLegacyH5(model, to: output, weightsOnly: weightsOnly, graftVersion: graftVersion, task: loaded.task)
             format = weightsOnly ? "Keras weights-only .h5" : "Keras legacy full-model .h5"
         } else {
             throw ValidationError("--output must end in .h5, .weights.h5 or .keras, got \(output)")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import GraftData
 import GraftTrain
 
 /// Range checks for the numbers the inference and data commands take, with fine-tune's limits
@@ -33,5 +34,10 @@ enum OptionChecks {
         let list = ids.compactMap { $0 }
         for c in list { try whole(c, 0...(FineTuneLimits.classes.upperBound - 1), "--class-subset") }
         return list
+    }
+
+    static func fit(_ text: String) throws -> ImageFit {
+        guard let f = ImageFit(rawValue: text) else { throw ValidationError("--fit must be resize, pad, nearest, crop or pad-aspect, got \(text)") }
+        return f
     }
 }

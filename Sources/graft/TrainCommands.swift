@@ -88,8 +88,8 @@ struct FineTune: ParsableCommand {
     @Option(help: "Input preprocessing: 1/255, tf, caffe, torch, scale:S or none (default: the keras.applications mode of a known architecture, else 1/255).")
     var preprocess: String?
 
-    @Option(help: "Fit images to the model input: pad, resize, nearest, crop (to aspect, then resize) or pad-aspect.")
-    var fit = "pad"
+    @Option(help: "Fit images to the model input: resize, pad, nearest, crop (to aspect, then resize) or pad-aspect (default: the checkpoint's, else resize).")
+    var fit: String?
 
     @Option(help: "Training augmentation, e.g. flip:h,rotate:15,zoom:0.1,translate:0.1,crop:4,brightness:0.2,contrast:0.2,noise:0.05,cutout:0.25,mixup:0.2,cutmix:1.")
     var augment: String?
@@ -138,7 +138,7 @@ struct FineTune: ParsableCommand {
         guard headDropout.isFinite, headDropout >= 0, headDropout < 1 else { throw ValidationError("--head-dropout must be a number from 0 and below 1, got \(headDropout)") }
         if val != nil && valSplit != nil { throw ValidationError("give --val or --val-split, not both") }
         guard ["inference", "train"].contains(batchNorm) else { throw ValidationError("--batch-norm must be inference or train") }
-        guard ImageFit(rawValue: fit) != nil else { throw ValidationError("--fit must be pad, resize, nearest, crop or pad-aspect") }
+        if let fit { _ = try OptionChecks.fit(fit) }
         guard HeadConfig.Pooling(rawValue: headPooling) != nil else { throw ValidationError("--head-pooling must be avg, max, flatten or none") }
         guard NaNPolicy(rawValue: nan) != nil else { throw ValidationError("--nan must be stop or skip, got \(nan)") }
     }
@@ -202,7 +202,7 @@ struct FineTune: ParsableCommand {
                                 hidden: hidden, dropout: headDropout)
         }
         c.preprocess = preprocess
-        c.fit = ImageFit(rawValue: fit) ?? .pad
+        c.fit = try fit.map { try OptionChecks.fit($0) }
         if let augment {
             _ = try Augmenter(spec: augment)   // validate now, before any work
             c.augment = augment.split(separator: ",").map(String.init)
@@ -269,8 +269,8 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Input preprocessing: 1/255, tf, caffe, torch, scale:S or none (default: by architecture).")
     var preprocess: String?
 
-    @Option(help: "Fit images to the model input: pad, resize, nearest, crop or pad-aspect.")
-    var fit = "pad"
+    @Option(help: "Fit images to the model input: resize, pad, nearest, crop or pad-aspect (default: the checkpoint's, else resize).")
+    var fit: String?
 
     @Flag(help: "Print JSON instead of text.")
     var json = false
@@ -278,29 +278,38 @@ struct Evaluate: ParsableCommand {
     func run() throws {
         try OptionChecks.batch(batch)
         let subset = try classSubset.map { try OptionChecks.classList($0) }
-        let model = try options.load().model
+        let fitMode = try fit.map { try OptionChecks.fit($0) }
+        let loadedModel = try options.load()
+        let model = loadedModel.model
         let (loaded, skipped) = try DataSource.load(data, skipBad: skipBad)
         if skipped > 0 { FileHandle.standardError.write(Data("\(data): skipped \(skipped) unreadable files\n".utf8)) }
         var d = loaded
         if let subset { d = try d.selectingClasses(subset) }
-        guard let input = model.inputShapes.first, input.count == 3 else { throw CLIError("\(options.model): needs one image input") }
-        guard let fitMode = ImageFit(rawValue: fit) else { throw ValidationError("--fit must be pad, resize, nearest, crop or pad-aspect") }
-        let target = try Preprocessor.targetShape(modelInput: input, size: nil, data: d.imageShape, model: options.model)
-        let mode = try preprocess.map { try PreprocessMode(parsing: $0) } ?? PreprocessMode.default(forModel: model.name)
-        let pre = Preprocessor(targetShape: target, fit: fitMode, mode: mode)
+        // A model that knows its classes is scored by class name: a test set may hold any of them.
+        if let names = loadedModel.task?.classNames { d = try d.matchingClasses(names, model: options.model) }
+        let preparation = try InputPreparation(model: model, task: loadedModel.task, preprocess: preprocess, fit: fitMode, inputSize: nil,
+                                               data: d.imageShape, source: options.model)
+        for line in preparation.overrides { FileHandle.standardError.write(Data("note: \(line)\n".utf8)) }
+        let pre = preparation.preprocessor
         let ev = try Trainer(model: model, optimizer: SGD(), preprocessor: pre).evaluate(d, batchSize: batch)
+        let counts = d.classCounts
+        let topK = ev.metrics.classes > 5
+        func shown(_ v: Double) -> Any { v.isNaN ? NSNull() as Any : v as Any }
         if json {
-            let obj: [String: Any] = ["preprocessing": mode.description, "loss": ev.loss, "accuracy": ev.accuracy, "top5_accuracy": ev.metrics.topKAccuracy,
-                                      "count": d.count, "classes": d.classNames,
-                                      "precision": ev.metrics.precision.map { $0.isNaN ? NSNull() as Any : $0 as Any },
-                                      "recall": ev.metrics.recall.map { $0.isNaN ? NSNull() as Any : $0 as Any },
+            var obj: [String: Any] = ["preprocessing": pre.mode.description, "fit": pre.fit.rawValue, "loss": ev.loss, "accuracy": ev.accuracy,
+                                      "count": d.count, "classes": d.classNames, "images_per_class": counts,
+                                      "precision": ev.metrics.precision.map(shown), "recall": ev.metrics.recall.map(shown),
                                       "confusion": ev.metrics.confusion]
+            if topK { obj["top5_accuracy"] = ev.metrics.topKAccuracy }
             let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
-            print(String(format: "%d images: loss %.4f, accuracy %.4f, top-5 accuracy %.4f", d.count, ev.loss, ev.accuracy, ev.metrics.topKAccuracy))
+            print(String(format: "%d images: loss %.4f, accuracy %.4f", d.count, ev.loss, ev.accuracy)
+                  + (topK ? String(format: ", top-5 accuracy %.4f", ev.metrics.topKAccuracy) : ""))
+            func f(_ v: Double) -> String { v.isNaN ? "  n/a" : String(format: "%.3f", v) }
             for (i, name) in d.classNames.enumerated() where i < ev.metrics.classes {
-                print(String(format: "  %-14@ precision %.3f recall %.3f", name, ev.metrics.precision[i], ev.metrics.recall[i]))
+                let line = "  \(name.padding(toLength: max(14, name.count), withPad: " ", startingAt: 0)) precision \(f(ev.metrics.precision[i])) recall \(f(ev.metrics.recall[i]))"
+                print(line + (i < counts.count && counts[i] == 0 ? "  (no images of this class)" : ""))
             }
         }
     }
@@ -333,11 +342,11 @@ struct Extract: ParsableCommand {
     @Option(help: "Images per batch.")
     var batch = 32
 
-    @Option(help: "Input preprocessing (default: by architecture).")
+    @Option(help: "Input preprocessing (default: the checkpoint's, else by architecture).")
     var preprocess: String?
 
-    @Option(help: "Fit images to the model input: pad, resize, nearest, crop or pad-aspect.")
-    var fit = "resize"
+    @Option(help: "Fit images to the model input: resize, pad, nearest, crop or pad-aspect (default: the checkpoint's, else resize).")
+    var fit: String?
 
     @Option(name: .customLong("input-size"), help: "H,W for models that accept any size when the images differ in size.")
     var inputSize: String?
@@ -352,16 +361,18 @@ struct Extract: ParsableCommand {
         try OptionChecks.batch(batch)
         let sizes = try inputSize.map { try OptionChecks.size($0, "--input-size") }
         guard let pool = FeatureExtractor.Pooling(rawValue: pooling) else { throw ValidationError("--pooling must be avg, max or none") }
-        guard let fitMode = ImageFit(rawValue: fit) else { throw ValidationError("--fit must be pad, resize, nearest, crop or pad-aspect") }
+        let fitMode = try fit.map { try OptionChecks.fit($0) }
         _ = try FeatureFormat(path: output)
-        var model = try options.load().model
+        let loaded = try options.load()
+        var model = loaded.model
         if let layer { model = try model.cut(at: layer) }
         let (source, skipped) = try DataSource.load(data, skipBad: skipBad)
         if skipped > 0 { FileHandle.standardError.write(Data("\(data): skipped \(skipped) unreadable files\n".utf8)) }
-        guard let input = model.inputShapes.first, input.count == 3 else { throw CLIError("\(options.model): needs one image input") }
-        let target = try Preprocessor.targetShape(modelInput: input, size: sizes, data: source.imageShape, model: options.model)
-        let mode = try preprocess.map { try PreprocessMode(parsing: $0) } ?? PreprocessMode.default(forModel: model.name)
-        var extractor = FeatureExtractor(model: model, preprocessor: Preprocessor(targetShape: target, fit: fitMode, mode: mode))
+        let preparation = try InputPreparation(model: model, task: loaded.task, preprocess: preprocess, fit: fitMode, inputSize: sizes,
+                                               data: source.imageShape, source: options.model)
+        for line in preparation.overrides { FileHandle.standardError.write(Data("note: \(line)\n".utf8)) }
+        let mode = preparation.preprocessor.mode
+        var extractor = FeatureExtractor(model: model, preprocessor: preparation.preprocessor)
         extractor.pooling = pool
         extractor.batchSize = batch
         extractor.showProgress = !quiet

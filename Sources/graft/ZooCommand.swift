@@ -1,6 +1,7 @@
 import ArgumentParser
 import GraftKeras
 import GraftNN
+import GraftTrain
 
 /// `graft zoo NAME --output FILE.h5`: a built-in architecture, freshly initialised, as a Keras checkpoint.
 struct ZooCommand: ParsableCommand {
@@ -32,18 +33,16 @@ struct ZooCommand: ParsableCommand {
     var seed: UInt64 = 0
 
     func run() throws {
-        var shape: [Int]?
-        if let inputShape {
-            let parts = inputShape.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard parts.count == 3, parts.allSatisfy({ ($0 ?? 0) > 0 }) else {
-                throw ValidationError("--input-shape must be three positive integers H,W,C, got \(inputShape)")
-            }
-            shape = parts.compactMap { $0 }
+        let shape = try inputShape.map { try OptionChecks.size($0, "--input-shape", channels: true) }
+        if let classes { try OptionChecks.whole(classes, FineTuneLimits.classes, "--classes") }
+        try Initializer.$budget.withValue(.machine()) {
+            try write(Zoo.build(name, options: Zoo.Options(classes: classes, includeTop: !noTop, inputShape: shape, seed: seed)))
         }
-        if let classes, classes <= 0 { throw ValidationError("--classes must be positive, got \(classes)") }
-        let model = try Zoo.build(name, options: Zoo.Options(classes: classes, includeTop: !noTop, inputShape: shape, seed: seed))
+    }
+
+    func write(_ model: Model) throws {
         try KerasWriter.writeLegacyH5(model, to: output, graftVersion: graftVersion)
         let counts = model.parameterCounts
-        print("\(output): \(model.name), \(grouped(counts.total)) parameters")
+        print("\(output): \(model.name), \(grouped(counts.total)) parameters, random weights (seed \(seed)): an architecture to train, not a pretrained model")
     }
 }

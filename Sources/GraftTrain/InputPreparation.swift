@@ -1,0 +1,54 @@
+import Foundation
+import GraftData
+import GraftFiles
+import GraftKeras
+import GraftNN
+
+/// How images are prepared for a model, decided in one place for every command: each setting comes from the
+/// option the user gave, else from the checkpoint's `ModelTask` (what it was trained with), else the default (fit
+/// `resize`, as Keras's `image_dataset_from_directory`; preprocessing by architecture, `1/255` otherwise).
+public struct InputPreparation {
+    public let preprocessor: Preprocessor
+    /// One line for each given option that differs from what the checkpoint was trained with.
+    public let overrides: [String]
+
+    /// The preprocessor for `model` (its single image input) on `data` (its fixed image shape, if any).
+    /// `source` names the checkpoint in errors and notes.
+    public init(model: Model, task: ModelTask?, preprocess: String?, fit: ImageFit?, inputSize: [Int]?, data: [Int]?,
+                source: String) throws {
+        guard let input = model.inputShapes.first, input.count == 3 else {
+            throw TrainError(source, "needs a model with one image input (H, W, C)")
+        }
+        var notes: [String] = []
+        func note(_ option: String, _ given: String, _ trained: String?) {
+            if let trained, trained != given { notes.append("\(option) \(given) given; \(source) was trained with \(trained)") }
+        }
+        if let preprocess { note("--preprocess", preprocess, task?.preprocessing) }
+        if let fit { note("--fit", fit.rawValue, task?.fit) }
+        if let inputSize, input[0] < 0 || input[1] < 0 {
+            note("--input-size", inputSize.map(String.init).joined(separator: ","), task?.inputSize?.map(String.init).joined(separator: ","))
+        }
+        let modeText = preprocess ?? task?.preprocessing
+        let mode = try modeText.map { try PreprocessMode(parsing: $0) } ?? PreprocessMode.default(forModel: model.name)
+        let fitMode = try fit ?? task?.fit.map { text in
+            guard let f = ImageFit(rawValue: text) else { throw TrainError(source, "its task names an unknown fit \(text)") }
+            return f
+        } ?? .resize
+        let target = try Preprocessor.targetShape(modelInput: input, size: inputSize ?? task?.inputSize, data: data, model: source)
+        preprocessor = Preprocessor(targetShape: target, fit: fitMode, mode: mode)
+        overrides = notes
+    }
+}
+
+extension ModelTask {
+    /// The task of a model trained on `classNames` with `preprocessor`, fine-tuned from the checkpoint at `source`
+    /// (nil for a built-in architecture): its file name and SHA-256 are recorded.
+    public init(classNames: [String], preprocessor: Preprocessor, preprocess: String, source: String?) throws {
+        let digest = try source.map { path -> String in
+            do { return try FileDigest.sha256(path) } catch { throw TrainError(path, (error as? FileWriteError)?.reason ?? "\(error)") }
+        }
+        self.init(classNames: classNames, preprocessing: preprocess, fit: preprocessor.fit.rawValue,
+                  inputSize: Array(preprocessor.targetShape.prefix(2)), channels: preprocessor.targetShape.last,
+                  source: source.map { ($0 as NSString).lastPathComponent }, sourceSHA256: digest)
+    }
+}
