@@ -24,12 +24,42 @@ public final class RecipeRunner {
         self.graftVersion = graftVersion
     }
 
+    /// The checks a run makes before its first batch (`FineTuneJob.prepare`: data, checkpoint, every layer name,
+    /// class count, input size), with the feature layers of `outputs.features`; trains and writes nothing.
+    var featureLayers: [(key: String, name: String)] {
+        recipe.features.enumerated().compactMap { i, f in f.layer.map { (key: "outputs.features[\(i)].layer", name: $0) } }
+    }
+
+    public func check() throws {
+        let layers = featureLayers
+        if recipe.config.stages.isEmpty {
+            let c = recipe.config
+            var model = try c.model.hasPrefix("zoo:") ? KerasLoader.loadArchitecture(c.model) : KerasLoader.load(c.model, architecture: c.architecture).model
+            if let cut = c.cut {
+                do { model = try model.cut(at: cut) } catch let e as LayerError { throw TrainError("model.cut", "\(cut): \(e.message)") }
+            }
+            for (key, name) in layers {
+                do { _ = try model.cut(at: name) } catch let e as LayerError { throw TrainError(key, "\(name): \(e.message)") }
+            }
+            return
+        }
+        var config = recipe.config
+        config.showProgress = false
+        _ = try FineTuneJob(config, graftVersion: graftVersion).prepare(layers: layers)
+    }
+
     public func run() throws -> RecipeReport {
+        if recipe.config.stages.isEmpty {
+            let run = try RunDirectory(recipe.config.outputDirectory)
+            try run.write(recipe.resolvedYAML(graftVersion: graftVersion), to: "recipe.resolved.yaml")
+            return try extractOnly(run)
+        }
+        // Every check before the run folder is made: a recipe that cannot run leaves nothing behind.
+        let job = FineTuneJob(recipe.config, graftVersion: graftVersion)
+        let prepared = try job.prepare(layers: featureLayers)
         let run = try RunDirectory(recipe.config.outputDirectory)
         try run.write(recipe.resolvedYAML(graftVersion: graftVersion), to: "recipe.resolved.yaml")
-        if recipe.config.stages.isEmpty { return try extractOnly(run) }
-        let job = FineTuneJob(recipe.config, graftVersion: graftVersion)
-        let report = try job.run()
+        let report = try job.run(prepared)
         if case .interrupted = report.outcome {
             return RecipeReport(fineTune: report, baselineAccuracy: nil, files: ["interrupted.h5"], runDirectory: run.url.path)
         }

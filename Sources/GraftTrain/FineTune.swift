@@ -146,6 +146,7 @@ public final class FineTuneJob {
         var model: Model
         if config.fromScratch || config.model.hasPrefix("zoo:") {
             model = try KerasLoader.loadArchitecture(config.architecture ?? config.model)
+            if !config.fromScratch { say("\(config.model): a built-in architecture with random weights: training starts from scratch") }
         } else {
             let loaded = try KerasLoader.load(config.model, architecture: config.architecture)
             if let warning = loaded.report.nonFiniteWarning { say("warning: \(config.model): \(warning)") }
@@ -159,12 +160,23 @@ public final class FineTuneJob {
         if let known, let names = dataClassNames, Set(names).isSubset(of: known) { return (model, []) }
         guard config.head != nil || config.cut != nil || outputClasses != classes else { return (model, []) }
         if config.cut == nil {
-            var node = model.outputNodes[0]
+            // The old classifier goes: the last layer with weights, when it is what makes the model's class vector
+            // (a Dense, or the 1×1 convolution of MobileNet's top), and every layer after it. A model that ends in
+            // features (a base saved without its top, pooled or not) keeps every layer: the head goes after its end.
+            let output = model.outputNodes[0]
+            var node = output
             while model.nodes[node].layer.variables.isEmpty, let previous = model.nodes[node].inputs.first { node = previous }
-            guard let feed = model.nodes[node].inputs.first else {
-                throw TrainError(config.model, "has no classifier layer to replace; give a cut layer")
+            let outputShape = model.nodes[output].outputShape, last = model.nodes[node]
+            let classifier = outputShape.count == 1 && (last.layer is Dense || last.layer is Conv2D && last.outputShape.prefix(2) == [1, 1])
+                && last.outputShape.reduce(1, *) == outputShape[0]
+            if classifier, let feed = model.nodes[node].inputs.first {
+                let before = model.flattenedLayers.map(\.name)
+                model = try model.cut(at: model.nodes[feed].layer.name)
+                let kept = Set(model.flattenedLayers.map(\.name))
+                say("\(config.model): the new head replaces its classifier: removed \(before.filter { !kept.contains($0) }.joined(separator: ", ")) (give a cut layer to choose another place)")
+            } else {
+                say("\(config.model): the new head goes after \(model.nodes[output].layer.name), where the model ends (\(Shape.describe([-1] + outputShape)))")
             }
-            model = try model.cut(at: model.nodes[feed].layer.name)
         }
         var head = config.head ?? HeadConfig(classes: classes)
         if head.classes <= 0 { head.classes = classes }
@@ -173,7 +185,26 @@ public final class FineTuneJob {
         return (grafted, grafted.flattenedLayers.map(\.name).filter { !before.contains($0) })
     }
 
-    public func run() throws -> FineTuneReport {
+    /// Everything a run decides before its first batch.
+    public struct Prepared {
+        public let model: Model
+        /// The grafted head's layer names (empty when the model's own output is kept).
+        public let headNames: [String]
+        public let train: any ImageSource
+        public let validation: (any ImageSource)?
+        public let test: (any ImageSource)?
+        public let preprocessor: Preprocessor
+        public let task: ModelTask
+        let augmenter: Augmenter?
+        let resumePoint: (path: String, state: ResumeState)?
+    }
+
+    /// Every check that can be made without training, in the order a run needs them: settings, the checkpoint to
+    /// resume, the data (folders, files, classes), the model, its cut and head, every layer name a stage or
+    /// `layers` (keys and names, as `outputs.features[0].layer`) refers to, the head's class count against the
+    /// data, the input size against a model with a fixed input. Loads the data's labels and the model, trains
+    /// nothing and writes nothing (the run folder is not created). Errors name the recipe key.
+    public func prepare(layers: [(key: String, name: String)] = []) throws -> Prepared {
         try config.validate()
         var resumePoint: (path: String, state: ResumeState)?
         if config.resume {
@@ -188,7 +219,6 @@ public final class FineTuneJob {
                 throw TrainError(config.outputDirectory, "nothing to resume: no interrupted.h5 or last.h5 with training state")
             }
         }
-        let run = try RunDirectory(config.outputDirectory, keepRecordsThrough: resumePoint?.state.globalEpoch)
         var train = try loadData(config.train, limit: true)
         var validation: (any ImageSource)?
         if let v = config.validation {
@@ -198,6 +228,9 @@ public final class FineTuneJob {
         }
         var test = try config.test.map { try loadData($0, limit: false) }
         let classes = train.classNames.count
+        if let wanted = config.head?.classes, wanted > 0, wanted != classes {
+            throw TrainError("model.head.classes", "is \(wanted) but the training data has \(classes) classes (\(train.classNames.prefix(10).joined(separator: ", "))\(classes > 10 ? ", …" : ""))")
+        }
         let (model, headNames) = try prepareModel(classes: classes, dataClassNames: train.classNames)
         let newHead = !headNames.isEmpty
         var classNames = train.classNames
@@ -208,18 +241,45 @@ public final class FineTuneJob {
             test = try test.map { try $0.matchingClasses(known, model: config.model) }
             classNames = known
         }
-        // last.h5 and best.h5 hold the weights and up to two optimizer slots each, final.h5 the weights, and each
-        // atomic write needs a second copy while it is written: refuse to start a run the disk cannot finish.
-        let weightBytes = model.parameterCounts.total * 4
-        try run.requireFreeSpace(weightBytes * 9 + (4 << 20), for: "its checkpoints (last.h5, best.h5, final.h5)")
+        for (k, stage) in config.stages.enumerated() {
+            for (what, spec) in [("freeze", stage.freeze), ("unfreeze", stage.unfreeze)] {
+                guard let spec else { continue }
+                do { _ = try model.layers(matching: FreezeSpec(parsing: spec)) } catch let e as LayerError {
+                    throw TrainError("stages.\(k).\(what)", "\(spec): \(e.message)")
+                }
+            }
+        }
+        for (key, name) in layers {
+            do { _ = try model.cut(at: name) } catch let e as LayerError { throw TrainError(key, "\(name): \(e.message)") }
+        }
+        if let size = config.inputSize, let input = model.inputShapes.first, input.count == 3, input[0] > 0, input[1] > 0,
+           size != Array(input.prefix(2)) {
+            throw TrainError("data.input_size", "is \(size) but \(config.model) takes a fixed \(input[0])×\(input[1]) input")
+        }
         let preparation = try InputPreparation(model: model, task: sourceTask, preprocess: config.preprocess, fit: config.fit,
                                                inputSize: config.inputSize, data: train.imageShape, source: config.model)
         for line in preparation.overrides { say(line) }
         let pre = preparation.preprocessor
-        let target = pre.targetShape
         let task = try ModelTask(classNames: classNames, preprocessor: pre, preprocess: "\(pre.mode)",
                                  source: config.fromScratch || config.model.hasPrefix("zoo:") ? nil : config.model)
         let augmenter = config.augment.isEmpty ? nil : try Augmenter(items: config.augment)
+        return Prepared(model: model, headNames: headNames, train: train, validation: validation, test: test, preprocessor: pre,
+                        task: task, augmenter: augmenter, resumePoint: resumePoint)
+    }
+
+    /// Trains. `prepared` is what `prepare()` returned, when the caller made the checks itself.
+    public func run(_ prepared: Prepared? = nil) throws -> FineTuneReport {
+        let prepared = try prepared ?? prepare()
+        let (model, headNames, train, validation, test) = (prepared.model, prepared.headNames, prepared.train, prepared.validation, prepared.test)
+        let (pre, task, augmenter, resumePoint) = (prepared.preprocessor, prepared.task, prepared.augmenter, prepared.resumePoint)
+        let newHead = !headNames.isEmpty
+        let classes = task.classNames?.count ?? train.classNames.count
+        let target = pre.targetShape
+        let run = try RunDirectory(config.outputDirectory, keepRecordsThrough: resumePoint?.state.globalEpoch)
+        // last.h5 and best.h5 hold the weights and up to two optimizer slots each, final.h5 the weights, and each
+        // atomic write needs a second copy while it is written: refuse to start a run the disk cannot finish.
+        let weightBytes = model.parameterCounts.total * 4
+        try run.requireFreeSpace(weightBytes * 9 + (4 << 20), for: "its checkpoints (last.h5, best.h5, final.h5)")
         say("model \(model.name): \(grouped(model.parameterCounts.total)) parameters\(newHead ? ", new \(classes)-class head" : ""); data: \(train.count) training, \(validation?.count ?? 0) validation, \(test?.count ?? 0) test images; input \(Shape.describe([-1] + target)), preprocessing \(pre.mode)")
         if let r = resumePoint {
             let tensors = try KerasWeights.readLegacy(try HDF5File.open(r.path).group("/model_weights"), model: model, source: r.path)
@@ -245,7 +305,7 @@ public final class FineTuneJob {
             if let r = resumePoint?.state, k < r.stageIndex { continue }   // done before the interruption; its freezing still applies
             if let r = resumePoint?.state, k == r.stageIndex { epochOffset = r.globalEpoch - r.stageEpoch }
             let counts = model.parameterCounts
-            say("stage \(stage.name): \(stage.epochs) epochs, \(stage.optimizer) lr \(stage.learningRate); trainable params \(grouped(counts.trainable)), non-trainable \(grouped(counts.nonTrainable))")
+            say("stage \(stage.name): \(stage.epochs) epoch\(stage.epochs == 1 ? "" : "s"), \(stage.optimizer) lr \(String(format: "%g", Double(stage.learningRate))); trainable params \(grouped(counts.trainable)), non-trainable \(grouped(counts.nonTrainable))")
             let optimizer = try makeOptimizer(stage.optimizer, learningRate: stage.learningRate)
             let resumingHere = resumePoint.map { $0.state.stageIndex == k } ?? false
             if resumingHere, let r = resumePoint { _ = try TrainingCheckpoint.restore(r.path, into: optimizer) }

@@ -21,7 +21,7 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("set"), help: "Override a recipe key, e.g. --set stages.0.epochs=1 (repeatable).")
     var overrides: [String] = []
 
-    @Flag(name: .customLong("check"), help: "Only validate the recipe and print it resolved.")
+    @Flag(name: .customLong("check"), help: "Make every check a run makes before training (data, checkpoint, layer names, classes, input size), then print the recipe resolved.")
     var checkOnly = false
 
     @Flag(help: "Continue the recipe's run from its newest checkpoint (interrupted.h5 or last.h5).")
@@ -33,6 +33,8 @@ struct Run: ParsableCommand {
     func run() throws {
         var r = try Recipe.load(recipe, overrides: overrides)
         if checkOnly {
+            r.config.resume = resume
+            try RecipeRunner(r, graftVersion: graftVersion).check()
             print(r.resolvedYAML(graftVersion: graftVersion), terminator: "")
             return
         }

@@ -180,4 +180,40 @@ extension FineTuneJobTests {
         let head = try #require(report.model.flattenedLayers.last)
         #expect(head.hasTrainableParameters)
     }
+
+    /// Where the new head goes without a cut: after the end of a base saved without its top, pooled or not (Graft
+    /// dropped Conv_1_bn and out_relu of a no-top MobileNetV2: 2,256,707 parameters against Keras's 2,261,827),
+    /// and in place of a classifier, which the log names.
+    @Test(arguments: [(false, "no-top", "out_relu"), (true, "pooled no-top", "global_average_pooling2d")])
+    func headGoesWhereTheModelEnds(_ pooled: Bool, _ what: String, _ end: String) throws {
+        let dir = try TestSupport.makeTemporaryDirectory("graft-head-place")
+        var base = try Zoo.build("mobilenetv2", options: Zoo.Options(includeTop: false, inputShape: [32, 32, 3], seed: 1))
+        if pooled {
+            var b = GraphBuilder(name: "pooled_base")
+            let x = try b.input(InputLayer(name: "input", shape: [32, 32, 3]))
+            let f = try b.add(base, inputs: [x])
+            let pooledOutput = try b.add(GlobalPooling2D(name: end, kind: .average), inputs: [f])
+            base = try b.finish(outputs: [pooledOutput])
+        }
+        let checkpoint = dir.appendingPathComponent("base.h5").path
+        try KerasWriter.writeLegacyH5(base, to: checkpoint, graftVersion: "test")
+        var config = FineTuneConfig(model: checkpoint, train: TestSupport.fixture("images/folder"),
+                                    stages: [StageConfig(name: "warmup", epochs: 1)], outputDirectory: dir.appendingPathComponent("run").path)
+        config.showProgress = false
+        let job = FineTuneJob(config, graftVersion: "test")
+        let prepared = try job.prepare()
+        // Keras: the base's 2,257,984 parameters and a Dense(1280 → 2) head.
+        #expect(prepared.model.parameterCounts.total == base.parameterCounts.total + 1280 * 2 + 2, "\(what)")
+        #expect(prepared.model.flattenedLayers.map(\.name).contains("Conv_1_bn"))
+        #expect(job.log.contains { $0.contains("the new head goes after \(end)") }, "\(job.log)")
+        #expect(!FileManager.default.fileExists(atPath: config.outputDirectory))   // prepare writes nothing
+
+        let classifier = dir.appendingPathComponent("lenet.h5").path
+        try KerasWriter.writeLegacyH5(try Zoo.build("lenet5", options: Zoo.Options(classes: 10, inputShape: [32, 32, 3], seed: 1)),
+                                      to: classifier, graftVersion: "test")
+        config.model = classifier
+        let replaced = FineTuneJob(config, graftVersion: "test")
+        _ = try replaced.prepare()
+        #expect(replaced.log.contains { $0.contains("replaces its classifier: removed predictions") }, "\(replaced.log)")
+    }
 }
