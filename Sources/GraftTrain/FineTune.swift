@@ -322,6 +322,9 @@ public final class FineTuneJob {
                            stage.name, stageTrain.count, base.outputShapes[0].reduce(1, *), Date().timeIntervalSince(started)))
             }
             trainer.augmenter = augmenter
+            // The schedule starts from the stage's rate: a resumed optimizer holds the rate scheduled at the
+            // interruption, which scheduled again would be decayed twice.
+            trainer.baseLearningRate = stage.learningRate
             trainer.interruptCheck = interruptCheck
             let offset = epochOffset
             trainer.onEpoch = { [weak self, weak trainer, graftVersion] (r: EpochRecord) in
