@@ -97,3 +97,12 @@ static inline hid_t graft_make_f16le(void) {
     return t;
 }
 #endif
+
+#include <malloc.h>
+/// The heap ends where its last allocation ends (no top padding, the free tail returned to the system): a read or
+/// write past it faults. For the integrity-check child (see HDF5IntegrityCheck.tightenHeap).
+static inline void graft_tighten_heap(void) {
+    mallopt(M_TOP_PAD, 0);
+    mallopt(M_TRIM_THRESHOLD, 0);
+    malloc_trim(0);
+}
