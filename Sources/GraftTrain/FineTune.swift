@@ -122,8 +122,12 @@ public final class FineTuneJob {
         self.graftVersion = graftVersion
     }
 
+    /// While `prepare` checks, lines are held back: a run that fails a check prints its one error line only.
+    private var heldLines: [String]?
+
     func say(_ line: String) {
         log.append(line)
+        if heldLines != nil { heldLines?.append(line); return }
         if config.showProgress { FileHandle.standardError.write(Data((line + "\n").utf8)) }
     }
 
@@ -205,6 +209,21 @@ public final class FineTuneJob {
     /// data, the input size against a model with a fixed input. Loads the data's labels and the model, trains
     /// nothing and writes nothing (the run folder is not created). Errors name the recipe key.
     public func prepare(layers: [(key: String, name: String)] = []) throws -> Prepared {
+        heldLines = []
+        let prepared: Prepared
+        do {
+            prepared = try checkEverything(layers: layers)
+        } catch {
+            heldLines = nil
+            throw error
+        }
+        let lines = heldLines ?? []
+        heldLines = nil
+        if config.showProgress { for line in lines { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
+        return prepared
+    }
+
+    private func checkEverything(layers: [(key: String, name: String)]) throws -> Prepared {
         try config.validate()
         var resumePoint: (path: String, state: ResumeState)?
         if config.resume {
@@ -263,6 +282,10 @@ public final class FineTuneJob {
         let task = try ModelTask(classNames: classNames, preprocessor: pre, preprocess: "\(pre.mode)",
                                  source: config.fromScratch || config.model.hasPrefix("zoo:") ? nil : config.model)
         let augmenter = config.augment.isEmpty ? nil : try Augmenter(items: config.augment)
+        // last.h5 and best.h5 hold the weights and up to two optimizer slots each, final.h5 the weights, and each
+        // atomic write needs a second copy while it is written: refuse to start a run the disk cannot finish.
+        try RunDirectory.requireFreeSpace(model.parameterCounts.total * 4 * 9 + (4 << 20), at: config.outputDirectory,
+                                          for: "its checkpoints (last.h5, best.h5, final.h5)")
         return Prepared(model: model, headNames: headNames, train: train, validation: validation, test: test, preprocessor: pre,
                         task: task, augmenter: augmenter, resumePoint: resumePoint)
     }
@@ -276,10 +299,6 @@ public final class FineTuneJob {
         let classes = task.classNames?.count ?? train.classNames.count
         let target = pre.targetShape
         let run = try RunDirectory(config.outputDirectory, keepRecordsThrough: resumePoint?.state.globalEpoch)
-        // last.h5 and best.h5 hold the weights and up to two optimizer slots each, final.h5 the weights, and each
-        // atomic write needs a second copy while it is written: refuse to start a run the disk cannot finish.
-        let weightBytes = model.parameterCounts.total * 4
-        try run.requireFreeSpace(weightBytes * 9 + (4 << 20), for: "its checkpoints (last.h5, best.h5, final.h5)")
         say("model \(model.name): \(grouped(model.parameterCounts.total)) parameters\(newHead ? ", new \(classes)-class head" : ""); data: \(train.count) training, \(validation?.count ?? 0) validation, \(test?.count ?? 0) test images; input \(Shape.describe([-1] + target)), preprocessing \(pre.mode)")
         if let r = resumePoint {
             let tensors = try KerasWeights.readLegacy(try HDF5File.open(r.path).group("/model_weights"), model: model, source: r.path)

@@ -46,18 +46,22 @@ public final class RunDirectory {
 
     public func path(_ name: String) -> String { url.appendingPathComponent(name).path }
 
-    /// Bytes free for this process on the run directory's file system (nil when it cannot be asked).
-    public var freeBytes: Int? {
+    /// Bytes free for this process on the file system of `path`, or of its nearest existing parent when it does
+    /// not exist yet (nil when it cannot be asked).
+    public static func freeBytes(at path: String) -> Int? {
+        var url = URL(fileURLWithPath: path)
+        while !FileManager.default.fileExists(atPath: url.path) && url.path != "/" { url.deleteLastPathComponent() }
         var st = statvfs()
         guard statvfs(url.path, &st) == 0 else { return nil }
         return Int(clamping: UInt64(st.f_bavail) &* UInt64(st.f_frsize))
     }
 
-    /// Fails before any training when the disk cannot hold what the run will write (`bytes`, an estimate).
-    public func requireFreeSpace(_ bytes: Int, for what: String) throws {
-        guard let free = freeBytes, free < bytes else { return }
+    /// Fails before any training when the disk of run folder `path` (made or not) cannot hold what the run will
+    /// write (`bytes`, an estimate).
+    public static func requireFreeSpace(_ bytes: Int, at path: String, for what: String) throws {
+        guard let free = freeBytes(at: path), free < bytes else { return }
         func mb(_ b: Int) -> String { String(format: "%.1f MB", Double(b) / 1_048_576) }
-        throw TrainError(url.path, "only \(mb(free)) free on its disk; \(what) need about \(mb(bytes))")
+        throw TrainError(path, "only \(mb(free)) free on its disk; \(what) need about \(mb(bytes))")
     }
 
     /// Writes a text file atomically.

@@ -9,6 +9,15 @@ struct TemporaryFileTests {
         try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
     }
 
+    /// The id of a process that ran and was reaped: no process has it now (reuse within a test is improbable).
+    static func deadPID() throws -> Int32 {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/true")
+        try p.run()
+        p.waitUntilExit()
+        return p.processIdentifier
+    }
+
     @Test func atomicWriteReplacesAndLeavesNothingBehind() throws {
         let dir = try TestSupport.makeTemporaryDirectory("graft-atomic")
         let target = dir.appendingPathComponent("a.bin").path
@@ -44,11 +53,7 @@ struct TemporaryFileTests {
     /// and keeps those of a live one or of another machine.
     @Test func staleTemporariesOfDeadProcessesAreSwept() throws {
         let dir = try TestSupport.makeTemporaryDirectory("graft-stale")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/true")
-        try p.run()
-        p.waitUntilExit()
-        let dead = p.processIdentifier   // reaped: no process has this id now (reuse within the test is improbable)
+        let dead = try Self.deadPID()
         let host = StaleTemporaries.host
         let stale = ".model.keras\(StaleTemporaries.marker)\(host)-\(dead)-1a2b"
         let live = ".model.keras\(StaleTemporaries.marker)\(host)-\(getppid())-3c4d"
@@ -64,11 +69,7 @@ struct TemporaryFileTests {
     /// The first temporary file a process makes in a folder sweeps it.
     @Test func aNewTemporaryFileSweepsItsFolder() throws {
         let dir = try TestSupport.makeTemporaryDirectory("graft-stale-first")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/true")
-        try p.run()
-        p.waitUntilExit()
-        let stale = ".f.npy\(StaleTemporaries.marker)\(StaleTemporaries.host)-\(p.processIdentifier)-9"
+        let stale = ".f.npy\(StaleTemporaries.marker)\(StaleTemporaries.host)-\(try Self.deadPID())-9"
         #expect(FileManager.default.createFile(atPath: dir.appendingPathComponent(stale).path, contents: Data("x".utf8)))
         try AtomicWrite.write(Data("y".utf8), to: dir.appendingPathComponent("f.npy").path)
         #expect(try Self.names(dir) == ["f.npy"])
