@@ -223,11 +223,16 @@ struct FineTune: ParsableCommand {
 
     func run() throws {
         let c = try config()
-        do { try c.validate() } catch let e as TrainError {
+        let job = FineTuneJob(c, graftVersion: graftVersion)
+        let prepared: FineTuneJob.Prepared
+        do {
+            try c.validate()
+            prepared = try job.prepare()   // every check before training, each error naming its flag
+        } catch let e as TrainError where ["stages.", "data.", "model.", "label_smoothing"].contains(where: e.subject.hasPrefix) {
             throw ValidationError("\(Self.flag(forSetting: e.subject)): \(e.message)")
         }
         Interrupt.install()
-        let report = try FineTuneJob(c, graftVersion: graftVersion).run()
+        let report = try job.run(prepared)
         print("run directory: \(report.runDirectory)")
         if let last = report.history.last {
             print(String(format: "last epoch: loss %.4f accuracy %.4f", last.loss, last.accuracy)

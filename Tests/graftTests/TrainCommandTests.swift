@@ -48,6 +48,25 @@ struct TrainCommandTests {
 }
 
 extension TrainCommandTests {
+    /// Mistakes that surfaced only after minutes of training: one line naming the flag, before any epoch, and no
+    /// run folder.
+    @Test(.enabled(if: available, "dataset-fashion-mnist is not installed"))
+    func mistakesAreCaughtBeforeTraining() throws {
+        let out = try TestSupport.makeTemporaryDirectory().appendingPathComponent("run").path
+        let base = ["fine-tune", TestSupport.fixture("../../pretrained/lenet5-fashion-0to4.h5"), "--data", "fashion-mnist:test",
+                    "--class-subset", "5,6,7", "--epochs", "1", "--out", out]
+        for (extra, words) in [(["--unfreeze", "from:conv9"], ["--unfreeze", "conv9", "no such layer"]),
+                               (["--freeze", "until:nope"], ["--freeze", "nope"]),
+                               (["--classes", "5"], ["--classes", "is 5", "3 classes"]),
+                               (["--cut", "nope"], ["nope"])] {
+            let r = try TestSupport.runGraft(base + extra)
+            #expect(r.status == 1 && r.stderr.split(separator: "\n").count == 1, "\(extra): \(r.stderr)")
+            for w in words { #expect(r.stderr.contains(w), "\(extra): \(r.stderr) lacks \(w)") }
+            #expect(!r.stderr.contains("epoch"), "\(extra) trained: \(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: out), "\(extra) left \(out)")
+        }
+    }
+
     /// A class folder of PNGs with augmentation, resized to the model's input.
     @Test func fineTuneFromAnImageFolderWithAugmentation() throws {
         let dir = try TestSupport.makeTemporaryDirectory()
