@@ -24,28 +24,35 @@ public final class RecipeRunner {
         self.graftVersion = graftVersion
     }
 
-    /// The checks a run makes before its first batch (`FineTuneJob.prepare`: data, checkpoint, every layer name,
-    /// class count, input size), with the feature layers of `outputs.features`; trains and writes nothing.
+    /// The layers `outputs.features` names, with their keys.
     var featureLayers: [(key: String, name: String)] {
         recipe.features.enumerated().compactMap { i, f in f.layer.map { (key: "outputs.features[\(i)].layer", name: $0) } }
     }
 
+    /// An extraction-only recipe's model, loaded (with its task) and cut, every features layer checked.
+    func extractionModel() throws -> (model: Model, task: ModelTask?) {
+        let c = recipe.config
+        let loaded = try c.model.hasPrefix("zoo:") ? nil : KerasLoader.load(c.model, architecture: c.architecture)
+        var model = try loaded?.model ?? KerasLoader.loadArchitecture(c.model)
+        if let cut = c.cut {
+            do { model = try model.cut(at: cut) } catch let e as LayerError { throw TrainError("model.cut", "\(cut): \(e.message)") }
+        }
+        for (key, name) in featureLayers {
+            do { _ = try model.cut(at: name) } catch let e as LayerError { throw TrainError(key, "\(name): \(e.message)") }
+        }
+        return (model, loaded?.task)
+    }
+
+    /// The checks a run makes before its first batch (`FineTuneJob.prepare`: data, checkpoint, every layer name,
+    /// class count, input size, disk), with the feature layers of `outputs.features`; trains and writes nothing.
     public func check() throws {
-        let layers = featureLayers
         if recipe.config.stages.isEmpty {
-            let c = recipe.config
-            var model = try c.model.hasPrefix("zoo:") ? KerasLoader.loadArchitecture(c.model) : KerasLoader.load(c.model, architecture: c.architecture).model
-            if let cut = c.cut {
-                do { model = try model.cut(at: cut) } catch let e as LayerError { throw TrainError("model.cut", "\(cut): \(e.message)") }
-            }
-            for (key, name) in layers {
-                do { _ = try model.cut(at: name) } catch let e as LayerError { throw TrainError(key, "\(name): \(e.message)") }
-            }
+            _ = try extractionModel()
             return
         }
         var config = recipe.config
         config.showProgress = false
-        _ = try FineTuneJob(config, graftVersion: graftVersion).prepare(layers: layers)
+        _ = try FineTuneJob(config, graftVersion: graftVersion).prepare(layers: featureLayers)
     }
 
     public func run() throws -> RecipeReport {
@@ -141,16 +148,14 @@ public final class RecipeRunner {
     /// A recipe without stages: the checkpoint as it is, features written, nothing trained.
     func extractOnly(_ run: RunDirectory) throws -> RecipeReport {
         let c = recipe.config
-        let loaded = try c.model.hasPrefix("zoo:") ? nil : KerasLoader.load(c.model, architecture: c.architecture)
-        var model = try loaded?.model ?? KerasLoader.loadArchitecture(c.model)
-        if let cut = c.cut { model = try model.cut(at: cut) }
+        let (model, task) = try extractionModel()
         guard let input = model.inputShapes.first, input.count == 3 else {
             throw RecipeError(file: recipe.file, line: nil, key: "model.checkpoint", message: "\(c.model): needs one image input (H, W, C)")
         }
         let first = recipe.features[0].data
         let spec = first == "test" ? (c.test ?? c.train) : first == "train" || first == "validation" ? c.train : first
         let sample = try DataSource.load(spec, skipBad: c.skipBad).source
-        let preparation = try InputPreparation(model: model, task: loaded?.task, preprocess: c.preprocess, fit: c.fit, inputSize: c.inputSize,
+        let preparation = try InputPreparation(model: model, task: task, preprocess: c.preprocess, fit: c.fit, inputSize: c.inputSize,
                                                data: sample.imageShape, source: c.model)
         let pre = preparation.preprocessor
         if c.showProgress {
