@@ -299,7 +299,8 @@ public final class FineTuneJob {
         let classes = task.classNames?.count ?? train.classNames.count
         let target = pre.targetShape
         let run = try RunDirectory(config.outputDirectory, keepRecordsThrough: resumePoint?.state.globalEpoch)
-        say("model \(model.name): \(grouped(model.parameterCounts.total)) parameters\(newHead ? ", new \(classes)-class head" : ""); data: \(train.count) training, \(validation?.count ?? 0) validation, \(test?.count ?? 0) test images; input \(Shape.describe([-1] + target)), preprocessing \(pre.mode)")
+        say("model \(model.name): \(grouped(model.parameterCounts.total)) parameters\(newHead ? ", new \(classes)-class head" : ""); data: \(train.count) training, \(validation?.count ?? 0) validation, \(test?.count ?? 0) test images; input \(Shape.describe([-1] + target)), fit \(pre.fit.rawValue), preprocessing \(pre.mode)")
+        say("images per class: " + Self.perClass([("training", train), ("validation", validation), ("test", test)]))
         if let r = resumePoint {
             let tensors = try KerasWeights.readLegacy(try HDF5File.open(r.path).group("/model_weights"), model: model, source: r.path)
             try KerasWeights.apply(tensors, to: model, source: r.path)
@@ -425,6 +426,18 @@ public final class FineTuneJob {
         }
         try run.write(model.summary() + "\n\n" + log.joined(separator: "\n") + "\n", to: "summary.txt")
         return report
+    }
+
+    /// `Sandal 80/20/1000, Shirt 80/20/1000 (training/validation/test)`: each class's images in each split given.
+    static func perClass(_ splits: [(String, (any ImageSource)?)]) -> String {
+        let present = splits.compactMap { name, source in source.map { (name, $0) } }
+        guard let names = present.first?.1.classNames else { return "" }
+        let counts = present.map { $0.1.classCounts }
+        let shown = names.prefix(20).enumerated().map { i, name in
+            name + " " + counts.map { i < $0.count ? String($0[i]) : "0" }.joined(separator: "/")
+        }
+        return shown.joined(separator: ", ") + (names.count > 20 ? ", … (\(names.count) classes)" : "")
+            + " (" + present.map(\.0).joined(separator: "/") + ")"
     }
 
     func unused(_ model: Model) -> [String] {

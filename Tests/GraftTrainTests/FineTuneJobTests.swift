@@ -181,6 +181,7 @@ extension FineTuneJobTests {
         let job = FineTuneJob(c, graftVersion: "t")
         let report = try job.run()
         #expect(job.log.contains { $0.contains("trainable params 170,") })   // the new 84→2 head: 84·2 + 2
+        #expect(job.log.contains("images per class: T-shirt/top 20, Trouser 20 (training)"), "\(job.log)")
         #expect(report.model.variable("fc1/kernel") == original.variable("fc1/kernel"))
         let head = try #require(report.model.flattenedLayers.last)
         #expect(head.hasTrainableParameters)
