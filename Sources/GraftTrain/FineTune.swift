@@ -116,6 +116,8 @@ public final class FineTuneJob {
     public var interruptCheck: () -> Int32? = { Interrupt.pending }
     /// What the source checkpoint says it was trained for (set by `prepareModel`).
     public private(set) var sourceTask: ModelTask?
+    /// The previous epoch's training loss (`stalledLossWarning`).
+    private var lastEpochLoss: Double?
 
     public init(_ config: FineTuneConfig, graftVersion: String) {
         self.config = config
@@ -360,6 +362,7 @@ public final class FineTuneJob {
                 trainer?.lastGoodCheckpoint = "\(run.path("last.h5")) (epoch \(r.epoch))"
                 self?.say(String(format: "%@ epoch %d: loss %.4f acc %.4f%@ (%.1f s, %.0f img/s)", r.stage, r.epoch, r.loss, r.accuracy,
                                  r.valAccuracy.map { String(format: " val_loss %.4f val_acc %.4f", r.valLoss ?? 0, $0) } ?? "", r.seconds, r.imagesPerSecond))
+                if let warning = self?.stalledLossWarning(r.loss, classes: classes) { self?.say(warning) }
             }
             trainer.onInterrupt = { [graftVersion] partial in
                 try TrainingCheckpoint.save(model, optimizer: optimizer, epoch: offset + partial.epoch - 1, stage: stage.name,
@@ -426,6 +429,18 @@ public final class FineTuneJob {
         }
         try run.write(model.summary() + "\n\n" + log.joined(separator: "\n") + "\n", to: "summary.txt")
         return report
+    }
+
+    /// A warning when an epoch's training loss is where it was an epoch before (to 1e-4 of it), or still chance's
+    /// ln(classes): a model that learns nothing (random frozen weights, a rate of zero, wrong preprocessing).
+    func stalledLossWarning(_ loss: Double, classes: Int) -> String? {
+        defer { lastEpochLoss = loss }
+        let chance = Foundation.log(Double(max(classes, 2)))
+        if let previous = lastEpochLoss, abs(loss - previous) <= 1e-4 * max(1, abs(previous)) {
+            return String(format: "warning: the loss has not moved since the last epoch (%.4f%@): check the learning rate, the preprocessing and which layers train",
+                          loss, abs(loss - chance) <= 1e-3 * chance ? String(format: ", chance for %d classes is %.4f", classes, chance) : "")
+        }
+        return nil
     }
 
     /// `Sandal 80/20/1000, Shirt 80/20/1000 (training/validation/test)`: each class's images in each split given.

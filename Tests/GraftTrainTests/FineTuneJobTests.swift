@@ -222,4 +222,16 @@ extension FineTuneJobTests {
         _ = try replaced.prepare()
         #expect(replaced.log.contains { $0.contains("replaces its classifier: removed predictions") }, "\(replaced.log)")
     }
+
+    /// A loss that does not move gets a warning, naming chance when it sits there (a zoo model's random frozen base
+    /// kept 1.0986 every epoch with no word).
+    @Test func aStalledLossIsReported() throws {
+        let job = FineTuneJob(FineTuneConfig(model: "m.h5", train: "t", stages: [], outputDirectory: "o"), graftVersion: "t")
+        #expect(job.stalledLossWarning(1.0986, classes: 3) == nil)   // the first epoch has nothing to compare with
+        let w = try #require(job.stalledLossWarning(1.09862, classes: 3))
+        #expect(w.contains("has not moved") && w.contains("chance for 3 classes is 1.0986"), "\(w)")
+        #expect(job.stalledLossWarning(0.9, classes: 3) == nil)
+        let stalledElsewhere = try #require(job.stalledLossWarning(0.90001, classes: 3))
+        #expect(!stalledElsewhere.contains("chance"))
+    }
 }
