@@ -6,6 +6,13 @@ public enum TestSupport {
     public static let fixturesDirectory: URL = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures")
 
+    /// True when this build runs under ThreadSanitizer, whose allocator replaces glibc's malloc (in the test
+    /// process and in the `graft` it starts, which `swift test --sanitize=thread` builds the same way).
+    public static let underThreadSanitizer: Bool = {
+        guard let me = dlopen(nil, RTLD_NOW) else { return false }   // the program and its libraries
+        return dlsym(me, "__tsan_init") != nil
+    }()
+
     /// Absolute path of a fixture, e.g. `fixture("keras/tfkeras_lenet.h5")`.
     public static func fixture(_ relative: String) -> String {
         fixturesDirectory.appendingPathComponent(relative).path

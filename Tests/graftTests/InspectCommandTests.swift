@@ -63,6 +63,13 @@ extension InspectCommandTests {
         for mode in Self.checkModes {
             for command in [["inspect", path], ["summary", path]] {
                 let r = try TestSupport.runGraft(command, environment: mode.merging(["GRAFT_HDF5_CHECK_TIMEOUT": "5"]) { a, _ in a })
+                if name == "damaged_overreads_libhdf5.h5" && TestSupport.underThreadSanitizer {
+                    // The check finds this file by glibc's heap ending at its last allocation; TSan's allocator
+                    // lays memory out otherwise, the stray read lands in mapped memory in both processes, and all
+                    // that holds is that nothing crashes.
+                    #expect(r.status == 0 || (r.status == 1 && r.stderr.split(separator: "\n").count == 1), "\(mode) \(command): \(r.stderr)")
+                    continue
+                }
                 #expect(r.status == 1, "\(mode) \(command): \(r.stderr)")
                 #expect(r.stderr.split(separator: "\n").count == 1 && r.stderr.contains(path) && r.stderr.contains("damaged"),
                         "\(mode) \(command): \(r.stderr)")
