@@ -130,6 +130,10 @@ public final class FineTuneJob {
     func say(_ line: String) {
         log.append(line)
         if heldLines != nil { heldLines?.append(line); return }
+        show(line)
+    }
+
+    private func show(_ line: String) {
         if config.showProgress { FileHandle.standardError.write(Data((line + "\n").utf8)) }
     }
 
@@ -221,7 +225,7 @@ public final class FineTuneJob {
         }
         let lines = heldLines ?? []
         heldLines = nil
-        if config.showProgress { for line in lines { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
+        lines.forEach(show)
         return prepared
     }
 

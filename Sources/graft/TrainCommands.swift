@@ -226,8 +226,7 @@ struct FineTune: ParsableCommand {
         let job = FineTuneJob(c, graftVersion: graftVersion)
         let prepared: FineTuneJob.Prepared
         do {
-            try c.validate()
-            prepared = try job.prepare()   // every check before training, each error naming its flag
+            prepared = try job.prepare()   // validates the settings, then every check before training; errors name the flag
         } catch let e as TrainError where ["stages.", "data.", "model.", "label_smoothing"].contains(where: e.subject.hasPrefix) {
             throw ValidationError("\(Self.flag(forSetting: e.subject)): \(e.message)")
         }
