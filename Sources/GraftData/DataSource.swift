@@ -183,6 +183,8 @@ public struct FileDataset: ImageSource {
         FileDataset(paths: paths, labels: labels, classNames: classNames)
     }
 
+    public func imageShape(of i: Int) throws -> [Int] { try ImageDecoder.check(file: paths[i]) }
+
     public func fill(_ i: Int, target: [Int], fit: ImageFit, into dst: UnsafeMutablePointer<Float>) throws {
         let (pixels, shape) = try ImageDecoder.decode(file: paths[i])
         pixels.withUnsafeBufferPointer { ImagePlacement.place($0.baseAddress!, shape, into: dst, target, fit: fit) }

@@ -28,6 +28,8 @@ public protocol ImageSource: Sendable {
     func subset(_ indices: [Int]) -> Self
     /// The same images with new labels and class names.
     func relabeled(_ labels: [Int], classNames: [String]) -> Self
+    /// Sample `i`'s own shape `[H, W, C]`, found by decoding it whole (damage is an error naming its source).
+    func imageShape(of i: Int) throws -> [Int]
     /// Writes sample `i`, fitted to `target` (`[H, W, C]`) with channel conversion, on the 0…255 scale, at `dst`.
     func fill(_ i: Int, target: [Int], fit: ImageFit, into dst: UnsafeMutablePointer<Float>) throws
 }
@@ -146,6 +148,8 @@ public struct ImageDataset: ImageSource {
         d.classNames = classNames
         return d
     }
+
+    public func imageShape(of i: Int) throws -> [Int] { shape }
 
     public func fill(_ i: Int, target: [Int], fit: ImageFit, into dst: UnsafeMutablePointer<Float>) throws {
         pixels.withUnsafeBufferPointer { px in

@@ -3,6 +3,8 @@ import Foundation
 
 /// Decodes PNG (libpng's simplified API) and JPEG (TurboJPEG) files into pixel values on the 0…255 scale,
 /// keeping the file's channels (1 gray, 2 gray+alpha, 3 RGB, 4 RGBA). 16-bit PNGs are scaled by 1/257.
+/// A file the decoder warns about (a JPEG cut short, corrupt entropy data) is damaged: an error, never an
+/// image with its missing part filled in grey.
 public enum ImageDecoder {
     /// The largest image accepted (pixels), so a hostile header cannot make us allocate gigabytes.
     public static let maxPixels = 64 << 20
@@ -11,13 +13,21 @@ public enum ImageDecoder {
         try decode([UInt8](try DataFile.read(path, limit: 1 << 30)), name: path)
     }
 
+    /// Decodes the whole file as `decode` would and returns its shape `[H, W, C]`, faster: a JPEG is decoded at
+    /// 1/8 scale, which still reads every block of its entropy-coded data (so damage anywhere is found).
+    public static func check(file path: String) throws -> [Int] {
+        let bytes = [UInt8](try DataFile.read(path, limit: 1 << 30))
+        if isJPEG(bytes) { return try decodeJPEG(bytes, name: path, eighth: true).shape }
+        return try decode(bytes, name: path).shape
+    }
+
+    static func isJPEG(_ bytes: [UInt8]) -> Bool { bytes.count >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF }
+
     public static func decode(_ bytes: [UInt8], name: String) throws -> (pixels: [Float], shape: [Int]) {
         if bytes.count >= 8 && bytes[0] == 0x89 && bytes[1] == 0x50 && bytes[2] == 0x4E && bytes[3] == 0x47 {
             return try decodePNG(bytes, name: name)
         }
-        if bytes.count >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF {
-            return try decodeJPEG(bytes, name: name)
-        }
+        if isJPEG(bytes) { return try decodeJPEG(bytes, name: name) }
         throw DataError(name, "not a PNG or JPEG image")
     }
 
@@ -57,7 +67,8 @@ public enum ImageDecoder {
         }
     }
 
-    static func decodeJPEG(_ bytes: [UInt8], name: String) throws -> (pixels: [Float], shape: [Int]) {
+    /// With `eighth`, decodes at 1/8 scale (a check: the pixels are not the image's) but returns the full shape.
+    static func decodeJPEG(_ bytes: [UInt8], name: String, eighth: Bool = false) throws -> (pixels: [Float], shape: [Int]) {
         guard let handle = tjInitDecompress() else { throw DataError(name, "cannot start the JPEG decoder") }
         defer { tjDestroy(handle) }
         var width: Int32 = 0, height: Int32 = 0, subsampling: Int32 = 0, colorspace: Int32 = 0
@@ -71,16 +82,20 @@ public enum ImageDecoder {
         }
         let gray = colorspace == Int32(TJCS_GRAY.rawValue)
         let channels = gray ? 1 : 3
-        var buffer = [UInt8](repeating: 0, count: Int(width) * Int(height) * channels)
+        // TurboJPEG picks the scaling factor that fits the size asked for: 1/8 for ⌈w/8⌉×⌈h/8⌉.
+        let (w, h) = eighth ? ((width + 7) / 8, (height + 7) / 8) : (width, height)
+        var buffer = [UInt8](repeating: 0, count: Int(w) * Int(h) * channels)
         let status = copy.withUnsafeMutableBufferPointer { src in
             buffer.withUnsafeMutableBufferPointer { dst in
-                tjDecompress2(handle, src.baseAddress, UInt(bytes.count), dst.baseAddress, width, 0, height,
+                tjDecompress2(handle, src.baseAddress, UInt(bytes.count), dst.baseAddress, w, 0, h,
                               Int32(gray ? TJPF_GRAY.rawValue : TJPF_RGB.rawValue), Int32(TJFLAG_STOPONWARNING))
             }
         }
-        if status != 0 && tjGetErrorCode(handle) == Int32(TJERR_FATAL.rawValue) {
-            throw DataError(name, "corrupt JPEG (\(String(cString: tjGetErrorStr2(handle))))")
+        // A warning (premature end of data, corrupt data) stops the decoder part-way: the image is damaged.
+        guard status == 0 else {
+            let fatal = tjGetErrorCode(handle) == Int32(TJERR_FATAL.rawValue)
+            throw DataError(name, "\(fatal ? "corrupt" : "damaged") JPEG (\(String(cString: tjGetErrorStr2(handle))))")
         }
-        return (buffer.map(Float.init), [Int(height), Int(width), channels])
+        return (eighth ? [] : buffer.map(Float.init), [Int(height), Int(width), channels])
     }
 }

@@ -132,6 +132,10 @@ public final class RecipeRunner {
             }
             var source = try DataSource.load(spec, skipBad: recipe.config.skipBad).source
             if let subset = recipe.config.classSubset { source = try source.selectingClasses(subset) }
+            let surveyed = try InputPreparation.survey(source, label: spec, preprocessor: preprocessor, skipBad: recipe.config.skipBad,
+                                                       showProgress: recipe.config.showProgress)
+            if recipe.config.showProgress { for line in surveyed.lines { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
+            source = surveyed.source
             var model = model
             if let layer = f.layer { model = try model.cut(at: layer) }
             var extractor = FeatureExtractor(model: model, preprocessor: preprocessor)

@@ -285,6 +285,17 @@ public final class FineTuneJob {
                                                inputSize: config.inputSize, data: train.imageShape, source: config.model)
         for line in preparation.overrides { say(line) }
         let pre = preparation.preprocessor
+        func survey(_ data: any ImageSource, _ label: String) throws -> any ImageSource {
+            let (kept, lines) = try InputPreparation.survey(data, label: label, preprocessor: pre, skipBad: config.skipBad,
+                                                            showProgress: config.showProgress)
+            lines.forEach(say)
+            return kept
+        }
+        say("model \(model.name): \(grouped(model.parameterCounts.total)) parameters\(newHead ? ", new \(classNames.count)-class head" : ""); input \(Shape.describe([-1] + pre.targetShape)), fit \(pre.fit.rawValue), preprocessing \(pre.mode)")
+        train = try survey(train, "training")
+        validation = try validation.map { try survey($0, "validation") }
+        test = try test.map { try survey($0, "test") }
+        say("images per class: " + Self.perClass([("training", train), ("validation", validation), ("test", test)]))
         let task = try ModelTask(classNames: classNames, preprocessor: pre, preprocess: "\(pre.mode)",
                                  source: config.fromScratch || config.model.hasPrefix("zoo:") ? nil : config.model)
         let augmenter = config.augment.isEmpty ? nil : try Augmenter(items: config.augment)
@@ -303,10 +314,7 @@ public final class FineTuneJob {
         let (pre, task, augmenter, resumePoint) = (prepared.preprocessor, prepared.task, prepared.augmenter, prepared.resumePoint)
         let newHead = !headNames.isEmpty
         let classes = task.classNames?.count ?? train.classNames.count
-        let target = pre.targetShape
         let run = try RunDirectory(config.outputDirectory, keepRecordsThrough: resumePoint?.state.globalEpoch)
-        say("model \(model.name): \(grouped(model.parameterCounts.total)) parameters\(newHead ? ", new \(classes)-class head" : ""); data: \(train.count) training, \(validation?.count ?? 0) validation, \(test?.count ?? 0) test images; input \(Shape.describe([-1] + target)), fit \(pre.fit.rawValue), preprocessing \(pre.mode)")
-        say("images per class: " + Self.perClass([("training", train), ("validation", validation), ("test", test)]))
         if let r = resumePoint {
             let tensors = try KerasWeights.readLegacy(try HDF5File.open(r.path).group("/model_weights"), model: model, source: r.path)
             try KerasWeights.apply(tensors, to: model, source: r.path)

@@ -52,3 +52,19 @@ extension ModelTask {
                   source: source.map { ($0 as NSString).lastPathComponent }, sourceSHA256: digest)
     }
 }
+
+extension InputPreparation {
+    /// Decodes every image of `source` once before any batch (`ImageSurvey`) and says what they are and what is done
+    /// to them for `preprocessor`: one line, and one more when damaged images were left out (`skipBad`). Without
+    /// `skipBad` a damaged image is an error naming its file. A long survey shows progress.
+    public static func survey(_ source: any ImageSource, label: String, preprocessor: Preprocessor, skipBad: Bool,
+                              showProgress: Bool) throws -> (source: any ImageSource, lines: [String]) {
+        let bar = ProgressBar(label: "checking \(label) images", total: source.count, enabled: showProgress && source.imageShape == nil && source.count >= 2000)
+        let (kept, survey) = try ImageSurvey.survey(source, skipBad: skipBad) { done, _ in bar.update(done, images: done, metrics: []) }
+        var lines = ["\(label): " + survey.describe(target: preprocessor.targetShape, fit: preprocessor.fit)]
+        if let first = survey.damaged.first {
+            lines.append("\(label): skipped \(survey.damaged.count) damaged image\(survey.damaged.count == 1 ? "" : "s") (--skip-bad; the first: \(first.id): \(first.problem))")
+        }
+        return (kept, lines)
+    }
+}

@@ -295,6 +295,9 @@ struct Evaluate: ParsableCommand {
                                                data: d.imageShape, source: options.model)
         for line in preparation.overrides { FileHandle.standardError.write(Data("note: \(line)\n".utf8)) }
         let pre = preparation.preprocessor
+        let (surveyed, lines) = try InputPreparation.survey(d, label: data, preprocessor: pre, skipBad: skipBad, showProgress: true)
+        for line in lines { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        d = surveyed
         let ev = try Trainer(model: model, optimizer: SGD(), preprocessor: pre).evaluate(d, batchSize: batch)
         let counts = d.classCounts
         let topK = ev.metrics.classes > 5
@@ -370,11 +373,14 @@ struct Extract: ParsableCommand {
         let loaded = try options.load()
         var model = loaded.model
         if let layer { model = try model.cut(at: layer) }
-        let (source, skipped) = try DataSource.load(data, skipBad: skipBad)
+        let (found, skipped) = try DataSource.load(data, skipBad: skipBad)
         if skipped > 0 { FileHandle.standardError.write(Data("\(data): skipped \(skipped) unreadable files\n".utf8)) }
         let preparation = try InputPreparation(model: model, task: loaded.task, preprocess: preprocess, fit: fitMode, inputSize: sizes,
-                                               data: source.imageShape, source: options.model)
+                                               data: found.imageShape, source: options.model)
         for line in preparation.overrides { FileHandle.standardError.write(Data("note: \(line)\n".utf8)) }
+        let (source, lines) = try InputPreparation.survey(found, label: data, preprocessor: preparation.preprocessor, skipBad: skipBad,
+                                                          showProgress: !quiet)
+        if !quiet { for line in lines { FileHandle.standardError.write(Data((line + "\n").utf8)) } }
         let mode = preparation.preprocessor.mode
         var extractor = FeatureExtractor(model: model, preprocessor: preparation.preprocessor)
         extractor.pooling = pool

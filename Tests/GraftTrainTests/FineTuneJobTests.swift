@@ -182,6 +182,7 @@ extension FineTuneJobTests {
         let report = try job.run()
         #expect(job.log.contains { $0.contains("trainable params 170,") })   // the new 84→2 head: 84·2 + 2
         #expect(job.log.contains("images per class: T-shirt/top 20, Trouser 20 (training)"), "\(job.log)")
+        #expect(job.log.contains("training: 40 images of 28×28, gray; for the 28×28×1 input: used as they are (fit resize)"), "\(job.log)")
         #expect(report.model.variable("fc1/kernel") == original.variable("fc1/kernel"))
         let head = try #require(report.model.flattenedLayers.last)
         #expect(head.hasTrainableParameters)

@@ -67,6 +67,31 @@ extension TrainCommandTests {
         }
     }
 
+    /// A training folder holding a JPEG cut short: the run stops before its first batch naming the file (no run
+    /// folder made); with `--skip-bad` the image is left out, counted and named, and the data summary says the rest.
+    @Test func aDamagedImageIsFoundBeforeTraining() throws {
+        let dir = try TestSupport.makeTemporaryDirectory()
+        let fm = FileManager.default
+        let data = dir.appendingPathComponent("photos").path
+        for (k, cls) in ["cat", "dog"].enumerated() {
+            try fm.createDirectory(atPath: "\(data)/\(cls)", withIntermediateDirectories: true)
+            for i in 0..<3 { try fm.copyItem(atPath: TestSupport.fixture("images/folder/\(cls)/\(cls)_\(i).png"), toPath: "\(data)/\(cls)/\(i).png") }
+            if k == 1 { try fm.copyItem(atPath: TestSupport.fixture("images/cut_short.jpg"), toPath: "\(data)/\(cls)/cut.jpg") }
+        }
+        let model = dir.appendingPathComponent("m.h5").path
+        #expect(try TestSupport.runGraft(["zoo", "lenet5", "--output", model, "--input-shape", "32,32,1", "--classes", "2"]).status == 0)
+        let run = dir.appendingPathComponent("run").path
+        let args = ["fine-tune", model, "--data", data, "--epochs", "1", "--batch", "4", "--out", run]
+        let failed = try TestSupport.runGraft(args)
+        #expect(failed.status == 1 && failed.stderr.split(separator: "\n").count == 1, "\(failed.stderr)")
+        #expect(failed.stderr.contains("\(data)/dog/cut.jpg: damaged JPEG"), "\(failed.stderr)")
+        #expect(!fm.fileExists(atPath: run))
+        let skipped = try TestSupport.runGraft(args + ["--skip-bad"])
+        #expect(skipped.status == 0, "\(skipped.stderr)")
+        #expect(skipped.stderr.contains("training: skipped 1 damaged image (--skip-bad; the first: \(data)/dog/cut.jpg: damaged JPEG"), "\(skipped.stderr)")
+        #expect(skipped.stderr.contains("training: 6 images of 5×7, RGB; for the 32×32×1 input: RGB → gray by luma (6), resized, 6 of them stretched to the input's aspect ratio (fit resize)"), "\(skipped.stderr)")
+    }
+
     /// A class folder of PNGs with augmentation, resized to the model's input.
     @Test func fineTuneFromAnImageFolderWithAugmentation() throws {
         let dir = try TestSupport.makeTemporaryDirectory()
