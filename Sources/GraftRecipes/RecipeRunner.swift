@@ -12,6 +12,8 @@ public struct RecipeReport {
     public var baselineAccuracy: Double?
     public var files: [String]
     public var runDirectory: String
+    /// The signal that stopped the run (the fine-tuning or the baseline's): it resumes with `resume`.
+    public var interruptedBy: Int32?
 }
 
 /// Runs a recipe: the fine-tuning stages, exports, feature files, plots and the optional from-scratch baseline.
@@ -57,18 +59,25 @@ public final class RecipeRunner {
 
     public func run() throws -> RecipeReport {
         if recipe.config.stages.isEmpty {
-            let run = try RunDirectory(recipe.config.outputDirectory)
+            // Features only: nothing to resume; a folder holding a run is refused unless it is to be replaced.
+            let c = recipe.config
+            let held = RunDirectory.heldRun(at: c.outputDirectory)
+            if !held.isEmpty && !c.overwrite && !c.resume {
+                throw TrainError(c.outputDirectory, "already holds a run (\(held.prefix(3).joined(separator: ", "))); replace it with --overwrite")
+            }
+            let run = try RunDirectory(c.outputDirectory, replacing: !held.isEmpty)
             try run.write(recipe.resolvedYAML(graftVersion: graftVersion), to: "recipe.resolved.yaml")
             return try extractOnly(run)
         }
         // Every check before the run folder is made: a recipe that cannot run leaves nothing behind.
         let job = FineTuneJob(recipe.config, graftVersion: graftVersion)
-        let prepared = try job.prepare(layers: featureLayers)
-        let run = try RunDirectory(recipe.config.outputDirectory)
+        var prepared = try job.prepare(layers: featureLayers)
+        let run = try RunDirectory(recipe.config.outputDirectory, replacing: prepared.replacesRun)
+        prepared.replacesRun = false   // done, before recipe.resolved.yaml is written
         try run.write(recipe.resolvedYAML(graftVersion: graftVersion), to: "recipe.resolved.yaml")
         let report = try job.run(prepared)
-        if case .interrupted = report.outcome {
-            return RecipeReport(fineTune: report, baselineAccuracy: nil, files: ["interrupted.h5"], runDirectory: run.url.path)
+        if case .interrupted(let sig, _) = report.outcome {
+            return RecipeReport(fineTune: report, baselineAccuracy: nil, files: ["interrupted.h5"], runDirectory: run.url.path, interruptedBy: sig)
         }
         var files = ["recipe.resolved.yaml", "metrics.csv", "metrics.jsonl", "final.h5", "summary.txt"]
         for f in recipe.outputFormats where f != "h5" {
@@ -95,7 +104,15 @@ public final class RecipeRunner {
             c.fromScratch = true
             c.outputDirectory = run.path("baseline")
             c.stages = [StageConfig(name: "scratch", freeze: "none", epochs: b.epochs, optimizer: b.optimizer, learningRate: Float(b.learningRate))]
+            // The baseline belongs to this run: resumed when it saved a checkpoint, else (interrupted before its first
+            // one, or a run being replaced) started afresh over whatever it left.
+            c.resume = recipe.config.resume && ["interrupted.h5", "last.h5"].contains { FileManager.default.fileExists(atPath: run.path("baseline/\($0)")) }
+            c.overwrite = !c.resume
             let base = try FineTuneJob(c, graftVersion: graftVersion).run()
+            if case .interrupted(let sig, _) = base.outcome {
+                return RecipeReport(fineTune: report, baselineAccuracy: nil, files: ["baseline/interrupted.h5"], runDirectory: run.url.path,
+                                    interruptedBy: sig)
+            }
             baselineAccuracy = base.testAccuracy
             files.append("baseline/")
             // Validation accuracy epoch by epoch: the pretrained network (all its stages) against the baseline.

@@ -70,6 +70,8 @@ public struct FineTuneConfig: Codable, Sendable {
     public var cacheFeatures = true
     /// Continue the run in `outputDirectory` from its newest checkpoint (`interrupted.h5` or `last.h5`).
     public var resume = false
+    /// Replace the run `outputDirectory` holds (its files only); without it (or `resume`) such a folder is refused.
+    public var overwrite = false
     public var batchSize: Int = 32
     public var seed: UInt64 = 0
     public var labelSmoothing: Float = 0
@@ -207,6 +209,8 @@ public final class FineTuneJob {
         public let task: ModelTask
         let augmenter: Augmenter?
         let resumePoint: (path: String, state: ResumeState)?
+        /// The output folder holds a run that this one replaces (`overwrite`): its files go when the run starts.
+        public var replacesRun: Bool
     }
 
     /// Every check that can be made without training, in the order a run needs them: settings, the checkpoint to
@@ -231,6 +235,11 @@ public final class FineTuneJob {
 
     private func checkEverything(layers: [(key: String, name: String)]) throws -> Prepared {
         try config.validate()
+        if config.resume && config.overwrite { throw TrainError(config.outputDirectory, "resume and overwrite exclude each other: give one") }
+        let held = RunDirectory.heldRun(at: config.outputDirectory)
+        if !held.isEmpty && !config.resume && !config.overwrite {
+            throw TrainError(config.outputDirectory, "already holds a run (\(held.prefix(3).joined(separator: ", "))\(held.count > 3 ? ", …" : "")); continue it with --resume or replace it with --overwrite")
+        }
         var resumePoint: (path: String, state: ResumeState)?
         if config.resume {
             let candidates = ["interrupted.h5", "last.h5"].map { URL(fileURLWithPath: config.outputDirectory).appendingPathComponent($0).path }
@@ -304,7 +313,7 @@ public final class FineTuneJob {
         try RunDirectory.requireFreeSpace(model.parameterCounts.total * 4 * 9 + (4 << 20), at: config.outputDirectory,
                                           for: "its checkpoints (last.h5, best.h5, final.h5)")
         return Prepared(model: model, headNames: headNames, train: train, validation: validation, test: test, preprocessor: pre,
-                        task: task, augmenter: augmenter, resumePoint: resumePoint)
+                        task: task, augmenter: augmenter, resumePoint: resumePoint, replacesRun: config.overwrite && !held.isEmpty)
     }
 
     /// Trains. `prepared` is what `prepare()` returned, when the caller made the checks itself.
@@ -314,7 +323,7 @@ public final class FineTuneJob {
         let (pre, task, augmenter, resumePoint) = (prepared.preprocessor, prepared.task, prepared.augmenter, prepared.resumePoint)
         let newHead = !headNames.isEmpty
         let classes = task.classNames?.count ?? train.classNames.count
-        let run = try RunDirectory(config.outputDirectory, keepRecordsThrough: resumePoint?.state.globalEpoch)
+        let run = try RunDirectory(config.outputDirectory, keepRecordsThrough: resumePoint?.state.globalEpoch, replacing: prepared.replacesRun)
         if let r = resumePoint {
             let tensors = try KerasWeights.readLegacy(try HDF5File.open(r.path).group("/model_weights"), model: model, source: r.path)
             try KerasWeights.apply(tensors, to: model, source: r.path)

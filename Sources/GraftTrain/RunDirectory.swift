@@ -16,7 +16,28 @@ public final class RunDirectory {
 
     /// Opens (creating) a run directory. With `keepRecordsThrough`, the existing `metrics.jsonl` is read back and
     /// its records up to that many epochs kept (resuming).
-    public init(_ path: String, keepRecordsThrough epochs: Int? = nil) throws {
+    /// Files whose presence shows a folder holds a run Graft wrote.
+    public static let runMarkers = ["final.h5", "last.h5", "interrupted.h5", "best.h5", "metrics.jsonl", "metrics.csv",
+                                    "summary.txt", "recipe.resolved.yaml", "report.md"]
+
+    /// The run files in `path` (empty when it holds no run, or does not exist).
+    public static func heldRun(at path: String) -> [String] {
+        let names = Set((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [])
+        return runMarkers.filter(names.contains)
+    }
+
+    /// Whether `name` is something a run writes into its folder (checkpoints, exports, metrics, plots, reports,
+    /// features, the recipe baseline's folder). Only these are removed when a run is replaced: other files stay.
+    static func isRunOutput(_ name: String) -> Bool {
+        runMarkers.contains(name) || name == "confusion.csv" || name == "baseline"
+            || name.hasPrefix("final.") || name.hasPrefix("features_")
+            || (name.hasSuffix(".svg") || name.hasSuffix(".png")) && ["loss", "accuracy", "confusion", "comparison", "learning_rate"].contains((name as NSString).deletingPathExtension)
+    }
+
+    /// Opens (creating) a run directory. With `keepRecordsThrough`, the existing `metrics.jsonl` is read back and
+    /// its records up to that many epochs kept (resuming). With `replacing`, the previous run's files are removed
+    /// first (once the folder's lock is held), and nothing else in the folder.
+    public init(_ path: String, keepRecordsThrough epochs: Int? = nil, replacing: Bool = false) throws {
         url = URL(fileURLWithPath: path)
         do {
             try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
@@ -30,11 +51,32 @@ public final class RunDirectory {
         try? FileManager.default.removeItem(at: probe)
         lock = try RunLock.acquire(url)
         removeStaleTemporaryFiles()
+        if replacing { try Self.removeRun(in: url) }
         if let epochs, let text = try? String(contentsOf: url.appendingPathComponent("metrics.jsonl"), encoding: .utf8) {
             let decoder = JSONDecoder()
             decoder.keyDecodingStrategy = .convertFromSnakeCase
             records = text.split(separator: "\n").compactMap { try? decoder.decode(EpochRecord.self, from: Data($0.utf8)) }
                 .filter { $0.epoch <= epochs }
+        }
+    }
+
+    /// Removes the run outputs in `folder` (`isRunOutput`), the baseline's folder with its own run outputs.
+    static func removeRun(in folder: URL) throws {
+        let fm = FileManager.default
+        for name in (try? fm.contentsOfDirectory(atPath: folder.path)) ?? [] where isRunOutput(name) {
+            let item = folder.appendingPathComponent(name)
+            do {
+                if name == "baseline" {
+                    try removeRun(in: item)
+                    if (try? fm.contentsOfDirectory(atPath: item.path))?.allSatisfy({ $0 == ".graft-run.lock" }) == true {
+                        try fm.removeItem(at: item)
+                    }
+                } else {
+                    try fm.removeItem(at: item)
+                }
+            } catch {
+                throw TrainError(item.path, "cannot remove it to replace the previous run (\(error.localizedDescription))")
+            }
         }
     }
 

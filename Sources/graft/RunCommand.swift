@@ -27,11 +27,15 @@ struct Run: ParsableCommand {
     @Flag(help: "Continue the recipe's run from its newest checkpoint (interrupted.h5 or last.h5).")
     var resume = false
 
+    @Flag(help: "Replace the run the recipe's output folder holds (its checkpoints, metrics, plots, features and reports).")
+    var overwrite = false
+
     @Flag(help: "No progress bar or log lines on stderr.")
     var quiet = false
 
     func run() throws {
         var r = try Recipe.load(recipe, overrides: overrides)
+        r.config.overwrite = overwrite
         if checkOnly {
             r.config.resume = resume
             try RecipeRunner(r, graftVersion: graftVersion).check()
@@ -49,6 +53,20 @@ struct Run: ParsableCommand {
             print(String(format: "test accuracy (from scratch, same data): %.4f", base))
             if let acc = report.fineTune?.testAccuracy { print(String(format: "gain: %+.4f", acc - base)) }
         }
-        if case .interrupted(let sig, _)? = report.fineTune?.outcome { throw ExitCode(128 + sig) }
+        if let sig = report.interruptedBy {
+            FileHandle.standardError.write(Data("interrupted; \(ResumeHint.line())\n".utf8))
+            throw ExitCode(128 + sig)
+        }
+    }
+}
+
+/// The command that continues an interrupted run: this one, with `--resume` in place of `--overwrite`.
+enum ResumeHint {
+    static func line(_ arguments: [String] = CommandLine.arguments) -> String {
+        let kept = arguments.dropFirst().filter { $0 != "--overwrite" && $0 != "--resume" }
+        func quoted(_ a: String) -> String {
+            a.allSatisfy { $0.isLetter || $0.isNumber || "-_./:=,@%+".contains($0) } && !a.isEmpty ? a : "'" + a.replacingOccurrences(of: "'", with: "'\\''") + "'"
+        }
+        return "continue with: graft " + (kept.map(quoted) + ["--resume"]).joined(separator: " ")
     }
 }

@@ -127,6 +127,9 @@ struct FineTune: ParsableCommand {
     @Flag(help: "Continue the run in --out from its newest checkpoint (interrupted.h5 or last.h5).")
     var resume = false
 
+    @Flag(help: "Replace the run --out holds (its checkpoints, metrics, plots and reports; other files stay).")
+    var overwrite = false
+
     @Flag(help: "No progress bar or log lines on stderr.")
     var quiet = false
 
@@ -214,6 +217,7 @@ struct FineTune: ParsableCommand {
         }
         c.skipBad = skipBad
         c.resume = resume
+        c.overwrite = overwrite
         c.batchSize = batch
         c.seed = seed
         c.labelSmoothing = labelSmoothing
@@ -239,7 +243,7 @@ struct FineTune: ParsableCommand {
         }
         if let acc = report.testAccuracy { print(String(format: "test accuracy: %.4f", acc)) }
         if case .interrupted(let sig, let epoch) = report.outcome {
-            FileHandle.standardError.write(Data("interrupted during epoch \(epoch); resumable checkpoint: \(report.runDirectory)/interrupted.h5\n".utf8))
+            FileHandle.standardError.write(Data("interrupted during epoch \(epoch); resumable checkpoint: \(report.runDirectory)/interrupted.h5\n\(ResumeHint.line())\n".utf8))
             throw ExitCode(128 + sig)
         }
         print("final model: \(report.finalCheckpoint)")

@@ -81,7 +81,9 @@ struct HostileNumberTests {
             try Self.expectRefused(["run", recipe, "--check", "--set", "data.input_size=[\(v), 28]"], naming: ["input_size"])
         }
         // Two stages of the largest allowed length: the baseline's default (their sum) does not overflow.
-        let r = try TestSupport.runGraft(["run", recipe, "--check", "--set", "stages.0.epochs=100000", "--set", "stages.1.epochs=100000"])
+        let out = try TestSupport.makeTemporaryDirectory().appendingPathComponent("run").path
+        let r = try TestSupport.runGraft(["run", recipe, "--check", "--set", "stages.0.epochs=100000", "--set", "stages.1.epochs=100000",
+                                          "--set", "outputs.directory=\(out)"])
         #expect(r.status == 0, "\(r.stderr)")
     }
 }

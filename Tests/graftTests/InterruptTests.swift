@@ -51,6 +51,8 @@ struct InterruptTests {
         p.waitUntilExit()
         let stderr = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
         #expect(p.terminationStatus == code, "\(stderr.suffix(400))")
+        let shown = Self.arguments(out).map { $0.contains("?") ? "'\($0)'" : $0 }   // the zoo name, quoted for the shell
+        #expect(stderr.contains("continue with: graft " + shown.joined(separator: " ") + " --resume\n"), "\(stderr.suffix(400))")
         #expect(try Self.complete("\(out)/interrupted.h5"))
         #expect(!FileManager.default.fileExists(atPath: "\(out)/final.h5"))
         let resumed = try TestSupport.runGraft(Self.arguments(out) + ["--resume", "--quiet"])
@@ -58,6 +60,37 @@ struct InterruptTests {
         #expect(try Self.complete("\(out)/final.h5"))
         let csv = try String(contentsOfFile: "\(out)/metrics.csv", encoding: .utf8)
         #expect(csv.split(separator: "\n").count == 4)   // header + epochs 1, 2, 3, each once
+    }
+
+    /// A recipe stopped during its from-scratch baseline exits 130 with the command that resumes it; resumed, it
+    /// finishes the baseline from its checkpoint, and a baseline stopped before it saved anything starts afresh.
+    @Test(.enabled(if: TrainCommandTests.available, "dataset-fashion-mnist is not installed"))
+    func aRecipeStoppedInItsBaselineFinishesOnResume() throws {
+        let root = RunCommandTests.root
+        let out = try TestSupport.makeTemporaryDirectory("graft-run").appendingPathComponent("run").path
+        let args = ["run", root.appendingPathComponent("Recipes/quickstart.yaml").path,
+                    "--set", "model.checkpoint=\(root.appendingPathComponent("pretrained/lenet5-fashion-0to4.h5").path)",
+                    "--set", "outputs.directory=\(out)", "--set", "stages.0.epochs=1", "--set", "stages.1.epochs=1", "--set", "baseline.epochs=3"]
+        let (p, log) = try Self.start(args)
+        #expect(Self.waitFor("scratch epoch 2/", in: log, process: p), "the baseline did not reach its second epoch")
+        kill(p.processIdentifier, SIGINT)
+        p.waitUntilExit()
+        let stderr = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        #expect(p.terminationStatus == 130, "\(stderr.suffix(400))")
+        #expect(stderr.contains("interrupted; continue with: graft " + args.joined(separator: " ") + " --resume\n"), "\(stderr.suffix(300))")
+        #expect(!stderr.contains("test accuracy (from scratch"))
+        #expect(try Self.complete("\(out)/baseline/interrupted.h5"))
+        let resumed = try TestSupport.runGraft(args + ["--resume", "--quiet"])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        #expect(resumed.stdout.contains("test accuracy (from scratch, same data): 0."), "\(resumed.stdout)")
+        let baseline = try String(contentsOfFile: "\(out)/baseline/metrics.csv", encoding: .utf8)
+        #expect(baseline.split(separator: "\n").count == 4)   // header + baseline epochs 1, 2, 3, each once
+        // Stopped before the baseline saved anything (here: its folder gone): resuming trains it from the start.
+        try FileManager.default.removeItem(atPath: "\(out)/baseline")
+        let again = try TestSupport.runGraft(args + ["--resume", "--quiet"])
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(again.stdout.contains("test accuracy (from scratch, same data): 0."), "\(again.stdout)")
+        #expect(FileManager.default.fileExists(atPath: "\(out)/baseline/final.h5"))
     }
 
     /// kill -9 at several moments after the first epoch (some land inside a checkpoint write): the checkpoints

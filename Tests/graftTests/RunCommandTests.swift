@@ -24,9 +24,12 @@ struct RunCommandTests {
         }
         let resolved = try String(contentsOfFile: "\(dir.path)/run/recipe.resolved.yaml", encoding: .utf8)
         #expect(resolved.contains("Graft 0.1.0-dev") && resolved.contains("limit_per_class: 100"))
-        // The resolved recipe runs again as it is.
-        let again = try TestSupport.runGraft(["run", "\(dir.path)/run/recipe.resolved.yaml", "--check"])
+        // The resolved recipe runs again as it is, into a folder that now holds a run: refused unless replaced.
+        let refused = try TestSupport.runGraft(["run", "\(dir.path)/run/recipe.resolved.yaml", "--check"])
+        #expect(refused.status == 1 && refused.stderr.contains("already holds a run"), "\(refused.stderr)")
+        let again = try TestSupport.runGraft(["run", "\(dir.path)/run/recipe.resolved.yaml", "--check", "--overwrite"])
         #expect(again.status == 0, "\(again.stderr)")
+        #expect(FileManager.default.fileExists(atPath: "\(dir.path)/run/final.h5"))   // --check replaces nothing
         let svg = try String(contentsOfFile: "\(dir.path)/run/loss.svg", encoding: .utf8)
         #expect(svg.hasPrefix("<svg") && svg.contains("polyline"))
     }
@@ -58,7 +61,9 @@ struct RunCommandTests {
     @Test(arguments: ["quickstart.yaml", "lenet5-fashion-0to4.yaml", "finetune-two-stage.yaml", "convnet-fashion.yaml",
                       "extract-features.yaml"])
     func shippedRecipesValidate(_ name: String) throws {
-        var args = ["run", Self.root.appendingPathComponent("Recipes/\(name)").path, "--check"]
+        // Into a new folder: the recipe's own may hold a run of the developer's (a folder holding a run is refused).
+        let out = try TestSupport.makeTemporaryDirectory().appendingPathComponent("run").path
+        var args = ["run", Self.root.appendingPathComponent("Recipes/\(name)").path, "--check", "--set", "outputs.directory=\(out)"]
         if name == "finetune-two-stage.yaml" {
             // Its checkpoint is the user's (the recipe says how to make one): --check loads it, so make it.
             let checkpoint = try TestSupport.makeTemporaryDirectory("graft-mnv2").appendingPathComponent("mobilenetv2-96.h5").path

@@ -92,6 +92,32 @@ extension TrainCommandTests {
         #expect(skipped.stderr.contains("training: 6 images of 5×7, RGB; for the 32×32×1 input: RGB → gray by luma (6), resized, 6 of them stretched to the input's aspect ratio (fit resize)"), "\(skipped.stderr)")
     }
 
+    /// A run folder holds one run: a second run into it is refused before any work, `--overwrite` replaces the run's
+    /// files (and leaves the user's), `--resume` with `--overwrite` is refused.
+    @Test func aFolderHoldingARunIsNotOverwrittenSilently() throws {
+        let dir = try TestSupport.makeTemporaryDirectory()
+        let model = dir.appendingPathComponent("m.h5").path
+        #expect(try TestSupport.runGraft(["zoo", "lenet5", "--output", model, "--input-shape", "32,32,3", "--classes", "2"]).status == 0)
+        let run = dir.appendingPathComponent("run").path
+        let args = ["fine-tune", model, "--data", TestSupport.fixture("images/folder"), "--freeze", "none", "--epochs", "1", "--batch", "3", "--out", run, "--quiet"]
+        #expect(try TestSupport.runGraft(args).status == 0)
+        try "mine".write(toFile: "\(run)/notes.txt", atomically: true, encoding: .utf8)
+        try "old".write(toFile: "\(run)/comparison.svg", atomically: true, encoding: .utf8)
+        let before = try FileManager.default.attributesOfItem(atPath: "\(run)/final.h5")[.modificationDate] as? Date
+        let refused = try TestSupport.runGraft(args)
+        #expect(refused.status == 1 && refused.stderr.split(separator: "\n").count == 1, "\(refused.stderr)")
+        #expect(refused.stderr.contains("\(run): already holds a run (final.h5, last.h5") && refused.stderr.contains("--resume or replace it with --overwrite"), "\(refused.stderr)")
+        #expect(try FileManager.default.attributesOfItem(atPath: "\(run)/final.h5")[.modificationDate] as? Date == before)
+        let both = try TestSupport.runGraft(args + ["--overwrite", "--resume"])
+        #expect(both.status == 1 && both.stderr.contains("exclude each other"), "\(both.stderr)")
+        let replaced = try TestSupport.runGraft(args + ["--overwrite"])
+        #expect(replaced.status == 0, "\(replaced.stderr)")
+        #expect(try String(contentsOfFile: "\(run)/notes.txt", encoding: .utf8) == "mine")
+        #expect(!FileManager.default.fileExists(atPath: "\(run)/comparison.svg"))   // the old run's plot went with it
+        let csv = try String(contentsOfFile: "\(run)/metrics.csv", encoding: .utf8)
+        #expect(csv.split(separator: "\n").count == 2)   // header + the new run's one epoch, not the old one's too
+    }
+
     /// A class folder of PNGs with augmentation, resized to the model's input.
     @Test func fineTuneFromAnImageFolderWithAugmentation() throws {
         let dir = try TestSupport.makeTemporaryDirectory()
