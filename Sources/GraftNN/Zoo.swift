@@ -32,7 +32,7 @@ public enum Zoo {
         case "resnet50": return try resnet50(options)
         case "mobilenetv2", "mobilenet_v2": return try mobilenetV2(options)
         default:
-            throw LayerError(name, "unknown architecture; choose one of \(names.joined(separator: ", "))")
+            throw ZooError(name: name, suggestion: Suggestions.closest(to: name, among: names + ["mobilenet_v2", "lenet-5"]))
         }
     }
 
@@ -244,5 +244,14 @@ public enum Zoo {
             x = try b.add(Dense(name: "predictions", units: o.classes ?? 10, activation: .softmax), inputs: [x])
         }
         return try b.finish(outputs: [x])
+    }
+}
+
+/// A built-in architecture that does not exist: `unknown architecture "mobilenet"; did you mean mobilenetv2? (…)`.
+public struct ZooError: Error, CustomStringConvertible, Sendable {
+    public let name: String
+    public let suggestion: String?
+    public var description: String {
+        "unknown architecture \"\(name)\"" + (suggestion.map { "; did you mean \($0)?" } ?? "") + " (built in: \(Zoo.names.joined(separator: ", ")))"
     }
 }

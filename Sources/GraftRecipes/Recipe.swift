@@ -114,7 +114,7 @@ public struct Recipe: Sendable {
             }
             guard st.learningRate > 0 else { throw s.child("learning_rate").fail("must be positive") }
             do { _ = try LearningRateSchedule(parsing: st.schedule, epochs: st.epochs, stepsPerEpoch: 1) } catch {
-                throw s.child("schedule").fail("\(error)")
+                throw s.child("schedule").fail((error as? TrainError)?.message ?? "\(error)")   // the key is named once
             }
             let bn = try s.child("batch_norm").string(default: "inference")
             guard let mode = BatchNormMode(rawValue: bn) else { throw s.child("batch_norm").fail("must be inference or train") }
@@ -245,17 +245,17 @@ public struct Recipe: Sendable {
         var model: [String: Any] = ["checkpoint": c.model, "architecture": opt(c.architecture), "cut": opt(c.cut)]
         if let h = c.head {
             model["head"] = ["classes": headClassesAuto ? "auto" : "\(h.classes)", "pooling": h.pooling.rawValue, "hidden": h.hidden,
-                             "dropout": Double(h.dropout), "activation": h.activation == .softmax ? "softmax" : "sigmoid"] as [String: Any]
+                             "dropout": TypedNumber(h.dropout), "activation": h.activation == .softmax ? "softmax" : "sigmoid"] as [String: Any]
         }
-        let data: [String: Any] = ["train": c.train, "validation": opt(c.validation), "validation_split": opt(c.validationSplit),
+        let data: [String: Any] = ["train": c.train, "validation": opt(c.validation), "validation_split": opt(c.validationSplit.map { TypedNumber($0) }),
                                    "test": opt(c.test), "classes": c.classSubset ?? [], "limit_per_class": opt(c.limitPerClass),
                                    "input_size": c.inputSize ?? [], "fit": opt(c.fit?.rawValue), "preprocess": opt(c.preprocess),
                                    "batch_size": c.batchSize, "skip_bad": c.skipBad]
         let stages: [[String: Any]] = c.stages.map { s in
             ["name": s.name, "freeze": opt(s.freeze), "unfreeze": opt(s.unfreeze), "epochs": s.epochs, "optimizer": s.optimizer,
-             "learning_rate": Double(s.learningRate), "schedule": s.schedule, "batch_norm": s.batchNorm.rawValue,
+             "learning_rate": TypedNumber(s.learningRate), "schedule": s.schedule, "batch_norm": s.batchNorm.rawValue,
              "early_stopping": opt(s.earlyStoppingPatience), "reduce_lr_patience": opt(s.reduceOnPlateauPatience),
-             "clip_norm": opt(s.clipNorm.map { Double($0) }), "update_frozen_bn_statistics": s.updateFrozenBatchNormStatistics,
+             "clip_norm": opt(s.clipNorm.map { TypedNumber($0) }), "update_frozen_bn_statistics": s.updateFrozenBatchNormStatistics,
              "nan": s.nanPolicy.rawValue]
         }
         var object: [String: Any] = [
@@ -264,9 +264,26 @@ public struct Recipe: Sendable {
                         "features": features.map { ["layer": opt($0.layer), "data": $0.data, "format": $0.format, "pooling": $0.pooling] }],
         ]
         if let b = baseline {
-            object["baseline"] = ["from_scratch": b.fromScratch, "epochs": b.epochs, "learning_rate": b.learningRate, "optimizer": b.optimizer]
+            object["baseline"] = ["from_scratch": b.fromScratch, "epochs": b.epochs, "learning_rate": TypedNumber(b.learningRate), "optimizer": b.optimizer]
         }
         let body = (try? Yams.dump(object: object, sortKeys: true)) ?? ""
         return "# Resolved from \(file) by Graft \(graftVersion): every default filled in; `graft run` this file to repeat the run.\n" + body
     }
+}
+
+/// A number in the resolved YAML as a user types it: the shortest decimal that reads back as the same value
+/// (`0.2`, `0.0001`), not the Float widened to a Double (`2.00000002980232e-1`) or Yams's exponent form (`1e-3`).
+struct TypedNumber: NodeRepresentable {
+    let text: String
+    init(_ v: Float) { text = Self.plain("\(v)") }
+    init(_ v: Double) { text = Self.plain("\(v)") }
+    /// Swift's shortest form, with small exponents written out (`1e-05` → `0.00001`).
+    static func plain(_ s: String) -> String {
+        guard let e = s.firstIndex(where: { $0 == "e" || $0 == "E" }), let exp = Int(s[s.index(after: e)...]), exp < 0, exp >= -8 else { return s }
+        let mantissa = s[..<e].replacingOccurrences(of: ".", with: "")
+        let negative = mantissa.hasPrefix("-")
+        let digits = negative ? String(mantissa.dropFirst()) : mantissa
+        return (negative ? "-" : "") + "0." + String(repeating: "0", count: -exp - 1) + digits
+    }
+    func represented() throws -> Node { Node(text, Tag(.float)) }
 }

@@ -58,6 +58,13 @@ struct Graft: ParsableCommand {
         // A signal removes the temporary file being written (training commands replace SIGINT/SIGTERM's handler
         // with `Interrupt`'s, which saves a checkpoint first).
         Temporaries.removeOnSignals()
+        // `graft finetune`: a mistyped command gets the one it is closest to.
+        let commands = configuration.subcommands.map { $0.configuration.commandName ?? String(describing: $0).lowercased() }
+        if let word = CommandLine.arguments.dropFirst().first, !word.hasPrefix("-"), !commands.contains(word), word != "help" {
+            let hint = Suggestions.closest(to: word, among: commands).map { "; did you mean \($0)?" } ?? ""
+            FileHandle.standardError.write(Data("Error: unknown command '\(String(word.prefix(64)).filter { !$0.isNewline })'\(hint) (commands: \(commands.joined(separator: ", ")))\n".utf8))
+            Foundation.exit(1)
+        }
         do {
             var command = try parseAsRoot()
             if !(command is CheckHDF5) {
@@ -94,7 +101,7 @@ struct Graft: ParsableCommand {
 func isUserError(_ error: Error) -> Bool {
     switch error {
     case is HDF5Error, is KerasError, is LayerError, is DataError, is NPYError, is TrainError, is RecipeError,
-         is ShapeError, is CLIError, is CheckedFileError, is ValidationError, is CocoaError:
+         is ShapeError, is ZooError, is CLIError, is CheckedFileError, is ValidationError, is CocoaError:
         return true
     default:
         return String(describing: type(of: error)).contains("CommandError") || String(describing: type(of: error)).contains("ParserError")

@@ -16,6 +16,20 @@ struct CLIPolishTests {
         #expect((inspect?["objects"] as? [[String: Any]])?.contains { ($0["path"] as? String) == "/model_weights/conv1/conv1/kernel:0" } == true)
     }
 
+    /// A mistyped command or architecture gets the nearest real one, in one line.
+    @Test func mistypedNamesGetTheNearestOne() throws {
+        for (args, want) in [(["finetune", "m.h5"], "unknown command 'finetune'; did you mean fine-tune?"),
+                             (["evalute"], "unknown command 'evalute'; did you mean evaluate?"),
+                             (["zoo", "mobilenet", "--output", "/tmp/never.h5"], "unknown architecture \"mobilenet\"; did you mean mobilenetv2?"),
+                             (["zoo", "resnet", "--output", "/tmp/never.h5"], "did you mean resnet50?")] {
+            let r = try TestSupport.runGraft(args)
+            #expect(r.status == 1 && r.stderr.split(separator: "\n").count == 1, "\(args): \(r.stderr)")
+            #expect(r.stderr.contains(want), "\(args): \(r.stderr)")
+        }
+        let far = try TestSupport.runGraft(["xyzzy"])
+        #expect(far.status == 1 && !far.stderr.contains("did you mean") && far.stderr.contains("commands: inspect, summary"), "\(far.stderr)")
+    }
+
     @Test func exitCodesAndHelp() throws {
         #expect(try TestSupport.runGraft(["--version"]).status == 0)
         #expect(try TestSupport.runGraft(["inspect", "/nonexistent.h5"]).status == 1)
