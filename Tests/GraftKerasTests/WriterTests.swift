@@ -109,7 +109,7 @@ struct WriterTests {
         #expect(resnet.outputShapes == [[1000]])
         let small = try Zoo.build("mobilenetv2", options: Zoo.Options(classes: 10, inputShape: [96, 96, 3]))
         #expect(small.outputShapes == [[10]])
-        #expect(throws: LayerError.self) { try Zoo.build("inceptionv9") }
+        #expect(throws: ZooError.self) { try Zoo.build("inceptionv9") }
     }
 
     @Test func zooArchitectureTakesWeightsByName() throws {
