@@ -34,6 +34,8 @@ let package = Package(
         .target(name: "CGraftSIMD"),
         // The table of temporary files a signal handler removes (C: async-signal-safe, with C11 atomics).
         .target(name: "CGraftFiles"),
+        // SVG plots rendered to PNG by librsvg and cairo, loaded at run time when the machine has them.
+        .target(name: "CGraftPlots"),
 
         // Atomic writes, temporary files and their cleanup after signals and crashes: every writer uses it.
         .target(name: "GraftFiles", dependencies: ["CGraftFiles", "CCrypto"]),
@@ -43,7 +45,7 @@ let package = Package(
         .target(name: "GraftNN", dependencies: ["GraftTensor"]),
         .target(name: "GraftKeras", dependencies: ["GraftNN", "GraftHDF5", "GraftFiles", "ZIPFoundation"]),
         .target(name: "GraftData", dependencies: ["GraftTensor", "GraftFiles", "CImage", "ZIPFoundation"]),
-        .target(name: "GraftTrain", dependencies: ["GraftNN", "GraftData", "GraftKeras", "GraftHDF5", "GraftFiles"]),
+        .target(name: "GraftTrain", dependencies: ["GraftNN", "GraftData", "GraftKeras", "GraftHDF5", "GraftFiles", "CGraftPlots"]),
         .target(name: "GraftRecipes", dependencies: ["GraftTrain", "Yams"]),
         .executableTarget(
             name: "graft",

@@ -86,17 +86,8 @@ public final class RecipeRunner {
             else { try KerasWriter.writeKeras3Weights(report.model, to: run.path(name), task: report.task) }
             files.append(name)
         }
-        // Plots from the records the run wrote.
-        let records = report.history
-        try run.write(Plots.lines(title: "Loss", yLabel: "loss",
-                                  series: [("train", records.map { $0.loss }), ("validation", records.map { $0.valLoss })]), to: "loss.svg")
-        try run.write(Plots.lines(title: "Accuracy", yLabel: "accuracy",
-                                  series: [("train", records.map { $0.accuracy }), ("validation", records.map { $0.valAccuracy })]), to: "accuracy.svg")
-        files += ["loss.svg", "accuracy.svg"]
-        if let m = report.testMetrics {
-            try run.write(Plots.confusion(m.confusion, names: report.testClassNames, title: "Confusion matrix (test)"), to: "confusion.svg")
-            files += ["confusion.csv", "confusion.svg"]
-        }
+        files += report.plots
+        if report.testMetrics != nil { files.append("confusion.csv") }
         files += try writeFeatures(model: report.model, preprocessor: report.preprocessor, run: run)
         var baselineAccuracy: Double?
         if let b = recipe.baseline, b.fromScratch {
@@ -116,11 +107,11 @@ public final class RecipeRunner {
             baselineAccuracy = base.testAccuracy
             files.append("baseline/")
             // Validation accuracy epoch by epoch: the pretrained network (all its stages) against the baseline.
-            try run.write(Plots.lines(title: "Validation accuracy: pretrained checkpoint vs from scratch", yLabel: "accuracy",
-                                      series: [("fine-tuned from the checkpoint", records.map { $0.valAccuracy ?? $0.accuracy }),
-                                               ("from scratch", base.history.map { $0.valAccuracy ?? $0.accuracy })]),
-                          to: "comparison.svg")
-            files.append("comparison.svg")
+            let records = report.history
+            files += try run.writePlot(Plots.lines(title: "Validation accuracy: pretrained checkpoint vs from scratch", yLabel: "accuracy",
+                                                   series: [("fine-tuned from the checkpoint", records.map { $0.valAccuracy ?? $0.accuracy }),
+                                                            ("from scratch", base.history.map { $0.valAccuracy ?? $0.accuracy })],
+                                                   stages: Plots.stageStarts(records)), named: "comparison")
         }
         var lines = ["# \(recipe.file)", ""]
         if let acc = report.testAccuracy { lines.append(String(format: "test accuracy, fine-tuned: %.4f", acc)) }

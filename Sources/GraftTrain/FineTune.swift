@@ -106,6 +106,8 @@ public struct FineTuneReport {
     public var testClassNames: [String] = []
     /// What the trained model is for, as stored in its checkpoints.
     public var task: ModelTask?
+    /// The plot files written into the run folder (`loss.svg`, `accuracy.png`, `confusion.svg`, …).
+    public var plots: [String] = []
 }
 
 /// Runs a fine-tuning job: load, cut, graft a head, train stage by stage, save, evaluate.
@@ -428,9 +430,10 @@ public final class FineTuneJob {
         }
         if case .interrupted = outcome {
             // No final model or test figures for a run that did not finish: interrupted.h5 holds where it stopped.
+            let plots = try writePlots(run, test: nil)
             try run.write(model.summary() + "\n\n" + log.joined(separator: "\n") + "\ninterrupted; continue with --resume\n", to: "summary.txt")
             return FineTuneReport(model: model, history: run.records, testAccuracy: nil, testLoss: nil, finalCheckpoint: run.path("interrupted.h5"),
-                                  bestCheckpoint: nil, outcome: outcome, runDirectory: run.url.path, preprocessor: pre, task: task)
+                                  bestCheckpoint: nil, outcome: outcome, runDirectory: run.url.path, preprocessor: pre, task: task, plots: plots)
         }
         let finalPath = run.path("final.h5")
         try TrainingCheckpoint.save(model, optimizer: nil, epoch: epochOffset, stage: config.stages.last?.name ?? "train",
@@ -448,8 +451,24 @@ public final class FineTuneJob {
             try run.write(confusionCSV(ev.metrics, names: test.classNames), to: "confusion.csv")
             say(String(format: "test: loss %.4f accuracy %.4f on %d images", ev.loss, ev.accuracy, test.count))
         }
+        report.plots = try writePlots(run, test: report.testMetrics.map { ($0, test?.classNames ?? []) })
         try run.write(model.summary() + "\n\n" + log.joined(separator: "\n") + "\n", to: "summary.txt")
         return report
+    }
+
+    /// Loss and accuracy over the run's epochs (a marker where each stage starts) and the test confusion matrix.
+    func writePlots(_ run: RunDirectory, test: (ClassificationMetrics, [String])?) throws -> [String] {
+        let records = run.records, stages = Plots.stageStarts(records)
+        var files = try run.writePlot(Plots.lines(title: "Loss", yLabel: "loss",
+                                                  series: [("train", records.map { $0.loss }), ("validation", records.map { $0.valLoss })],
+                                                  stages: stages), named: "loss", note: say)
+        files += try run.writePlot(Plots.lines(title: "Accuracy", yLabel: "accuracy",
+                                               series: [("train", records.map { $0.accuracy }), ("validation", records.map { $0.valAccuracy })],
+                                               stages: stages), named: "accuracy", note: say)
+        if let (m, names) = test {
+            files += try run.writePlot(Plots.confusion(m.confusion, names: names, title: "Confusion matrix (test)"), named: "confusion", note: say)
+        }
+        return files
     }
 
     /// A warning when an epoch's training loss is where it was an epoch before (to 1e-4 of it), or still chance's

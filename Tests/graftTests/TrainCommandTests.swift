@@ -130,6 +130,10 @@ extension TrainCommandTests {
         #expect(r.status == 0, "\(r.stderr)")
         let csv = try String(contentsOfFile: "\(run)/metrics.csv", encoding: .utf8)
         #expect(csv.split(separator: "\n").count == 3)
+        // Plots as from `graft run`: SVG, and PNG beside it (librsvg, from tools/setup).
+        for f in ["loss.svg", "loss.png", "accuracy.svg", "accuracy.png"] {
+            #expect(FileManager.default.fileExists(atPath: "\(run)/\(f)"), "\(f) missing")
+        }
         let bad = try TestSupport.runGraft(["fine-tune", base, "--data", TestSupport.fixture("images/folder"), "--augment", "sparkle:1",
                                             "--out", run, "--quiet"])
         #expect(bad.status != 0 && bad.stderr.contains("sparkle"))
