@@ -29,6 +29,8 @@ public struct FeatureExtractor {
     public var pooling: Pooling = .avg
     public var batchSize = 32
     public var showProgress = true
+    /// Told the warning when most features are zero for every image (default: stderr).
+    public var warn: (String) -> Void = { FileHandle.standardError.write(Data("warning: \($0)\n".utf8)) }
 
     public init(model: Model, preprocessor: Preprocessor) {
         self.model = model
@@ -50,19 +52,34 @@ public struct FeatureExtractor {
         let bar = ProgressBar(label: "extract", total: batches.count, enabled: showProgress)
         var sink: FeatureSink?
         var row = 0, width = 0
+        var largest: [Float] = []   // the largest |value| of each feature over every image so far
         while let batch = try loader.next() {
             var y = try model.predict([batch.x])[0]
             y = try pool(y)
             let b = y.shape[0]
             width = y.count / max(b, 1)
             if sink == nil { sink = try FeatureSink(format: format, output: path, features: features, rows: n, width: width) }
+            if largest.isEmpty { largest = [Float](repeating: 0, count: width) }
+            y.withUnsafeBufferPointer { v in
+                for r in 0..<b { for j in 0..<width { largest[j] = max(largest[j], abs(v[r * width + j])) } }
+            }
             try sink?.append(y.scalars, labels: Array(data.labels[row..<(row + b)]), ids: Array(data.ids[row..<(row + b)]))
             row += b
             bar.update(row / max(batchSize, 1) + (row % batchSize == 0 ? 0 : 1), images: row, metrics: [])
         }
         guard let sink else { throw TrainError("extract", "the data source is empty") }
         try sink.finish(into: path, classNames: data.classNames)
+        if let warning = Self.zeroFeaturesWarning(largest, layer: model.nodes[model.outputNodes[0]].layer.name) { warn(warning) }
         return (row, width)
+    }
+
+    /// A warning when at least half the features (largest |value| of each in `largest`) are zero, to 1e-6, for every
+    /// image: a layer that says nothing about these images (dead ReLUs, wrong preprocessing, a zeroed checkpoint).
+    static func zeroFeaturesWarning(_ largest: [Float], layer: String) -> String? {
+        let zero = largest.filter { $0 <= 1e-6 }.count
+        guard !largest.isEmpty, zero * 2 >= largest.count else { return nil }
+        let share = zero == largest.count ? "all \(largest.count)" : "\(zero) of the \(largest.count)"
+        return "layer \(layer): \(share) features are zero for every image (below 1e-6): check the preprocessing and the layer (dead ReLUs, a checkpoint whose weights are zero)"
     }
 
     func pool(_ y: Tensor) throws -> Tensor {

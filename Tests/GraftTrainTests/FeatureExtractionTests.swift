@@ -91,6 +91,29 @@ struct FeatureExtractionTests {
         }
     }
 
+    /// Features that are zero for every image are reported (a layer whose weights are zero here), once, naming the
+    /// layer; ordinary features are not.
+    @Test func featuresThatAreAllZeroAreReported() throws {
+        let (model, source, pre, _) = try Self.setup()
+        let cut = try model.cut(at: "conv3")
+        var said: [String] = []
+        var extractor = FeatureExtractor(model: cut, preprocessor: pre)
+        extractor.showProgress = false
+        extractor.warn = { said.append($0) }
+        let dir = try TestSupport.makeTemporaryDirectory()
+        try extractor.extract(source, to: dir.appendingPathComponent("a.npy").path)
+        #expect(said.isEmpty, "\(said)")
+        let conv3 = try #require(cut.flattenedLayers.first { $0.name == "conv3" })
+        for v in conv3.variables { v.variable.value = Tensor(shape: v.variable.value.shape) }
+        extractor = FeatureExtractor(model: cut, preprocessor: pre)
+        extractor.showProgress = false
+        extractor.warn = { said.append($0) }
+        try extractor.extract(source, to: dir.appendingPathComponent("b.npy").path)
+        #expect(said == ["layer conv3: all 120 features are zero for every image (below 1e-6): check the preprocessing and the layer (dead ReLUs, a checkpoint whose weights are zero)"], "\(said)")
+        #expect(FeatureExtractor.zeroFeaturesWarning([0, 0, 1, 2], layer: "x")?.contains("2 of the 4 features") == true)
+        #expect(FeatureExtractor.zeroFeaturesWarning([0, 1, 1, 2], layer: "x") == nil)
+    }
+
     @Test func poolingAndBadOutputNames() throws {
         let (model, source, pre, _) = try Self.setup()
         var extractor = FeatureExtractor(model: try model.cut(at: "conv2"), preprocessor: pre)
