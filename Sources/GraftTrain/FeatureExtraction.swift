@@ -31,6 +31,8 @@ public struct FeatureExtractor {
     public var showProgress = true
     /// Told the warning when most features are zero for every image (default: stderr).
     public var warn: (String) -> Void = { FileHandle.standardError.write(Data("warning: \($0)\n".utf8)) }
+    /// Asked before every batch whether to stop (a recipe's Ctrl-C): the output is not written, nothing is left behind.
+    public var interruptCheck: () -> Int32? = { Interrupt.pending }
 
     public init(model: Model, preprocessor: Preprocessor) {
         self.model = model
@@ -54,6 +56,7 @@ public struct FeatureExtractor {
         var row = 0, width = 0
         var largest: [Float] = []   // the largest |value| of each feature over every image so far
         while let batch = try loader.next() {
+            if let sig = interruptCheck() { throw InterruptedError(signal: sig) }
             var y = try model.predict([batch.x])[0]
             y = try pool(y)
             let b = y.shape[0]

@@ -39,3 +39,11 @@ public enum Interrupt {
         return { remaining.subtract(1, ordering: .relaxed).newValue < 0 ? sig : nil }
     }
 }
+
+/// Work outside the training loop (feature extraction in a recipe) stopped by SIGINT/SIGTERM: the caller exits
+/// 128 + `signal` with the command that resumes.
+public struct InterruptedError: Error, CustomStringConvertible, Sendable {
+    public let signal: Int32
+    public init(signal: Int32) { self.signal = signal }
+    public var description: String { "interrupted by signal \(signal)" }
+}

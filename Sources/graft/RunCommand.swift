@@ -45,7 +45,13 @@ struct Run: ParsableCommand {
         r.config.showProgress = !quiet
         r.config.resume = resume
         Interrupt.install()
-        let report = try RecipeRunner(r, graftVersion: graftVersion).run()
+        let report: RecipeReport
+        do {
+            report = try RecipeRunner(r, graftVersion: graftVersion).run()
+        } catch let e as InterruptedError {
+            FileHandle.standardError.write(Data("interrupted; \(ResumeHint.line())\n".utf8))
+            throw ExitCode(128 + e.signal)
+        }
         print("run directory: \(report.runDirectory)")
         for f in report.files where f.hasPrefix("features_") { print("features: \(report.runDirectory)/\(f)") }
         if let acc = report.fineTune?.testAccuracy { print(String(format: "test accuracy (fine-tuned): %.4f", acc)) }
@@ -57,11 +63,20 @@ struct Run: ParsableCommand {
             FileHandle.standardError.write(Data("interrupted; \(ResumeHint.line())\n".utf8))
             throw ExitCode(128 + sig)
         }
+        try ResumeHint.exitIfInterruptedAfterFinishing()
     }
 }
 
 /// The command that continues an interrupted run: this one, with `--resume` in place of `--overwrite`.
 enum ResumeHint {
+    /// A signal that came when nothing was left to stop (the test evaluation, the last export): the run's files
+    /// are complete, and the exit status still says it was interrupted.
+    static func exitIfInterruptedAfterFinishing() throws {
+        guard let sig = Interrupt.pending else { return }
+        FileHandle.standardError.write(Data("interrupted after the run had finished: its files are complete\n".utf8))
+        throw ExitCode(128 + sig)
+    }
+
     static func line(_ arguments: [String] = CommandLine.arguments) -> String {
         let kept = arguments.dropFirst().filter { $0 != "--overwrite" && $0 != "--resume" }
         func quoted(_ a: String) -> String {

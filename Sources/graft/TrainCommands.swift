@@ -247,6 +247,7 @@ struct FineTune: ParsableCommand {
             throw ExitCode(128 + sig)
         }
         print("final model: \(report.finalCheckpoint)")
+        try ResumeHint.exitIfInterruptedAfterFinishing()
     }
 }
 

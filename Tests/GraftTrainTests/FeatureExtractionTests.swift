@@ -114,6 +114,23 @@ struct FeatureExtractionTests {
         #expect(FeatureExtractor.zeroFeaturesWarning([0, 1, 1, 2], layer: "x") == nil)
     }
 
+    /// Interrupted part-way (a recipe's Ctrl-C), extraction stops at the next batch and leaves no file, whole or not.
+    @Test func anInterruptStopsExtractionLeavingNothing() throws {
+        let (model, source, pre, _) = try Self.setup()
+        var extractor = FeatureExtractor(model: try model.cut(at: "conv3"), preprocessor: pre)
+        extractor.showProgress = false
+        extractor.batchSize = 2
+        extractor.interruptCheck = Interrupt.simulated(SIGINT, afterChecks: 1)
+        let dir = try TestSupport.makeTemporaryDirectory()
+        do {
+            try extractor.extract(source, to: dir.appendingPathComponent("f.npz").path)
+            Issue.record("not interrupted")
+        } catch let e as InterruptedError {
+            #expect(e.signal == SIGINT)
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
+    }
+
     @Test func poolingAndBadOutputNames() throws {
         let (model, source, pre, _) = try Self.setup()
         var extractor = FeatureExtractor(model: try model.cut(at: "conv2"), preprocessor: pre)
