@@ -88,6 +88,37 @@ public enum KerasLoader {
         }
     }
 
+    /// Loads a checkpoint's weights into a model that already exists, by name, as Keras's `model.load_weights`:
+    /// any format `load` reads (a full-model or weights-only `.h5`, a Keras 3 `.weights.h5`, a `.keras` archive),
+    /// with the same checks (a regular file, the HDF5 integrity check, sizes counted as they inflate). Every
+    /// parameter must come from the file unless its path matches `allowMissing`.
+    @discardableResult
+    public static func loadWeights(from path: String, into model: Model, allowMissing: [String] = []) throws -> WeightLoadReport {
+        guard FileManager.default.fileExists(atPath: path) else { throw KerasError("\(path): file not found") }
+        if let problem = HDF5File.regularFileProblem(path) { throw KerasError("\(path): \(problem)") }
+        if path.hasSuffix(".keras") || isZip(path) {
+            let staged = TemporaryFile(in: FileManager.default.temporaryDirectory.path, for: "model.weights.h5")
+            defer { staged.discard() }
+            let (bytes, overflow) = model.parameterCounts.total.multipliedReportingOverflow(by: 8)
+            let (_, _, weights, _) = try readArchive(path, extractWeightsTo: staged, weightsLimit: { _, _ in overflow ? Int.max : bytes + (64 << 20) })
+            guard let weights else { throw KerasError("\(path): archive has no weights") }
+            let tensors = try KerasWeights.readKeras3(try HDF5File.open(weights).root(), model: model, source: "\(path)!model.weights.h5")
+            return try KerasWeights.apply(tensors, to: model, source: path, allowMissing: allowMissing)
+        }
+        let file = try HDF5File.open(path)
+        guard let info = try KerasFileInfo.identify(file) else {
+            throw KerasError("\(path): not a Keras checkpoint (no model_config, layer_names or layers/ group)")
+        }
+        let root = try file.root()
+        let tensors: [String: Tensor]
+        switch info.format {
+        case .legacyFullModel: tensors = try KerasWeights.readLegacy(try root.group("model_weights"), model: model, source: path)
+        case .legacyWeights: tensors = try KerasWeights.readLegacy(root, model: model, source: path)
+        case .keras3Weights: tensors = try KerasWeights.readKeras3(root, model: model, source: path)
+        }
+        return try KerasWeights.apply(tensors, to: model, source: path, allowMissing: allowMissing)
+    }
+
     /// An architecture without weights (freshly initialised) from a full-model `.h5`, a `.keras` archive, a `.json`
     /// config, or a built-in one: `zoo:NAME` with optional `?classes=N&no-top&input=H,W,C`.
     public static func loadArchitecture(_ path: String) throws -> Model {

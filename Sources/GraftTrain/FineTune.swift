@@ -327,8 +327,7 @@ public final class FineTuneJob {
         let classes = task.classNames?.count ?? train.classNames.count
         let run = try RunDirectory(config.outputDirectory, keepRecordsThrough: resumePoint?.state.globalEpoch, replacing: prepared.replacesRun)
         if let r = resumePoint {
-            let tensors = try KerasWeights.readLegacy(try HDF5File.open(r.path).group("/model_weights"), model: model, source: r.path)
-            try KerasWeights.apply(tensors, to: model, source: r.path)
+            try KerasLoader.loadWeights(from: r.path, into: model)
             say("resuming from \(r.path): stage \(config.stages[min(r.state.stageIndex, config.stages.count - 1)].name), \(r.state.globalEpoch) epochs done\(r.state.partial.map { " and \($0.batches) batches of the next" } ?? "")")
         }
         var outcome = FitOutcome.completed

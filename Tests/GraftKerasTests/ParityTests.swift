@@ -68,6 +68,32 @@ struct ParityTests {
         }
     }
 
+    /// `loadWeights` (Keras's `model.load_weights`) fills a freshly built model from every file format of the case,
+    /// and its outputs match Keras's as a full load's do.
+    @Test(arguments: cases)
+    func weightsLoadIntoAnExistingModel(_ c: Case) throws {
+        let x = try NPY.read(Self.path(c.input))
+        let ref = try NPY.read(Self.path(c.output))
+        let scale = max(1, ref.scalars.map(abs).max() ?? 0)
+        for (format, file, architecture) in Self.loads(c) {
+            let model = try KerasLoader.loadArchitecture(architecture ?? file)
+            let report = try KerasLoader.loadWeights(from: file, into: model)
+            #expect(report.isComplete, "\(format)")
+            let y = try model.predict([x])[0]
+            let err = zip(y.scalars, ref.scalars).map { abs($0 - $1) }.max() ?? .infinity
+            #expect(y.shape == ref.shape && err <= 1e-4 * scale, "\(c.name) [\(format)]: max abs error \(err)")
+        }
+    }
+
+    /// Weights for another architecture are refused, naming the file.
+    @Test func weightsOfAnotherModelAreRefused() throws {
+        let files = Self.cases.prefix(2).compactMap { $0.files["h5"].map(Self.path) }
+        try #require(files.count == 2)
+        let model = try KerasLoader.loadArchitecture(files[0])
+        #expect { try KerasLoader.loadWeights(from: files[1], into: model) } throws: { "\($0)".contains(files[1]) }
+        #expect { try KerasLoader.loadWeights(from: "/nonexistent/w.h5", into: model) } throws: { "\($0)".contains("/nonexistent/w.h5") }
+    }
+
     @Test func snakeCaseLikeKeras() {
         #expect(KerasWeights.snakeCase("Conv2D") == "conv2d")
         #expect(KerasWeights.snakeCase("BatchNormalization") == "batch_normalization")
