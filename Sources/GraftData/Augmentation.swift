@@ -6,8 +6,9 @@ public enum FillMode: String, Sendable, Codable, CaseIterable {
     case constant, nearest, reflect, wrap
 }
 
-/// One augmentation step. All run on the 0…255 scale before preprocessing, only on training batches.
-public enum AugmentOp: Sendable, Equatable, Codable {
+/// One augmentation step. All run on the 0…255 scale before preprocessing, only on training batches. Encodes as
+/// its text (`rotate:15`, `noise:0.05:3`), which parses back to the same step.
+public enum AugmentOp: Sendable, Equatable, Codable, CustomStringConvertible {
     case flip(horizontal: Bool, vertical: Bool)
     /// Random rotation in ±degrees.
     case rotate(degrees: Float, fill: FillMode)
@@ -88,6 +89,38 @@ public enum AugmentOp: Sendable, Equatable, Codable {
         default:
             throw DataError("augment", "unknown augmentation \"\(name)\" (flip, rotate, translate, zoom, crop, brightness, contrast, noise, cutout, mixup, cutmix)")
         }
+    }
+}
+
+extension AugmentOp {
+    public var description: String {
+        func n(_ v: Float) -> String { v == v.rounded() && abs(v) < 1e7 ? String(Int(v)) : "\(v)" }
+        func fill(_ f: FillMode) -> String { f == .reflect ? "" : ":\(f.rawValue)" }
+        switch self {
+        case .flip(let h, let v): return "flip:" + (h ? "h" : "") + (v ? "v" : "")
+        case .rotate(let d, let f): return "rotate:\(n(d))\(fill(f))"
+        case .translate(let t, let f): return "translate:\(n(t))\(fill(f))"
+        case .zoom(let z, let f): return "zoom:\(n(z))\(fill(f))"
+        case .crop(let pad): return "crop:\(pad)"
+        case .brightness(let f): return "brightness:\(n(f))"
+        case .contrast(let f): return "contrast:\(n(f))"
+        case .noise(let s, let copies): return "noise:\(n(s))" + (copies == 1 ? "" : ":\(copies)")
+        case .cutout(let f): return "cutout:\(n(f))"
+        case .mixup(let a): return "mixup:\(n(a))"
+        case .cutmix(let a): return "cutmix:\(n(a))"
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        do { self = try AugmentOp(parsing: text) } catch let e as DataError {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: e.message))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(description)
     }
 }
 

@@ -1,7 +1,7 @@
 import GraftTensor
 
 /// Which layers a freeze or unfreeze applies to (layers in model order, nested models flattened).
-public enum FreezeSpec: Sendable, Equatable, CustomStringConvertible {
+public enum FreezeSpec: Sendable, Equatable, Codable, CustomStringConvertible {
     case all
     case none
     /// From the first layer up to and including the named one.
@@ -29,13 +29,26 @@ public enum FreezeSpec: Sendable, Equatable, CustomStringConvertible {
         case .none: return "none"
         case .until(let n): return "until:\(n)"
         case .from(let n): return "from:\(n)"
-        case .patterns(let p): return p.joined(separator: ",")
+        case .patterns(let p):
+            // `pattern:` keeps a lone `all`, `none` or `until:x` pattern from reading back as that spec.
+            let plain = p.joined(separator: ",")
+            return p.count == 1 && FreezeSpec(parsing: plain) != self ? "pattern:" + plain : plain
         }
+    }
+
+    /// Encoded as its text (`until:block4_pool`), which parses back to the same spec.
+    public init(from decoder: any Decoder) throws {
+        self = FreezeSpec(parsing: try decoder.singleValueContainer().decode(String.self))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(description)
     }
 }
 
 /// How BatchNormalization layers behave when their parameters are unfrozen.
-public enum BatchNormMode: String, Sendable, Codable {
+public enum BatchNormMode: String, Sendable, Codable, CaseIterable {
     /// Keep normalising with the moving statistics (Keras's advice for fine-tuning), training only gamma and beta.
     case inference
     /// Normalise with batch statistics and update the moving averages.

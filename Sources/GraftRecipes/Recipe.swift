@@ -33,7 +33,7 @@ public struct Recipe: Sendable {
         public var fromScratch: Bool
         public var epochs: Int
         public var learningRate: Double
-        public var optimizer: String
+        public var optimizer: OptimizerKind
     }
 
     public var file: String
@@ -70,6 +70,18 @@ public struct Recipe: Sendable {
             throw RecipeError(file: file, line: nil, key: "", message: "not valid YAML (\(String(describing: error).split(separator: "\n").first ?? ""))")
         }
         for o in overrides { root = try apply(o, to: root, file: file) }
+        do {
+            return try read(root, file: file)
+        } catch let e as RecipeError {
+            // A value that came from `--set` has no line in the file: the error names the override instead.
+            let key = e.key.replacingOccurrences(of: "[", with: ".").replacingOccurrences(of: "]", with: "")
+            let overridden = overrides.compactMap { $0.split(separator: "=", maxSplits: 1).first.map(String.init) }
+            guard overridden.contains(where: { key == $0 || key.hasPrefix($0 + ".") }) else { throw e }
+            throw RecipeError(file: file, line: nil, key: "--set \(e.key)", message: e.message)
+        }
+    }
+
+    private static func read(_ root: Node, file: String) throws -> Recipe {
         let r = try Reader(node: root, key: "", file: file).mapping(allowed: topKeys)
 
         let seed = try r.child("seed").int(default: 0, min: 0, max: Int.max)
@@ -104,18 +116,18 @@ public struct Recipe: Sendable {
                                       "early_stopping", "reduce_lr_patience", "clip_norm", "update_frozen_bn_statistics", "nan"]
         for (i, s) in stagesReader.enumerated() {
             _ = try s.mapping(allowed: stageKeys)
-            var st = StageConfig(name: try s.child("name").string(default: "stage\(i + 1)"), freeze: try s.child("freeze").optionalString(),
-                                 unfreeze: try s.child("unfreeze").optionalString(), epochs: try s.child("epochs").int(min: 1, max: FineTuneLimits.epochs.upperBound),
-                                 optimizer: try s.child("optimizer").string(default: "adam"),
+            let epochs = try s.child("epochs").int(min: 1, max: FineTuneLimits.epochs.upperBound)
+            var st = StageConfig(name: try s.child("name").string(default: "stage\(i + 1)"),
+                                 freeze: try s.child("freeze").optionalParsed(FreezeSpec.init(parsing:)),
+                                 unfreeze: try s.child("unfreeze").optionalParsed(FreezeSpec.init(parsing:)), epochs: epochs,
+                                 optimizer: try s.child("optimizer").parsed(default: .adam, OptimizerKind.init(parsing:)),
                                  learningRate: Float(try s.child("learning_rate").double(default: 1e-3)),
-                                 schedule: try s.child("schedule").string(default: "constant"))
-            guard ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop"].contains(st.optimizer) else {
-                throw s.child("optimizer").fail("unknown optimizer \(st.optimizer) (sgd, momentum, nesterov, adam, adamw, rmsprop)")
-            }
+                                 schedule: try s.child("schedule").parsed(default: .constant) { text in
+                                     let spec = try ScheduleSpec(parsing: text)
+                                     _ = try spec.schedule(epochs: epochs, stepsPerEpoch: 1)   // a warm-up longer than the stage
+                                     return spec
+                                 })
             guard st.learningRate > 0 else { throw s.child("learning_rate").fail("must be positive") }
-            do { _ = try LearningRateSchedule(parsing: st.schedule, epochs: st.epochs, stepsPerEpoch: 1) } catch {
-                throw s.child("schedule").fail((error as? TrainError)?.message ?? "\(error)")   // the key is named once
-            }
             let bn = try s.child("batch_norm").string(default: "inference")
             guard let mode = BatchNormMode(rawValue: bn) else { throw s.child("batch_norm").fail("must be inference or train") }
             st.batchNorm = mode
@@ -162,8 +174,7 @@ public struct Recipe: Sendable {
         config.batchSize = try d.child("batch_size").int(default: 32, min: 1)
         config.skipBad = try d.child("skip_bad").bool(default: false)
         config.seed = UInt64(seed)
-        config.augment = try r.child("augment").strings()
-        do { _ = try Augmenter(items: config.augment) } catch { throw r.child("augment").fail("\(error)") }
+        config.augment = try r.child("augment").parsedList(AugmentOp.init(parsing:))
 
         let formats = try o.child("formats").strings()
         for f in formats where !["h5", "keras", "weights.h5"].contains(f) {
@@ -187,7 +198,7 @@ public struct Recipe: Sendable {
                                 epochs: try b.child("epochs").int(default: min(stages.reduce(0) { $0 + $1.epochs }, FineTuneLimits.epochs.upperBound),
                                                                   min: 1, max: FineTuneLimits.epochs.upperBound),
                                 learningRate: try b.child("learning_rate").double(default: 1e-3),
-                                optimizer: try b.child("optimizer").string(default: "adam"))
+                                optimizer: try b.child("optimizer").parsed(default: .adam, OptimizerKind.init(parsing:)))
         }
         if config.test == nil && baseline != nil { throw r.child("baseline").fail("a baseline comparison needs data.test") }
         if let b = baseline, !(b.learningRate > 0 && b.learningRate <= FineTuneLimits.learningRate.upperBound) {
@@ -252,19 +263,19 @@ public struct Recipe: Sendable {
                                    "input_size": c.inputSize ?? [], "fit": opt(c.fit?.rawValue), "preprocess": opt(c.preprocess),
                                    "batch_size": c.batchSize, "skip_bad": c.skipBad]
         let stages: [[String: Any]] = c.stages.map { s in
-            ["name": s.name, "freeze": opt(s.freeze), "unfreeze": opt(s.unfreeze), "epochs": s.epochs, "optimizer": s.optimizer,
-             "learning_rate": TypedNumber(s.learningRate), "schedule": s.schedule, "batch_norm": s.batchNorm.rawValue,
+            ["name": s.name, "freeze": opt(s.freeze?.description), "unfreeze": opt(s.unfreeze?.description), "epochs": s.epochs,
+             "optimizer": s.optimizer.rawValue, "learning_rate": TypedNumber(s.learningRate), "schedule": s.schedule.description, "batch_norm": s.batchNorm.rawValue,
              "early_stopping": opt(s.earlyStoppingPatience), "reduce_lr_patience": opt(s.reduceOnPlateauPatience),
              "clip_norm": opt(s.clipNorm.map { TypedNumber($0) }), "update_frozen_bn_statistics": s.updateFrozenBatchNormStatistics,
              "nan": s.nanPolicy.rawValue]
         }
         var object: [String: Any] = [
-            "seed": Int(seed), "model": model, "data": data, "augment": c.augment, "stages": stages,
+            "seed": Int(seed), "model": model, "data": data, "augment": c.augment.map(\.description), "stages": stages,
             "outputs": ["directory": c.outputDirectory, "formats": outputFormats,
                         "features": features.map { ["layer": opt($0.layer), "data": $0.data, "format": $0.format, "pooling": $0.pooling] }],
         ]
         if let b = baseline {
-            object["baseline"] = ["from_scratch": b.fromScratch, "epochs": b.epochs, "learning_rate": TypedNumber(b.learningRate), "optimizer": b.optimizer]
+            object["baseline"] = ["from_scratch": b.fromScratch, "epochs": b.epochs, "learning_rate": TypedNumber(b.learningRate), "optimizer": b.optimizer.rawValue]
         }
         let body = (try? Yams.dump(object: object, sortKeys: true)) ?? ""
         return "# Resolved from \(file) by Graft \(graftVersion): every default filled in; `graft run` this file to repeat the run.\n" + body

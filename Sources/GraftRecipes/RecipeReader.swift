@@ -1,4 +1,6 @@
 import Foundation
+import GraftData
+import GraftTrain
 import Yams
 
 /// A recipe error: the file, the line, the key and what is wrong, on one line.
@@ -109,4 +111,25 @@ struct Reader {
     }
 
     func ints() throws -> [Int] { try items.map { try $0.int() } }
+    /// Text decoded into a typed value by `parse` (a schedule, an optimizer, a freeze spec); its error is this key's.
+    func parsed<T>(default d: T? = nil, _ parse: (String) throws -> T) throws -> T {
+        if isMissing, let d { return d }
+        let text = try string()
+        do { return try parse(text) } catch {
+            switch error {
+            case let e as TrainError: throw fail(e.message)
+            case let e as DataError: throw fail(e.message)
+            default: throw fail("\(error)")
+            }
+        }
+    }
+
+    func optionalParsed<T>(_ parse: (String) throws -> T) throws -> T? { isMissing ? nil : try parsed(parse) }
+
+    /// A list (or one comma-separated text) of typed values, each error naming its item (`augment[1]`).
+    func parsedList<T>(_ parse: (String) throws -> T) throws -> [T] {
+        if isMissing { return [] }
+        if node?.scalar != nil { return try strings().map { item in try Reader(node: Node(item), key: key, file: file).parsed(parse) } }
+        return try items.map { try $0.parsed(parse) }
+    }
 }

@@ -94,7 +94,7 @@ public final class RecipeRunner {
             var c = recipe.config
             c.fromScratch = true
             c.outputDirectory = run.path("baseline")
-            c.stages = [StageConfig(name: "scratch", freeze: "none", epochs: b.epochs, optimizer: b.optimizer, learningRate: Float(b.learningRate))]
+            c.stages = [StageConfig(name: "scratch", freeze: FreezeSpec.none, epochs: b.epochs, optimizer: b.optimizer, learningRate: Float(b.learningRate))]
             // The baseline belongs to this run: resumed when it saved a checkpoint, else (interrupted before its first
             // one, or a run being replaced) started afresh over whatever it left.
             c.resume = recipe.config.resume && ["interrupted.h5", "last.h5"].contains { FileManager.default.fileExists(atPath: run.path("baseline/\($0)")) }

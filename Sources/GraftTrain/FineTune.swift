@@ -5,17 +5,18 @@ import GraftKeras
 import GraftNN
 import GraftTensor
 
-/// One training stage: which layers train, for how long, and how.
+/// One training stage: which layers train, for how long, and how. Recipes (`stages:`) and `graft fine-tune`'s flags
+/// decode into these same typed values, each parsed and range-checked once, as it is read.
 public struct StageConfig: Codable, Sendable, Equatable {
     public var name: String
     /// Freeze spec applied before the stage (`all`, `none`, `until:LAYER`, `from:LAYER`, patterns).
-    public var freeze: String?
+    public var freeze: FreezeSpec?
     /// Unfreeze spec applied after `freeze`.
-    public var unfreeze: String?
+    public var unfreeze: FreezeSpec?
     public var epochs: Int
-    public var optimizer: String = "adam"
+    public var optimizer: OptimizerKind = .adam
     public var learningRate: Float = 1e-3
-    public var schedule: String = "constant"
+    public var schedule: ScheduleSpec = .constant
     /// BatchNormalization layers this stage unfreezes: `inference` (default, Keras's advice) or `train`.
     public var batchNorm: BatchNormMode = .inference
     /// Stop after this many epochs without improvement of the monitored metric.
@@ -28,8 +29,8 @@ public struct StageConfig: Codable, Sendable, Equatable {
     /// Frozen BatchNormalization layers keep updating their moving statistics.
     public var updateFrozenBatchNormStatistics = false
 
-    public init(name: String, freeze: String? = nil, unfreeze: String? = nil, epochs: Int, optimizer: String = "adam",
-                learningRate: Float = 1e-3, schedule: String = "constant") {
+    public init(name: String, freeze: FreezeSpec? = nil, unfreeze: FreezeSpec? = nil, epochs: Int, optimizer: OptimizerKind = .adam,
+                learningRate: Float = 1e-3, schedule: ScheduleSpec = .constant) {
         self.name = name
         self.freeze = freeze
         self.unfreeze = unfreeze
@@ -57,8 +58,8 @@ public struct FineTuneConfig: Codable, Sendable {
     public var preprocess: String?
     /// How images meet the input size; nil takes the checkpoint's (`ModelTask`), else `resize`.
     public var fit: ImageFit?
-    /// Augmentation items (`flip:h`, `rotate:15`, …), training only.
-    public var augment: [String] = []
+    /// Augmentation steps (`flip:h`, `rotate:15`, …), training only.
+    public var augment: [AugmentOp] = []
     /// Input size `[H, W]` for models whose input size is not fixed and data whose size is not known.
     public var inputSize: [Int]?
     /// Skip unreadable images (reported) instead of failing.
@@ -280,7 +281,7 @@ public final class FineTuneJob {
         for (k, stage) in config.stages.enumerated() {
             for (what, spec) in [("freeze", stage.freeze), ("unfreeze", stage.unfreeze)] {
                 guard let spec else { continue }
-                do { _ = try model.layers(matching: FreezeSpec(parsing: spec)) } catch let e as LayerError {
+                do { _ = try model.layers(matching: spec) } catch let e as LayerError {
                     throw TrainError("stages.\(k).\(what)", "\(spec): \(e.message)")
                 }
             }
@@ -309,7 +310,7 @@ public final class FineTuneJob {
         say("images per class: " + Self.perClass([("training", train), ("validation", validation), ("test", test)]))
         let task = try ModelTask(classNames: classNames, preprocessor: pre, preprocess: "\(pre.mode)",
                                  source: config.fromScratch || config.model.hasPrefix("zoo:") ? nil : config.model)
-        let augmenter = config.augment.isEmpty ? nil : try Augmenter(items: config.augment)
+        let augmenter = config.augment.isEmpty ? nil : Augmenter(ops: config.augment)
         // last.h5 and best.h5 hold the weights and up to two optimizer slots each, final.h5 the weights, and each
         // atomic write needs a second copy while it is written: refuse to start a run the disk cannot finish.
         try RunDirectory.requireFreeSpace(model.parameterCounts.total * 4 * 9 + (4 << 20), at: config.outputDirectory,
@@ -318,127 +319,152 @@ public final class FineTuneJob {
                         task: task, augmenter: augmenter, resumePoint: resumePoint, replacesRun: config.overwrite && !held.isEmpty)
     }
 
-    /// Trains. `prepared` is what `prepare()` returned, when the caller made the checks itself.
-    public func run(_ prepared: Prepared? = nil) throws -> FineTuneReport {
-        let prepared = try prepared ?? prepare()
-        let (model, headNames, train, validation, test) = (prepared.model, prepared.headNames, prepared.train, prepared.validation, prepared.test)
-        let (pre, task, augmenter, resumePoint) = (prepared.preprocessor, prepared.task, prepared.augmenter, prepared.resumePoint)
-        let newHead = !headNames.isEmpty
-        let classes = task.classNames?.count ?? train.classNames.count
-        let run = try RunDirectory(config.outputDirectory, keepRecordsThrough: resumePoint?.state.globalEpoch, replacing: prepared.replacesRun)
-        if let r = resumePoint {
-            try KerasLoader.loadWeights(from: r.path, into: model)
-            say("resuming from \(r.path): stage \(config.stages[min(r.state.stageIndex, config.stages.count - 1)].name), \(r.state.globalEpoch) epochs done\(r.state.partial.map { " and \($0.batches) batches of the next" } ?? "")")
-        }
+    /// Where a run stands between its stages: the outcome so far, the best-checkpoint keeper (one for the whole
+    /// run), the epochs done before the current stage, the last good checkpoint to name if a batch goes bad.
+    final class Progress {
         var outcome = FitOutcome.completed
         var best: BestCheckpoint?
-        let loss = Loss(.categoricalCrossentropy, labelSmoothing: config.labelSmoothing)
         var epochOffset = 0
         var lastCheckpointNote: String?
-        for (k, stage) in config.stages.enumerated() {
-            if let f = stage.freeze {
-                try model.freeze(FreezeSpec(parsing: f))
-                // Freeze specs speak of the base (Keras's `base.trainable = False`): the grafted head always trains.
-                if newHead { try model.unfreeze(.patterns(headNames)) }
-            } else if k == 0 && newHead && stage.unfreeze == nil {
-                // Default for a grafted head: train the head only.
-                try model.freeze(.all)
-                try model.unfreeze(.patterns(headNames))
-            }
-            if let u = stage.unfreeze { try model.unfreeze(FreezeSpec(parsing: u), batchNorm: stage.batchNorm) }
-            if let r = resumePoint?.state, k < r.stageIndex { continue }   // done before the interruption; its freezing still applies
-            if let r = resumePoint?.state, k == r.stageIndex { epochOffset = r.globalEpoch - r.stageEpoch }
-            let counts = model.parameterCounts
-            say("stage \(stage.name): \(stage.epochs) epoch\(stage.epochs == 1 ? "" : "s"), \(stage.optimizer) lr \(String(format: "%g", Double(stage.learningRate))); trainable params \(grouped(counts.trainable)), non-trainable \(grouped(counts.nonTrainable))")
-            let optimizer = try makeOptimizer(stage.optimizer, learningRate: stage.learningRate)
-            let resumingHere = resumePoint.map { $0.state.stageIndex == k } ?? false
-            if resumingHere, let r = resumePoint { _ = try TrainingCheckpoint.restore(r.path, into: optimizer) }
-            var stageTrain = train, stageValidation = validation
-            var trainer = Trainer(model: model, optimizer: optimizer, preprocessor: pre)
-            if config.cacheFeatures, augmenter == nil, let (base, head) = try model.frozenBaseSplit() {
-                // Frozen base, no augmentation: its outputs never change, so compute them once.
-                let started = Date()
-                stageTrain = try cachedFeatures(base, train, pre)
-                stageValidation = try validation.map { try cachedFeatures(base, $0, pre) }
-                trainer = Trainer(model: head, optimizer: optimizer,
-                                  preprocessor: Preprocessor(targetShape: stageTrain.imageShape ?? [], fit: .pad, mode: .none))
-                say(String(format: "stage %@: the base is frozen and nothing is augmented: training the head on cached features (%d × %d, computed in %.1f s)",
-                           stage.name, stageTrain.count, base.outputShapes[0].reduce(1, *), Date().timeIntervalSince(started)))
-            }
-            trainer.augmenter = augmenter
-            // The schedule starts from the stage's rate: a resumed optimizer holds the rate scheduled at the
-            // interruption, which scheduled again would be decayed twice.
-            trainer.baseLearningRate = stage.learningRate
-            trainer.interruptCheck = interruptCheck
-            let offset = epochOffset
-            trainer.onEpoch = { [weak self, weak trainer, graftVersion] (r: EpochRecord) in
-                let local = r.epoch
-                var r = r
-                r.epoch += offset
-                try run.append(r)
-                // The state after every epoch, for --resume.
-                try TrainingCheckpoint.save(model, optimizer: optimizer, epoch: r.epoch, stage: stage.name, to: run.path("last.h5"),
-                                            graftVersion: graftVersion, task: task,
-                                            resume: ResumeState(stageIndex: k, stageEpoch: local, globalEpoch: r.epoch,
-                                                                bestValue: best?.best, bestEpoch: best?.bestEpoch))
-                trainer?.lastGoodCheckpoint = "\(run.path("last.h5")) (epoch \(r.epoch))"
-                self?.say(String(format: "%@ epoch %d: loss %.4f acc %.4f%@ (%.1f s, %.0f img/s)", r.stage, r.epoch, r.loss, r.accuracy,
-                                 r.valAccuracy.map { String(format: " val_loss %.4f val_acc %.4f", r.valLoss ?? 0, $0) } ?? "", r.seconds, r.imagesPerSecond))
-                if let warning = self?.stalledLossWarning(r.loss, classes: classes) { self?.say(warning) }
-            }
-            trainer.onInterrupt = { [graftVersion] partial in
-                try TrainingCheckpoint.save(model, optimizer: optimizer, epoch: offset + partial.epoch - 1, stage: stage.name,
-                                            to: run.path("interrupted.h5"), graftVersion: graftVersion, task: task,
-                                            resume: ResumeState(stageIndex: k, stageEpoch: partial.epoch - 1, globalEpoch: offset + partial.epoch - 1,
-                                                                partial: partial, bestValue: best?.best, bestEpoch: best?.bestEpoch))
-            }
-            var callbacks: [any TrainingCallback] = []
-            if best == nil {
-                best = BestCheckpoint(monitor: validation == nil ? "accuracy" : config.monitor,
-                                      best: resumePoint?.state.bestValue, bestEpoch: resumePoint?.state.bestEpoch) { [graftVersion] t, r in
-                    try TrainingCheckpoint.save(model, optimizer: t.optimizer, epoch: r.epoch + offset, stage: stage.name,
-                                                to: run.path("best.h5"), graftVersion: graftVersion, task: task)
-                }
-            }
-            if let best { callbacks.append(best) }
-            if let p = stage.earlyStoppingPatience { callbacks.append(EarlyStopping(monitor: validation == nil ? "loss" : "val_loss", patience: p)) }
-            if let p = stage.reduceOnPlateauPatience {
-                callbacks.append(ReduceLROnPlateau(monitor: validation == nil ? "loss" : "val_loss", factor: 0.1, patience: p))
-            }
-            var options = FitOptions(epochs: stage.epochs, batchSize: config.batchSize, loss: loss)
-            let steps = (train.count + config.batchSize - 1) / config.batchSize
-            options.schedule = try LearningRateSchedule(parsing: stage.schedule, epochs: stage.epochs, stepsPerEpoch: steps)
-            options.clipNorm = stage.clipNorm
-            options.nanPolicy = stage.nanPolicy
-            options.updateFrozenBatchNormStatistics = stage.updateFrozenBatchNormStatistics
-            options.seed = config.seed &+ UInt64(k) &* 1_000_003
-            options.stage = stage.name
-            options.showProgress = config.showProgress
-            if resumingHere, let r = resumePoint?.state {
-                options.initialEpoch = r.stageEpoch
-                options.partial = r.partial
-            }
-            if let previous = lastCheckpointNote { trainer.lastGoodCheckpoint = previous }
-            outcome = try trainer.fit(train: stageTrain, validation: stageValidation, options: options, callbacks: callbacks)
-            lastCheckpointNote = trainer.lastGoodCheckpoint
-            if trainer.skippedBatches > 0 {
-                say("stage \(stage.name): skipped \(trainer.skippedBatches) batches whose loss or gradients were not finite (--nan skip)")
-            }
-            epochOffset = offset + (trainer.history.last?.epoch ?? options.initialEpoch)
-            if case .interrupted = outcome { break }
+    }
+
+    /// Trains: `prepare` (every check, the data summary; skipped when the caller passes what it returned), then
+    /// each stage in turn, then `finish` (the final model, the test figures, plots and summary).
+    public func run(_ prepared: Prepared? = nil) throws -> FineTuneReport {
+        let prepared = try prepared ?? prepare()
+        let run = try RunDirectory(config.outputDirectory, keepRecordsThrough: prepared.resumePoint?.state.globalEpoch,
+                                   replacing: prepared.replacesRun)
+        if let r = prepared.resumePoint {
+            try KerasLoader.loadWeights(from: r.path, into: prepared.model)
+            say("resuming from \(r.path): stage \(config.stages[min(r.state.stageIndex, config.stages.count - 1)].name), \(r.state.globalEpoch) epochs done\(r.state.partial.map { " and \($0.batches) batches of the next" } ?? "")")
         }
-        if case .interrupted = outcome {
-            // No final model or test figures for a run that did not finish: interrupted.h5 holds where it stopped.
+        let progress = Progress()
+        let loss = Loss(.categoricalCrossentropy, labelSmoothing: config.labelSmoothing)
+        for k in config.stages.indices {
+            try setTrainable(forStage: k, prepared)
+            if let r = prepared.resumePoint?.state, k < r.stageIndex { continue }   // done before the interruption; its freezing still applies
+            try train(stage: k, prepared, run: run, loss: loss, progress: progress)
+            if case .interrupted = progress.outcome { break }
+        }
+        return try finish(prepared, run: run, loss: loss, progress: progress)
+    }
+
+    /// Freezes and unfreezes for stage `k`. Freeze specs speak of the base (Keras's `base.trainable = False`): a
+    /// grafted head always trains, and with no spec at all the first stage trains the head only.
+    func setTrainable(forStage k: Int, _ prepared: Prepared) throws {
+        let (model, stage, headNames) = (prepared.model, config.stages[k], prepared.headNames)
+        if let f = stage.freeze {
+            try model.freeze(f)
+            if !headNames.isEmpty { try model.unfreeze(.patterns(headNames)) }
+        } else if k == 0 && !headNames.isEmpty && stage.unfreeze == nil {
+            try model.freeze(.all)
+            try model.unfreeze(.patterns(headNames))
+        }
+        if let u = stage.unfreeze { try model.unfreeze(u, batchNorm: stage.batchNorm) }
+    }
+
+    /// Trains stage `k` (from where an interrupted run stopped, when it stopped in this stage), saving `last.h5`
+    /// after every epoch, `best.h5` when the monitored metric improves and `interrupted.h5` on a signal.
+    func train(stage k: Int, _ prepared: Prepared, run: RunDirectory, loss: Loss, progress: Progress) throws {
+        let stage = config.stages[k]
+        let (model, train, validation, pre, task) = (prepared.model, prepared.train, prepared.validation, prepared.preprocessor, prepared.task)
+        let resumePoint = prepared.resumePoint.flatMap { $0.state.stageIndex == k ? $0 : nil }
+        if let r = resumePoint?.state { progress.epochOffset = r.globalEpoch - r.stageEpoch }
+        let classes = task.classNames?.count ?? train.classNames.count
+        let counts = model.parameterCounts
+        say("stage \(stage.name): \(stage.epochs) epoch\(stage.epochs == 1 ? "" : "s"), \(stage.optimizer) lr \(String(format: "%g", Double(stage.learningRate))); trainable params \(grouped(counts.trainable)), non-trainable \(grouped(counts.nonTrainable))")
+        let optimizer = stage.optimizer.make(learningRate: stage.learningRate)
+        if let r = resumePoint { _ = try TrainingCheckpoint.restore(r.path, into: optimizer) }
+        var stageTrain = train, stageValidation = validation
+        var trainer = Trainer(model: model, optimizer: optimizer, preprocessor: pre)
+        if config.cacheFeatures, prepared.augmenter == nil, let (base, head) = try model.frozenBaseSplit() {
+            // Frozen base, no augmentation: its outputs never change, so compute them once.
+            let started = Date()
+            stageTrain = try cachedFeatures(base, train, pre)
+            stageValidation = try validation.map { try cachedFeatures(base, $0, pre) }
+            trainer = Trainer(model: head, optimizer: optimizer,
+                              preprocessor: Preprocessor(targetShape: stageTrain.imageShape ?? [], fit: .pad, mode: .none))
+            say(String(format: "stage %@: the base is frozen and nothing is augmented: training the head on cached features (%d × %d, computed in %.1f s)",
+                       stage.name, stageTrain.count, base.outputShapes[0].reduce(1, *), Date().timeIntervalSince(started)))
+        }
+        trainer.augmenter = prepared.augmenter
+        // The schedule starts from the stage's rate: a resumed optimizer holds the rate scheduled at the
+        // interruption, which scheduled again would be decayed twice.
+        trainer.baseLearningRate = stage.learningRate
+        trainer.interruptCheck = interruptCheck
+        let offset = progress.epochOffset
+        trainer.onEpoch = { [weak self, weak trainer, graftVersion] (r: EpochRecord) in
+            let local = r.epoch
+            var r = r
+            r.epoch += offset
+            try run.append(r)
+            // The state after every epoch, for --resume.
+            try TrainingCheckpoint.save(model, optimizer: optimizer, epoch: r.epoch, stage: stage.name, to: run.path("last.h5"),
+                                        graftVersion: graftVersion, task: task,
+                                        resume: ResumeState(stageIndex: k, stageEpoch: local, globalEpoch: r.epoch,
+                                                            bestValue: progress.best?.best, bestEpoch: progress.best?.bestEpoch))
+            trainer?.lastGoodCheckpoint = "\(run.path("last.h5")) (epoch \(r.epoch))"
+            self?.say(String(format: "%@ epoch %d: loss %.4f acc %.4f%@ (%.1f s, %.0f img/s)", r.stage, r.epoch, r.loss, r.accuracy,
+                             r.valAccuracy.map { String(format: " val_loss %.4f val_acc %.4f", r.valLoss ?? 0, $0) } ?? "", r.seconds, r.imagesPerSecond))
+            if let warning = self?.stalledLossWarning(r.loss, classes: classes) { self?.say(warning) }
+        }
+        trainer.onInterrupt = { [graftVersion] partial in
+            try TrainingCheckpoint.save(model, optimizer: optimizer, epoch: offset + partial.epoch - 1, stage: stage.name,
+                                        to: run.path("interrupted.h5"), graftVersion: graftVersion, task: task,
+                                        resume: ResumeState(stageIndex: k, stageEpoch: partial.epoch - 1, globalEpoch: offset + partial.epoch - 1,
+                                                            partial: partial, bestValue: progress.best?.best, bestEpoch: progress.best?.bestEpoch))
+        }
+        var callbacks: [any TrainingCallback] = []
+        if progress.best == nil {
+            let state = prepared.resumePoint?.state
+            progress.best = BestCheckpoint(monitor: validation == nil ? "accuracy" : config.monitor,
+                                           best: state?.bestValue, bestEpoch: state?.bestEpoch) { [graftVersion] t, r in
+                try TrainingCheckpoint.save(model, optimizer: t.optimizer, epoch: r.epoch + offset, stage: stage.name,
+                                            to: run.path("best.h5"), graftVersion: graftVersion, task: task)
+            }
+        }
+        if let best = progress.best { callbacks.append(best) }
+        if let p = stage.earlyStoppingPatience { callbacks.append(EarlyStopping(monitor: validation == nil ? "loss" : "val_loss", patience: p)) }
+        if let p = stage.reduceOnPlateauPatience {
+            callbacks.append(ReduceLROnPlateau(monitor: validation == nil ? "loss" : "val_loss", factor: 0.1, patience: p))
+        }
+        var options = FitOptions(epochs: stage.epochs, batchSize: config.batchSize, loss: loss)
+        let steps = (train.count + config.batchSize - 1) / config.batchSize
+        options.schedule = try stage.schedule.schedule(epochs: stage.epochs, stepsPerEpoch: steps)
+        options.clipNorm = stage.clipNorm
+        options.nanPolicy = stage.nanPolicy
+        options.updateFrozenBatchNormStatistics = stage.updateFrozenBatchNormStatistics
+        options.seed = config.seed &+ UInt64(k) &* 1_000_003
+        options.stage = stage.name
+        options.showProgress = config.showProgress
+        if let r = resumePoint?.state {
+            options.initialEpoch = r.stageEpoch
+            options.partial = r.partial
+        }
+        if let previous = progress.lastCheckpointNote { trainer.lastGoodCheckpoint = previous }
+        progress.outcome = try trainer.fit(train: stageTrain, validation: stageValidation, options: options, callbacks: callbacks)
+        progress.lastCheckpointNote = trainer.lastGoodCheckpoint
+        if trainer.skippedBatches > 0 {
+            say("stage \(stage.name): skipped \(trainer.skippedBatches) batches whose loss or gradients were not finite (--nan skip)")
+        }
+        progress.epochOffset = offset + (trainer.history.last?.epoch ?? options.initialEpoch)
+    }
+
+    /// After the last stage: `final.h5`, the test set's figures and `confusion.csv`, the plots and `summary.txt`. An
+    /// interrupted run gets no final model or test figures: `interrupted.h5` holds where it stopped.
+    func finish(_ prepared: Prepared, run: RunDirectory, loss: Loss, progress: Progress) throws -> FineTuneReport {
+        let (model, test, pre, task) = (prepared.model, prepared.test, prepared.preprocessor, prepared.task)
+        if case .interrupted = progress.outcome {
             let plots = try writePlots(run, test: nil)
             try run.write(model.summary() + "\n\n" + log.joined(separator: "\n") + "\ninterrupted; continue with --resume\n", to: "summary.txt")
             return FineTuneReport(model: model, history: run.records, testAccuracy: nil, testLoss: nil, finalCheckpoint: run.path("interrupted.h5"),
-                                  bestCheckpoint: nil, outcome: outcome, runDirectory: run.url.path, preprocessor: pre, task: task, plots: plots)
+                                  bestCheckpoint: nil, outcome: progress.outcome, runDirectory: run.url.path, preprocessor: pre, task: task, plots: plots)
         }
         let finalPath = run.path("final.h5")
-        try TrainingCheckpoint.save(model, optimizer: nil, epoch: epochOffset, stage: config.stages.last?.name ?? "train",
+        try TrainingCheckpoint.save(model, optimizer: nil, epoch: progress.epochOffset, stage: config.stages.last?.name ?? "train",
                                     to: finalPath, graftVersion: graftVersion, task: task)
         var report = FineTuneReport(model: model, history: run.records, testAccuracy: nil, testLoss: nil, finalCheckpoint: finalPath,
-                                    bestCheckpoint: best?.bestEpoch != nil ? run.path("best.h5") : nil, outcome: outcome,
+                                    bestCheckpoint: progress.best?.bestEpoch != nil ? run.path("best.h5") : nil, outcome: progress.outcome,
                                     runDirectory: run.url.path, preprocessor: pre, task: task)
         if let test {
             let evaluator = Trainer(model: model, optimizer: SGD(), preprocessor: pre)

@@ -38,7 +38,7 @@ extension FineTuneConfig {
             if let c = s.clipNorm { try positive(c, max: 1e6, "\(key).clip_norm") }
             if let p = s.earlyStoppingPatience { try whole(p, FineTuneLimits.patience, "\(key).early_stopping") }
             if let p = s.reduceOnPlateauPatience { try whole(p, FineTuneLimits.patience, "\(key).reduce_lr_patience") }
-            do { _ = try LearningRateSchedule(parsing: s.schedule, epochs: s.epochs, stepsPerEpoch: 1) } catch let e as TrainError {
+            do { _ = try s.schedule.schedule(epochs: s.epochs, stepsPerEpoch: 1) } catch let e as TrainError {
                 throw TrainError("\(key).schedule", e.message)
             }
         }

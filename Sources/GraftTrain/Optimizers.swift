@@ -169,17 +169,37 @@ public final class RMSprop: Optimizer {
     }
 }
 
-/// Builds an optimizer by name: `sgd`, `momentum` (SGD 0.9), `nesterov`, `adam`, `adamw`, `rmsprop`.
-public func makeOptimizer(_ name: String, learningRate: Float, weightDecay: Float = 0.004, momentum: Float = 0.9) throws -> any Optimizer {
-    switch name.lowercased() {
-    case "sgd": return SGD(learningRate: learningRate)
-    case "momentum": return SGD(learningRate: learningRate, momentum: momentum)
-    case "nesterov": return SGD(learningRate: learningRate, momentum: momentum, nesterov: true)
-    case "adam": return Adam(learningRate: learningRate)
-    case "adamw": return Adam(learningRate: learningRate, weightDecay: weightDecay)
-    case "rmsprop": return RMSprop(learningRate: learningRate)
-    default: throw TrainError("optimizer", "unknown optimizer \"\(name)\" (sgd, momentum, nesterov, adam, adamw, rmsprop)")
+/// The optimizers a stage can use: `sgd`, `momentum` (SGD 0.9), `nesterov`, `adam`, `adamw`, `rmsprop`, as recipes and `--optimizer` name them.
+public enum OptimizerKind: String, Codable, CaseIterable, Sendable, CustomStringConvertible {
+    case sgd, momentum, nesterov, adam, adamw, rmsprop
+
+    /// A name as a user writes it (any case); an unknown one is an error listing the names and the nearest.
+    public init(parsing text: String) throws {
+        guard let kind = OptimizerKind(rawValue: text.lowercased()) else {
+            let names = Self.allCases.map(\.rawValue)
+            let hint = Suggestions.closest(to: text, among: names).map { "; did you mean \($0)?" } ?? ""
+            throw TrainError("optimizer", "unknown optimizer \"\(text)\" (\(names.joined(separator: ", ")))\(hint)")
+        }
+        self = kind
     }
+
+    public var description: String { rawValue }
+
+    public func make(learningRate: Float, weightDecay: Float = 0.004, momentum: Float = 0.9) -> any Optimizer {
+        switch self {
+        case .sgd: return SGD(learningRate: learningRate)
+        case .momentum: return SGD(learningRate: learningRate, momentum: momentum)
+        case .nesterov: return SGD(learningRate: learningRate, momentum: momentum, nesterov: true)
+        case .adam: return Adam(learningRate: learningRate)
+        case .adamw: return Adam(learningRate: learningRate, weightDecay: weightDecay)
+        case .rmsprop: return RMSprop(learningRate: learningRate)
+        }
+    }
+}
+
+/// Builds an optimizer by name (`OptimizerKind`).
+public func makeOptimizer(_ name: String, learningRate: Float, weightDecay: Float = 0.004, momentum: Float = 0.9) throws -> any Optimizer {
+    try OptimizerKind(parsing: name).make(learningRate: learningRate, weightDecay: weightDecay, momentum: momentum)
 }
 
 /// Scales all gradients so their global L2 norm is at most `maxNorm` (Keras `global_clipnorm`). Returns the norm before.

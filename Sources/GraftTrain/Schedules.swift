@@ -1,4 +1,5 @@
 import Foundation
+import GraftNN
 
 /// A learning-rate schedule: the rate for a global step (0-based) given the base rate.
 public enum LearningRateSchedule: Sendable, Equatable, Codable {
@@ -39,15 +40,40 @@ public enum LearningRateSchedule: Sendable, Equatable, Codable {
     }
 
     /// Parses `constant`, `step:EVERY:FACTOR`, `exponential:STEPS:RATE`, `cosine[:WARMUP_EPOCHS[:ALPHA]]`,
-    /// `onecycle[:PCT]`, given the run's length. Every number is range-checked before it is converted (NaN, ±inf,
-    /// 1e30 and negative counts are errors naming the value, never a trap).
+    /// `onecycle[:PCT]`, given the run's length (`ScheduleSpec`, then `schedule(epochs:stepsPerEpoch:)`).
     public init(parsing text: String, epochs: Int, stepsPerEpoch: Int) throws {
+        self = try ScheduleSpec(parsing: text).schedule(epochs: epochs, stepsPerEpoch: stepsPerEpoch)
+    }
+
+    /// A bound as a person writes it (`1`, `0.5`, `1000000`).
+    static func format(_ v: Double) -> String {
+        v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v)
+    }
+}
+
+/// A schedule as a stage states it, before the run's length is known: what recipes' `schedule:` and `--schedule`
+/// decode into, every number range-checked as it is parsed (NaN, ±inf, 1e30 and negative counts are errors naming
+/// the value, never a trap). Encodes as its text (`step:3:0.2`), which parses back to the same value.
+public enum ScheduleSpec: Sendable, Equatable, Codable, CustomStringConvertible {
+    case constant
+    /// Multiply by `factor` every `everyEpochs` epochs.
+    case step(everyEpochs: Int, factor: Double)
+    /// `lr · rate^(step / decaySteps)`; nil steps decay by `rate` once per epoch.
+    case exponential(decaySteps: Int?, rate: Double)
+    /// Linear warm-up over `warmupEpochs` (at most the stage's epochs), then cosine decay to `lr · alpha`.
+    case cosine(warmupEpochs: Double, alpha: Double)
+    /// One-cycle with the rise over `pctStart` of the steps.
+    case oneCycle(pctStart: Double)
+
+    /// `constant`, `step[:EVERY[:FACTOR]]`, `exponential[:STEPS|epoch[:RATE]]`, `cosine[:WARMUP_EPOCHS[:ALPHA]]`,
+    /// `onecycle[:PCT]`; an unknown name is an error listing the names and the nearest.
+    public init(parsing text: String) throws {
         let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
         func number(_ i: Int, _ d: Double, _ what: String, in range: ClosedRange<Double>, above low: Bool = false) throws -> Double {
             guard i < parts.count else { return d }
             guard let v = Double(parts[i]), v.isFinite, range.contains(v), !(low && v == range.lowerBound) else {
-                let bounds = low ? "above \(Self.format(range.lowerBound)) and at most \(Self.format(range.upperBound))"
-                    : "from \(Self.format(range.lowerBound)) to \(Self.format(range.upperBound))"
+                let bounds = low ? "above \(LearningRateSchedule.format(range.lowerBound)) and at most \(LearningRateSchedule.format(range.upperBound))"
+                    : "from \(LearningRateSchedule.format(range.lowerBound)) to \(LearningRateSchedule.format(range.upperBound))"
                 throw TrainError("schedule", "\(what) \"\(parts[i])\" in \(text) must be a number \(bounds)")
             }
             return v
@@ -59,9 +85,6 @@ public enum LearningRateSchedule: Sendable, Equatable, Codable {
             }
             return n
         }
-        guard epochs >= 0, stepsPerEpoch >= 0 else { throw TrainError("schedule", "the run has a negative length") }
-        let (total, overflow) = epochs.multipliedReportingOverflow(by: stepsPerEpoch)
-        guard !overflow else { throw TrainError("schedule", "\(epochs) epochs of \(stepsPerEpoch) steps is too long a run") }
         func arguments(_ n: Int) throws {
             guard parts.count <= n + 1 else {
                 throw TrainError("schedule", "\(text) has \(parts.count - 1) values; \(parts[0]) takes at most \(n)")
@@ -74,27 +97,71 @@ public enum LearningRateSchedule: Sendable, Equatable, Codable {
         case "step":
             try arguments(2)
             self = .step(everyEpochs: try whole(1, 10, "the epoch interval", max: 1_000_000),
-                         factor: Float(try number(2, 0.1, "the factor", in: 0...1e6, above: true)))
+                         factor: try number(2, 0.1, "the factor", in: 0...1e6, above: true))
         case "exponential":
             try arguments(2)
-            self = .exponential(decaySteps: try whole(1, max(stepsPerEpoch, 1), "the decay steps", max: 1 << 40),
-                                rate: Float(try number(2, 0.9, "the decay rate", in: 0...1e6, above: true)))
+            let perEpoch = parts.count < 2 || parts[1] == "epoch"
+            self = .exponential(decaySteps: perEpoch ? nil : try whole(1, 1, "the decay steps", max: 1 << 40),
+                                rate: try number(2, 0.9, "the decay rate", in: 0...1e6, above: true))
         case "cosine":
             try arguments(2)
-            let warmup = try number(1, 0, "the warm-up epoch count", in: 0...Double(max(epochs, 0)))
-            let warmupSteps = warmup * Double(stepsPerEpoch)   // at most `total`, up to rounding
-            self = .cosine(warmupSteps: warmupSteps < Double(total) ? Int(warmupSteps.rounded(.down)) : total, totalSteps: total,
-                           alpha: Float(try number(2, 0, "alpha", in: 0...1)))
+            self = .cosine(warmupEpochs: try number(1, 0, "the warm-up epoch count", in: 0...Double(FineTuneLimits.epochs.upperBound)),
+                           alpha: try number(2, 0, "alpha", in: 0...1))
         case "onecycle", "one-cycle":
             try arguments(1)
-            self = .oneCycle(totalSteps: total, pctStart: Float(try number(1, 0.3, "the warm-up fraction", in: 0...1, above: true)),
-                             div: 25, finalDiv: 1e4)
-        default: throw TrainError("schedule", "unknown schedule \"\(text)\" (constant, step, exponential, cosine, onecycle)")
+            self = .oneCycle(pctStart: try number(1, 0.3, "the warm-up fraction", in: 0...1, above: true))
+        default:
+            let names = ["constant", "step", "exponential", "cosine", "onecycle"]
+            let hint = Suggestions.closest(to: parts[0], among: names).map { "; did you mean \($0)?" } ?? ""
+            throw TrainError("schedule", "unknown schedule \"\(text)\" (\(names.joined(separator: ", ")))\(hint)")
         }
     }
 
-    /// A bound as a person writes it (`1`, `0.5`, `1000000`).
-    static func format(_ v: Double) -> String {
-        v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v)
+    public var description: String {
+        func n(_ v: Double) -> String { LearningRateSchedule.format(v) }
+        switch self {
+        case .constant: return "constant"
+        case .step(let every, let factor): return "step:\(every):\(n(factor))"
+        case .exponential(let steps, let rate): return "exponential:\(steps.map(String.init) ?? "epoch"):\(n(rate))"
+        case .cosine(let warmup, let alpha): return "cosine:\(n(warmup)):\(n(alpha))"
+        case .oneCycle(let pct): return "onecycle:\(n(pct))"
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        do { self = try ScheduleSpec(parsing: text) } catch let e as TrainError {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: e.message))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(description)
+    }
+
+    /// The schedule for a stage of `epochs` epochs of `stepsPerEpoch` steps; a warm-up longer than the stage or a
+    /// run too long to count in steps is an error.
+    public func schedule(epochs: Int, stepsPerEpoch: Int) throws -> LearningRateSchedule {
+        guard epochs >= 0, stepsPerEpoch >= 0 else { throw TrainError("schedule", "the run has a negative length") }
+        let (total, overflow) = epochs.multipliedReportingOverflow(by: stepsPerEpoch)
+        guard !overflow else { throw TrainError("schedule", "\(epochs) epochs of \(stepsPerEpoch) steps is too long a run") }
+        switch self {
+        case .constant:
+            return .constant
+        case .step(let every, let factor):
+            return .step(everyEpochs: every, factor: Float(factor))
+        case .exponential(let steps, let rate):
+            return .exponential(decaySteps: steps ?? max(stepsPerEpoch, 1), rate: Float(rate))
+        case .cosine(let warmup, let alpha):
+            guard warmup <= Double(epochs) else {
+                throw TrainError("schedule", "the warm-up epoch count \"\(LearningRateSchedule.format(warmup))\" in \(self) must be a number from 0 to \(epochs), the stage's epochs")
+            }
+            let warmupSteps = warmup * Double(stepsPerEpoch)   // at most `total`, up to rounding
+            return .cosine(warmupSteps: warmupSteps < Double(total) ? Int(warmupSteps.rounded(.down)) : total, totalSteps: total,
+                           alpha: Float(alpha))
+        case .oneCycle(let pct):
+            return .oneCycle(totalSteps: total, pctStart: Float(pct), div: 25, finalDiv: 1e4)
+        }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import GraftData
+import GraftNN
 import GraftTrain
 
 /// Range checks for the numbers the inference and data commands take, with fine-tune's limits
@@ -36,8 +37,23 @@ enum OptionChecks {
         return list
     }
 
-    static func fit(_ text: String) throws -> ImageFit {
-        guard let f = ImageFit(rawValue: text) else { throw ValidationError("--fit must be resize, pad, nearest, crop or pad-aspect, got \(text)") }
-        return f
+    /// A transform for `@Option`: the text parsed into the typed value recipes decode into, its error as the
+    /// option's (`The value 'cosin' is invalid for '--schedule <schedule>': unknown schedule …`).
+    static func typed<T>(_ parse: @escaping (String) throws -> T) -> (String) throws -> T {
+        { text in
+            do { return try parse(text) } catch let e as TrainError { throw ValidationError(e.message) } catch let e as DataError {
+                throw ValidationError(e.message)
+            }
+        }
+    }
+
+    /// A transform for an option that names one of a few values (`--nan stop|skip`), with the nearest for a typo.
+    static func choice<T: RawRepresentable & CaseIterable>(_: T.Type) -> (String) throws -> T where T.RawValue == String {
+        { text in
+            if let v = T(rawValue: text) { return v }
+            let names = T.allCases.map(\.rawValue)
+            let hint = Suggestions.closest(to: text, among: names).map { "; did you mean \($0)?" } ?? ""
+            throw ValidationError("must be \(names.dropLast().joined(separator: ", ")) or \(names.last ?? "")\(hint)")
+        }
     }
 }

@@ -55,8 +55,9 @@ struct FineTune: ParsableCommand {
     @Option(name: .customLong("head-dropout"), help: "Dropout rate in the head.")
     var headDropout: Float = 0
 
-    @Option(help: "Freeze spec for the first stage: all, none, until:LAYER, from:LAYER or name patterns (default: all but the new head).")
-    var freeze: String?
+    @Option(help: "Freeze spec for the first stage: all, none, until:LAYER, from:LAYER or name patterns (default: all but the new head).",
+            transform: FreezeSpec.init(parsing:))
+    var freeze: FreezeSpec?
 
     @Option(help: "Epochs of the first stage.")
     var epochs = 5
@@ -64,17 +65,18 @@ struct FineTune: ParsableCommand {
     @Option(help: "Batch size.")
     var batch = 32
 
-    @Option(help: "sgd, momentum, nesterov, adam, adamw or rmsprop.")
-    var optimizer = "adam"
+    @Option(help: "sgd, momentum, nesterov, adam, adamw or rmsprop (default: adam).", transform: OptionChecks.typed(OptimizerKind.init(parsing:)))
+    var optimizer = OptimizerKind.adam
 
     @Option(help: "Learning rate of the first stage.")
     var lr: Float = 1e-3
 
-    @Option(help: "Schedule: constant, step:EVERY:FACTOR, exponential:STEPS:RATE, cosine[:WARMUP_EPOCHS], onecycle.")
-    var schedule = "constant"
+    @Option(help: "Schedule: constant, step:EVERY:FACTOR, exponential:STEPS:RATE, cosine[:WARMUP_EPOCHS[:ALPHA]], onecycle[:PCT] (default: constant).",
+            transform: OptionChecks.typed(ScheduleSpec.init(parsing:)))
+    var schedule = ScheduleSpec.constant
 
-    @Option(help: "Second stage: unfreeze these layers (spec as --freeze) and train again.")
-    var unfreeze: String?
+    @Option(help: "Second stage: unfreeze these layers (spec as --freeze) and train again.", transform: FreezeSpec.init(parsing:))
+    var unfreeze: FreezeSpec?
 
     @Option(name: .customLong("fine-tune-epochs"), help: "Epochs of the second stage.")
     var fineTuneEpochs = 3
@@ -82,14 +84,16 @@ struct FineTune: ParsableCommand {
     @Option(name: .customLong("fine-tune-lr"), help: "Learning rate of the second stage (default: first / 10).")
     var fineTuneLR: Float?
 
-    @Option(name: .customLong("batch-norm"), help: "Unfrozen BatchNormalization: inference (moving statistics) or train.")
-    var batchNorm = "inference"
+    @Option(name: .customLong("batch-norm"), help: "Unfrozen BatchNormalization: inference (moving statistics, the default) or train.",
+            transform: OptionChecks.choice(BatchNormMode.self))
+    var batchNorm = BatchNormMode.inference
 
     @Option(help: "Input preprocessing: 1/255, tf, caffe, torch, scale:S or none (default: the keras.applications mode of a known architecture, else 1/255).")
     var preprocess: String?
 
-    @Option(help: "Fit images to the model input: resize, pad, nearest, crop (to aspect, then resize) or pad-aspect (default: the checkpoint's, else resize).")
-    var fit: String?
+    @Option(help: "Fit images to the model input: resize, pad, nearest, crop (to aspect, then resize) or pad-aspect (default: the checkpoint's, else resize).",
+            transform: OptionChecks.choice(ImageFit.self))
+    var fit: ImageFit?
 
     @Option(help: "Training augmentation, e.g. flip:h,rotate:15,zoom:0.1,translate:0.1,crop:4,brightness:0.2,contrast:0.2,noise:0.05,cutout:0.25,mixup:0.2,cutmix:1.")
     var augment: String?
@@ -109,8 +113,9 @@ struct FineTune: ParsableCommand {
     @Option(name: .customLong("clip-norm"), help: "Clip gradients to this global norm.")
     var clipNorm: Float?
 
-    @Option(help: "A batch whose loss or gradients are NaN or infinite: stop (default; names the last good checkpoint) or skip it.")
-    var nan: String = "stop"
+    @Option(help: "A batch whose loss or gradients are NaN or infinite: stop (default; names the last good checkpoint) or skip it.",
+            transform: OptionChecks.choice(NaNPolicy.self))
+    var nan = NaNPolicy.stop
 
     @Option(name: .customLong("reduce-lr-patience"), help: "Divide the learning rate by 10 after this many epochs without improvement.")
     var reduceLRPatience: Int?
@@ -140,10 +145,7 @@ struct FineTune: ParsableCommand {
         guard lr.isFinite, lr > 0, Double(lr) <= FineTuneLimits.learningRate.upperBound else { throw ValidationError("--lr must be a number above 0 and at most 10, got \(lr)") }
         guard headDropout.isFinite, headDropout >= 0, headDropout < 1 else { throw ValidationError("--head-dropout must be a number from 0 and below 1, got \(headDropout)") }
         if val != nil && valSplit != nil { throw ValidationError("give --val or --val-split, not both") }
-        guard ["inference", "train"].contains(batchNorm) else { throw ValidationError("--batch-norm must be inference or train") }
-        if let fit { _ = try OptionChecks.fit(fit) }
         guard HeadConfig.Pooling(rawValue: headPooling) != nil else { throw ValidationError("--head-pooling must be avg, max, flatten or none") }
-        guard NaNPolicy(rawValue: nan) != nil else { throw ValidationError("--nan must be stop or skip, got \(nan)") }
     }
 
     /// The option that sets a run setting (`FineTuneConfig.validate` names settings by their recipe keys).
@@ -167,16 +169,16 @@ struct FineTune: ParsableCommand {
         var stages = [StageConfig(name: "warmup", freeze: freeze, epochs: epochs, optimizer: optimizer, learningRate: lr, schedule: schedule)]
         stages[0].earlyStoppingPatience = earlyStopping
         stages[0].clipNorm = clipNorm
-        stages[0].nanPolicy = NaNPolicy(rawValue: nan) ?? .stop
+        stages[0].nanPolicy = nan
         stages[0].reduceOnPlateauPatience = reduceLRPatience
         stages[0].updateFrozenBatchNormStatistics = updateFrozenBNStatistics
         if let unfreeze {
             var s = StageConfig(name: "finetune", unfreeze: unfreeze, epochs: fineTuneEpochs, optimizer: optimizer,
                                 learningRate: fineTuneLR ?? lr / 10, schedule: schedule)
-            s.batchNorm = BatchNormMode(rawValue: batchNorm) ?? .inference
+            s.batchNorm = batchNorm
             s.earlyStoppingPatience = earlyStopping
             s.clipNorm = clipNorm
-            s.nanPolicy = NaNPolicy(rawValue: nan) ?? .stop
+            s.nanPolicy = nan
             s.reduceOnPlateauPatience = reduceLRPatience
             s.updateFrozenBatchNormStatistics = updateFrozenBNStatistics
             stages.append(s)
@@ -205,10 +207,9 @@ struct FineTune: ParsableCommand {
                                 hidden: hidden, dropout: headDropout)
         }
         c.preprocess = preprocess
-        c.fit = try fit.map { try OptionChecks.fit($0) }
+        c.fit = fit
         if let augment {
-            _ = try Augmenter(spec: augment)   // validate now, before any work
-            c.augment = augment.split(separator: ",").map(String.init)
+            do { c.augment = try Augmenter(spec: augment).ops } catch let e as DataError { throw ValidationError("--augment: \(e.message)") }
         }
         if let inputSize {
             let dims = inputSize.split(separator: ",").compactMap { Int($0) }
@@ -278,8 +279,9 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Input preprocessing: 1/255, tf, caffe, torch, scale:S or none (default: by architecture).")
     var preprocess: String?
 
-    @Option(help: "Fit images to the model input: resize, pad, nearest, crop or pad-aspect (default: the checkpoint's, else resize).")
-    var fit: String?
+    @Option(help: "Fit images to the model input: resize, pad, nearest, crop or pad-aspect (default: the checkpoint's, else resize).",
+            transform: OptionChecks.choice(ImageFit.self))
+    var fit: ImageFit?
 
     @Flag(help: "Print JSON instead of text.")
     var json = false
@@ -287,7 +289,6 @@ struct Evaluate: ParsableCommand {
     func run() throws {
         try OptionChecks.batch(batch)
         let subset = try classSubset.map { try OptionChecks.classList($0) }
-        let fitMode = try fit.map { try OptionChecks.fit($0) }
         let loadedModel = try options.load()
         let model = loadedModel.model
         let (loaded, skipped) = try DataSource.load(data, skipBad: skipBad)
@@ -296,7 +297,7 @@ struct Evaluate: ParsableCommand {
         if let subset { d = try d.selectingClasses(subset) }
         // A model that knows its classes is scored by class name: a test set may hold any of them.
         if let names = loadedModel.task?.classNames { d = try d.matchingClasses(names, model: options.model) }
-        let preparation = try InputPreparation(model: model, task: loadedModel.task, preprocess: preprocess, fit: fitMode, inputSize: nil,
+        let preparation = try InputPreparation(model: model, task: loadedModel.task, preprocess: preprocess, fit: fit, inputSize: nil,
                                                data: d.imageShape, source: options.model)
         for line in preparation.overrides { FileHandle.standardError.write(Data("note: \(line)\n".utf8)) }
         let pre = preparation.preprocessor
@@ -357,8 +358,9 @@ struct Extract: ParsableCommand {
     @Option(help: "Input preprocessing (default: the checkpoint's, else by architecture).")
     var preprocess: String?
 
-    @Option(help: "Fit images to the model input: resize, pad, nearest, crop or pad-aspect (default: the checkpoint's, else resize).")
-    var fit: String?
+    @Option(help: "Fit images to the model input: resize, pad, nearest, crop or pad-aspect (default: the checkpoint's, else resize).",
+            transform: OptionChecks.choice(ImageFit.self))
+    var fit: ImageFit?
 
     @Option(name: .customLong("input-size"), help: "H,W for models that accept any size when the images differ in size.")
     var inputSize: String?
@@ -373,14 +375,13 @@ struct Extract: ParsableCommand {
         try OptionChecks.batch(batch)
         let sizes = try inputSize.map { try OptionChecks.size($0, "--input-size") }
         guard let pool = FeatureExtractor.Pooling(rawValue: pooling) else { throw ValidationError("--pooling must be avg, max or none") }
-        let fitMode = try fit.map { try OptionChecks.fit($0) }
         _ = try FeatureFormat(path: output)
         let loaded = try options.load()
         var model = loaded.model
         if let layer { model = try model.cut(at: layer) }
         let (found, skipped) = try DataSource.load(data, skipBad: skipBad)
         if skipped > 0 { FileHandle.standardError.write(Data("\(data): skipped \(skipped) unreadable files\n".utf8)) }
-        let preparation = try InputPreparation(model: model, task: loaded.task, preprocess: preprocess, fit: fitMode, inputSize: sizes,
+        let preparation = try InputPreparation(model: model, task: loaded.task, preprocess: preprocess, fit: fit, inputSize: sizes,
                                                data: found.imageShape, source: options.model)
         for line in preparation.overrides { FileHandle.standardError.write(Data("note: \(line)\n".utf8)) }
         let (source, lines) = try InputPreparation.survey(found, label: data, preprocessor: preparation.preprocessor, skipBad: skipBad,

@@ -18,7 +18,7 @@ struct FineTuneJobTests {
         try KerasWriter.writeLegacyH5(original, to: checkpoint, graftVersion: "test")
         var config = FineTuneConfig(model: checkpoint, train: "fashion-mnist:train", stages: [
             StageConfig(name: "warmup", epochs: 1, learningRate: 1e-3),
-            StageConfig(name: "finetune", unfreeze: "from:conv3", epochs: 1, learningRate: 1e-4),
+            StageConfig(name: "finetune", unfreeze: .from("conv3"), epochs: 1, learningRate: 1e-4),
         ], outputDirectory: dir.appendingPathComponent("run").path)
         config.classSubset = [5, 6, 7, 8, 9]
         config.limitPerClass = 60
@@ -124,7 +124,8 @@ struct ResumeTests {
     /// rate was scheduled again).
     @Test(.enabled(if: FashionMNISTTests.available, "dataset-fashion-mnist is not installed"),
           arguments: ["constant", "cosine", "cosine:1:0.1", "step:1:0.5", "exponential:3:0.9", "onecycle"])
-    func interruptedThenResumedEqualsUninterrupted(_ schedule: String) throws {
+    func interruptedThenResumedEqualsUninterrupted(_ text: String) throws {
+        let schedule = try ScheduleSpec(parsing: text)
         let dir = try TestSupport.makeTemporaryDirectory()
         let checkpoint = dir.appendingPathComponent("lenet.h5").path
         try KerasWriter.writeLegacyH5(try Zoo.build("lenet5", options: Zoo.Options(classes: 10, inputShape: [28, 28, 1], seed: 4)),
@@ -132,7 +133,7 @@ struct ResumeTests {
         func config(_ out: String) -> FineTuneConfig {
             var c = FineTuneConfig(model: checkpoint, train: "fashion-mnist:test", stages: [
                 StageConfig(name: "warmup", epochs: 2, learningRate: 3e-3, schedule: schedule),
-                StageConfig(name: "finetune", unfreeze: "all", epochs: 2, learningRate: 1e-3, schedule: schedule),
+                StageConfig(name: "finetune", unfreeze: .all, epochs: 2, learningRate: 1e-3, schedule: schedule),
             ], outputDirectory: dir.appendingPathComponent(out).path)
             c.head = HeadConfig(classes: 0, hidden: [12], dropout: 0.25)
             c.classSubset = [0, 1, 2]
@@ -172,7 +173,7 @@ extension FineTuneJobTests {
         let original = try Zoo.build("lenet5", options: Zoo.Options(classes: 10, inputShape: [28, 28, 1], seed: 4))
         try KerasWriter.writeLegacyH5(original, to: checkpoint, graftVersion: "test")
         var c = FineTuneConfig(model: checkpoint, train: "fashion-mnist:test",
-                               stages: [StageConfig(name: "warmup", freeze: "all", epochs: 1, learningRate: 3e-3)],
+                               stages: [StageConfig(name: "warmup", freeze: .all, epochs: 1, learningRate: 3e-3)],
                                outputDirectory: dir.appendingPathComponent("run").path)
         c.classSubset = [0, 1]
         c.limitPerClass = 20
