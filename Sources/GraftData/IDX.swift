@@ -28,7 +28,7 @@ public func readMaybeGzip(_ path: String, limit: Int = 2 << 30) throws -> [UInt8
         let n = buffer.withUnsafeMutableBytes { gzread(gz, $0.baseAddress, UInt32($0.count)) }
         if n < 0 { throw DataError(path, "corrupt gzip data") }
         if n == 0 { break }
-        out.append(contentsOf: buffer[0..<Int(n)])
+        buffer.withUnsafeBufferPointer { out.append(contentsOf: UnsafeBufferPointer(rebasing: $0[0..<Int(n)])) }
         if out.count > limit { throw DataError(path, "decompresses to more than \(limit >> 20) MiB") }
     }
     return out
@@ -38,6 +38,13 @@ public func readMaybeGzip(_ path: String, limit: Int = 2 << 30) throws -> [UInt8
 public enum IDX {
     /// Returns the dimensions and the raw bytes.
     public static func read(_ path: String) throws -> (shape: [Int], bytes: [UInt8]) {
+        let (shape, b, start) = try readInPlace(path)
+        return (shape, Array(b[start..<(start + shape.reduce(1, *))]))
+    }
+
+    /// The dimensions, and the file's bytes with where the values start in them (no copy of the values). The
+    /// dimensions' product is checked against what the file really holds, without overflow.
+    public static func readInPlace(_ path: String) throws -> (shape: [Int], bytes: [UInt8], start: Int) {
         let b = try readMaybeGzip(path)
         guard b.count >= 4, b[0] == 0, b[1] == 0 else { throw DataError(path, "not an IDX file (bad magic)") }
         guard b[2] == 0x08 else { throw DataError(path, "IDX element type 0x\(String(b[2], radix: 16)) is not supported (unsigned bytes only)") }
@@ -48,11 +55,15 @@ public enum IDX {
             let o = 4 + 4 * d
             shape.append(Int(b[o]) << 24 | Int(b[o + 1]) << 16 | Int(b[o + 2]) << 8 | Int(b[o + 3]))
         }
-        let count = shape.reduce(1, *)
         let start = 4 + 4 * rank
-        guard b.count - start >= count else {
-            throw DataError(path, "truncated: header declares \(count) values, file holds \(b.count - start)")
+        var count = 1
+        for side in shape {
+            let (product, overflow) = count.multipliedReportingOverflow(by: side)
+            guard !overflow, product <= b.count - start else {
+                throw DataError(path, "truncated: header declares \(shape.map(String.init).joined(separator: "×")) values, file holds \(b.count - start)")
+            }
+            count = product
         }
-        return (shape, Array(b[start..<(start + count)]))
+        return (shape, b, start)
     }
 }

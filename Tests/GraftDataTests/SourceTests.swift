@@ -124,4 +124,41 @@ struct SourceTests {
         #expect(first == second)
         #expect(epochBatches(count: 6, batchSize: 4, shuffle: false, seed: 0) == [[0, 1, 2, 3], [4, 5]])
     }
+
+    /// IDX images stay bytes shared by every subset; a batch gets the same floats an in-memory float dataset gives,
+    /// at the stored size and fitted to another.
+    @Test func idxImagesAsBytesMatchFloats() throws {
+        let dir = try TestSupport.makeTemporaryDirectory()
+        let (n, h, w) = (7, 5, 4)
+        var rng = SplitMix64(seed: 3)
+        let pixels = (0..<(n * h * w)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+        let labels: [UInt8] = [0, 2, 1, 2, 0, 1, 2]
+        func idx(_ dims: [Int], _ body: [UInt8]) -> Data {
+            var d = Data([0, 0, 8, UInt8(dims.count)])
+            for v in dims { d.append(contentsOf: [UInt8(v >> 24 & 255), UInt8(v >> 16 & 255), UInt8(v >> 8 & 255), UInt8(v & 255)]) }
+            return d + Data(body)
+        }
+        let images = dir.appendingPathComponent("i.idx").path, labelFile = dir.appendingPathComponent("l.idx").path
+        try idx([n, h, w], pixels).write(to: URL(fileURLWithPath: images))
+        try idx([n], labels).write(to: URL(fileURLWithPath: labelFile))
+        let bytes = try DataSource.load("idx:\(images),\(labelFile)").source
+        let floats = ImageDataset(imageShape: [h, w, 1], pixels: pixels.map(Float.init), labels: labels.map(Int.init),
+                                  ids: (0..<n).map(String.init), classNames: ["0", "1", "2"])
+        let a = try bytes.selectingClasses([2, 1]), b = try floats.selectingClasses([2, 1])
+        #expect(a.labels == b.labels && a.ids == b.ids && a.count == 5)
+        for target in [[h, w, 1], [8, 6, 3]] {
+            for fit in [ImageFit.resize, .pad] {
+                let size = target.reduce(1, *)
+                var x = [Float](repeating: -1, count: size * a.count), y = x
+                for i in 0..<a.count {
+                    try x.withUnsafeMutableBufferPointer { try a.fill(i, target: target, fit: fit, into: $0.baseAddress! + i * size) }
+                    try y.withUnsafeMutableBufferPointer { try b.fill(i, target: target, fit: fit, into: $0.baseAddress! + i * size) }
+                }
+                #expect(x == y, "\(target) \(fit)")
+            }
+        }
+        // A header whose dimensions multiply past Int.max, or past what the file holds, is an error, not a trap.
+        try idx([1 << 31, 1 << 31, 1 << 31, 4], []).write(to: URL(fileURLWithPath: images))
+        #expect { try DataSource.load("idx:\(images),\(labelFile)") } throws: { "\($0)".contains("truncated") && "\($0)".contains(images) }
+    }
 }
