@@ -62,6 +62,35 @@ struct InterruptTests {
         #expect(csv.split(separator: "\n").count == 4)   // header + epochs 1, 2, 3, each once
     }
 
+    /// The case: a `--schedule cosine` run interrupted and resumed trained at 0.75× the uninterrupted rate
+    /// every epoch. Stopped in its first stage and resumed, it now matches the uninterrupted run epoch by epoch,
+    /// through the stage boundary: stage, loss, accuracy, validation figures and learning rate.
+    @Test(.enabled(if: TrainCommandTests.available, "dataset-fashion-mnist is not installed"))
+    func aCosineRunResumedEqualsTheUninterruptedOne() throws {
+        let base = try TestSupport.makeTemporaryDirectory("graft-cosine")
+        func arguments(_ out: String) -> [String] {
+            Self.arguments(base.appendingPathComponent(out).path)
+                + ["--schedule", "cosine:1:0.1", "--val-split", "0.2", "--unfreeze", "all", "--fine-tune-epochs", "2", "--quiet"]
+        }
+        func rows(_ out: String) throws -> [String] {
+            // Every column but the timings (seconds, images per second).
+            try String(contentsOfFile: base.appendingPathComponent("\(out)/metrics.csv").path, encoding: .utf8)
+                .split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).prefix(7).joined(separator: ",") }
+        }
+        let whole = try TestSupport.runGraft(arguments("whole"))
+        #expect(whole.status == 0, "\(whole.stderr)")
+        let (p, log) = try Self.start(arguments("cut").filter { $0 != "--quiet" })
+        #expect(Self.waitFor("warmup epoch 2/", in: log, process: p), "training did not reach epoch 2")
+        kill(p.processIdentifier, SIGINT)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 130)
+        let resumed = try TestSupport.runGraft(arguments("cut") + ["--resume"])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        let expected = try rows("whole")
+        #expect(expected.count == 6)   // header + 3 warm-up epochs + 2 fine-tune epochs
+        #expect(try rows("cut") == expected)
+    }
+
     /// A recipe stopped during its from-scratch baseline exits 130 with the command that resumes it; resumed, it
     /// finishes the baseline from its checkpoint, and a baseline stopped before it saved anything starts afresh.
     @Test(.enabled(if: TrainCommandTests.available, "dataset-fashion-mnist is not installed"))
