@@ -107,7 +107,7 @@ extension ImageSource {
 
 /// A labelled image dataset in memory: raw pixel values (0…255 for 8-bit sources), NHWC, with class names and
 /// a source id per sample (file path or index), in source order.
-public struct ImageDataset: ImageSource {
+public struct ImageDataset: InMemoryImages {
     /// `[H, W, C]` of every image.
     public var shape: [Int]
     /// `count · H · W · C` values.
@@ -125,8 +125,6 @@ public struct ImageDataset: ImageSource {
         self.classNames = classNames
     }
 
-    public var imageShape: [Int]? { shape }
-    public var imageSize: Int { shape.reduce(1, *) }
 
     public func subset(_ indices: [Int]) -> ImageDataset {
         let n = imageSize
@@ -142,15 +140,6 @@ public struct ImageDataset: ImageSource {
                             ids: indices.map { ids[$0] }, classNames: classNames)
     }
 
-    public func relabeled(_ labels: [Int], classNames: [String]) -> ImageDataset {
-        var d = self
-        d.labels = labels
-        d.classNames = classNames
-        return d
-    }
-
-    public func imageShape(of i: Int) throws -> [Int] { shape }
-
     public func fill(_ i: Int, target: [Int], fit: ImageFit, into dst: UnsafeMutablePointer<Float>) throws {
         pixels.withUnsafeBufferPointer { px in
             ImagePlacement.place(px.baseAddress! + i * imageSize, shape, into: dst, target, fit: fit)
@@ -161,7 +150,7 @@ public struct ImageDataset: ImageSource {
 /// Images kept as the bytes an IDX file holds (Fashion-MNIST: 47 MB, not the 188 MB of floats), shared by every
 /// subset: choosing classes, limiting per class and splitting off validation copy only the row numbers, and an
 /// image becomes floats only when a batch asks for it.
-public struct ByteImageSet: ImageSource {
+public struct ByteImageSet: InMemoryImages {
     /// The file's bytes, immutable once read; image `r` is the `imageSize` bytes at `offset + r · imageSize`.
     final class Storage: Sendable {
         let bytes: [UInt8]
@@ -196,22 +185,11 @@ public struct ByteImageSet: ImageSource {
         (self.storage, self.rows, self.shape, self.labels, self.ids, self.classNames) = (storage, rows, shape, labels, ids, classNames)
     }
 
-    public var imageShape: [Int]? { shape }
-    public var imageSize: Int { shape.reduce(1, *) }
 
     public func subset(_ indices: [Int]) -> ByteImageSet {
         ByteImageSet(storage: storage, rows: indices.map { rows[$0] }, shape: shape, labels: indices.map { labels[$0] },
                      ids: indices.map { ids[$0] }, classNames: classNames)
     }
-
-    public func relabeled(_ labels: [Int], classNames: [String]) -> ByteImageSet {
-        var d = self
-        d.labels = labels
-        d.classNames = classNames
-        return d
-    }
-
-    public func imageShape(of i: Int) throws -> [Int] { shape }
 
     public func fill(_ i: Int, target: [Int], fit: ImageFit, into dst: UnsafeMutablePointer<Float>) throws {
         let n = imageSize
@@ -226,6 +204,27 @@ public struct ByteImageSet: ImageSource {
                 ImagePlacement.place(floats.baseAddress!, shape, into: dst, target, fit: fit)
             }
         }
+    }
+}
+
+/// A source whose images all have one shape known up front (arrays in memory): relabelling swaps the labels only.
+public protocol InMemoryImages: ImageSource {
+    /// `[H, W, C]` of every image.
+    var shape: [Int] { get }
+    var labels: [Int] { get set }
+    var classNames: [String] { get set }
+}
+
+extension InMemoryImages {
+    public var imageShape: [Int]? { shape }
+    public var imageSize: Int { shape.reduce(1, *) }
+    public func imageShape(of i: Int) throws -> [Int] { shape }
+
+    public func relabeled(_ labels: [Int], classNames: [String]) -> Self {
+        var d = self
+        d.labels = labels
+        d.classNames = classNames
+        return d
     }
 }
 
