@@ -8,11 +8,8 @@ public enum HDF5Limits {
     public static let maxBytes = 8 << 30
 }
 
-/// An optional check run on every file before libhdf5 opens it read-only. libhdf5 1.10 can crash or hang on some
-/// damaged files (found by `tools/fuzz`); the `graft` command line installs a check that reads the whole file in a
-/// child process first, so a crash or hang there becomes a one-line error here.
+/// What the integrity check (`HDF5OpenPolicy`) hands from the checking child to this process.
 public enum HDF5Guard {
-    nonisolated(unsafe) public static var check: ((String, WhileChecking?) throws -> Void)?
 
     /// Work a caller gives the check to do while the child reads (ahead-of-time work on the other core): it is
     /// called once, should return when `finished()` says the child is done, and must not use libhdf5.
@@ -85,15 +82,17 @@ public final class HDF5File {
 
     /// Opens an existing file read-only, or read-write when `writable`.
     /// - Throws: `HDF5Error` `.fileNotFound`, `.notHDF5` or `.cannotOpen`, naming the file.
-    /// `whileChecking` runs while the integrity check reads the file (see `HDF5Guard`), if one does.
-    public static func open(_ path: String, writable: Bool = false, whileChecking: HDF5Guard.WhileChecking? = nil) throws -> HDF5File {
+    /// A file opened read-only is first checked as `policy` says (by default read whole in a child process, so
+    /// a damaged file is an error here, never a crash); `whileChecking` runs while the child reads.
+    public static func open(_ path: String, writable: Bool = false, whileChecking: HDF5Guard.WhileChecking? = nil,
+                            policy: HDF5OpenPolicy = .processDefault) throws -> HDF5File {
         HDF5Runtime.quiet()
         guard FileManager.default.fileExists(atPath: path) else { throw HDF5Error(.fileNotFound, file: path) }
         if let problem = regularFileProblem(path) { throw HDF5Error(.cannotOpen, file: path, detail: problem) }
         guard FileManager.default.isReadableFile(atPath: path) else {
             throw HDF5Error(.cannotOpen, file: path, detail: "permission denied")
         }
-        if !writable, let check = HDF5Guard.check { try check(path, whileChecking) }
+        if !writable && policy.checkInChild { try HDF5ChildCheck.shared.check(path, policy: policy, whileWaiting: whileChecking) }
         let checkedStrings = writable ? nil : HDF5Guard.stringAttributes(file: path)
         let signature = H5Fis_hdf5(path)
         if signature == 0 {

@@ -8,10 +8,46 @@ public enum HDF5IntegrityCheck {
     /// `stringsTo` (`StringAttributesFile`) when given.
     public static func run(file: String, stringsTo: String?) throws {
         tightenHeap()
-        let strings = try HDF5File.open(file).readEverything()
+        let strings = try HDF5File.open(file, policy: .unchecked).readEverything()   // this is the check
         if let stringsTo {
             try StringAttributesFile.encode(strings).write(to: URL(fileURLWithPath: stringsTo))
         }
+    }
+
+    /// The check as a child process runs it: 0 when the whole file read, else 1 with the error written to `fd` as
+    /// one line a parent decodes back into the same typed error (`decodeChildError`).
+    public static func runAsChild(file: String, stringsTo: String?, errorsTo fd: Int32 = 2) -> Int32 {
+        do {
+            try run(file: file, stringsTo: stringsTo)
+            return 0
+        } catch {
+            let line = Array(encodeChildError(error).utf8.prefix(8000)) + [10]
+            _ = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            return 1
+        }
+    }
+
+    /// An `HDF5Error` as its fields separated by U+001F (`H5E␟kind␟file␟path␟detail`), any other error as its
+    /// description; newlines become spaces.
+    static func encodeChildError(_ error: any Error) -> String {
+        let text: String
+        if let e = error as? HDF5Error {
+            text = ["H5E", e.kind.rawValue, e.file, e.path ?? "", e.detail].joined(separator: "\u{1F}")
+        } else {
+            text = "Error: \(error)"
+        }
+        return String(text.map { $0.isNewline ? " " : $0 })
+    }
+
+    /// The child's error line as the error it was: an `HDF5Error` again, or `HDF5CheckError` with its text.
+    static func decodeChildError(_ text: String, file: String) -> any Error {
+        let line = text.split(separator: "\n").first.map(String.init) ?? ""
+        let fields = line.split(separator: "\u{1F}", omittingEmptySubsequences: false).map(String.init)
+        if fields.count == 5, fields[0] == "H5E", let kind = HDF5ErrorKind(rawValue: fields[1]) {
+            return HDF5Error(kind, file: fields[2], path: fields[3].isEmpty ? nil : fields[3], detail: fields[4])
+        }
+        if line.isEmpty { return HDF5Error(.readFailed, file: file, detail: "unreadable HDF5 file") }
+        return HDF5CheckError(description: line.hasPrefix("Error: ") ? String(line.dropFirst(7)) : line)
     }
 
     /// Makes the heap end where its last allocation ends (no top padding, the free tail returned), so that a read

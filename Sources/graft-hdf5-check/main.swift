@@ -2,7 +2,8 @@
 // opens a file (see HDF5Guard), when it cannot fork itself for it (it forks while it runs a single thread). The
 // same check as the hidden `graft check-hdf5` command, in an executable that links libhdf5 and Foundation only:
 // it starts in two thirds of graft's time (graft loads oneDNN, OpenBLAS, image and archive libraries).
-// Exit 0: the whole file read; 1: a clean error, one line "Error: …" on stderr; anything else: the file is damaged.
+// Exit 0: the whole file read; 1: a clean error, one line on stderr (HDF5IntegrityCheck.runAsChild); anything else:
+// the file is damaged.
 import ArgumentParser
 import GraftHDF5
 
@@ -17,7 +18,8 @@ struct GraftHDF5Check: ParsableCommand {
     var stringsTo: String?
 
     func run() throws {
-        try HDF5IntegrityCheck.run(file: file, stringsTo: stringsTo)
+        let status = HDF5IntegrityCheck.runAsChild(file: file, stringsTo: stringsTo)
+        if status != 0 { throw ExitCode(status) }
     }
 }
 

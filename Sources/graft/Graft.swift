@@ -67,10 +67,7 @@ struct Graft: ParsableCommand {
         }
         do {
             var command = try parseAsRoot()
-            if !(command is CheckHDF5) {
-                let check = ChildProcessHDF5Check()
-                HDF5Guard.check = { try check($0, whileWaiting: $1) }
-            }
+            HDF5OpenPolicy.processDefault = command is CheckHDF5 ? .unchecked : .commandLine(ProcessInfo.processInfo.environment)
             try command.run()
         } catch let exit as ExitCode {
             Foundation.exit(exit.rawValue)
@@ -101,7 +98,7 @@ struct Graft: ParsableCommand {
 func isUserError(_ error: Error) -> Bool {
     switch error {
     case is HDF5Error, is KerasError, is LayerError, is DataError, is NPYError, is TrainError, is RecipeError,
-         is ShapeError, is ZooError, is CLIError, is CheckedFileError, is ValidationError, is CocoaError:
+         is ShapeError, is ZooError, is CLIError, is HDF5CheckError, is ValidationError, is CocoaError:
         return true
     default:
         return String(describing: type(of: error)).contains("CommandError") || String(describing: type(of: error)).contains("ParserError")

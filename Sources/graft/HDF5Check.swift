@@ -14,179 +14,24 @@ struct CheckHDF5: ParsableCommand {
     var stringsTo: String?
 
     func run() throws {
-        try HDF5IntegrityCheck.run(file: file, stringsTo: stringsTo)
+        let status = HDF5IntegrityCheck.runAsChild(file: file, stringsTo: stringsTo)
+        if status != 0 { throw ExitCode(status) }
     }
 }
 
-/// Runs the integrity check on each file once per process, in a child, with a time limit: 20 s plus 1 s per 5 MB
-/// (reading runs at hundreds of MB/s), or `GRAFT_HDF5_CHECK_TIMEOUT` seconds. The child is a fork of graft while
-/// graft runs one thread (`forked`), else `graft-hdf5-check` from graft's own directory (19-20 ms to start against
-/// graft's 25-34), else graft itself (`graft check-hdf5`).
-final class ChildProcessHDF5Check: @unchecked Sendable {
-    private var checked = Set<String>()
-    private let lock = NSLock()
-
-    static let graftExecutable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-    static let helper: URL? = {
-        if ProcessInfo.processInfo.environment["GRAFT_HDF5_CHECK_HELPER"] == "0" { return nil }
-        let url = graftExecutable.deletingLastPathComponent().appendingPathComponent("graft-hdf5-check")
-        return FileManager.default.isExecutableFile(atPath: url.path) ? url : nil
-    }()
-
-    /// `whileWaiting` runs once the child has started, on this thread, until the child is done (see
-    /// `HDF5Guard.WhileChecking`).
-    func callAsFunction(_ path: String, whileWaiting: HDF5Guard.WhileChecking? = nil) throws {
-        lock.lock()
-        let seen = checked.contains(path)
-        lock.unlock()
-        if seen || !FileManager.default.fileExists(atPath: path) { return }
-        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-        let timeout = Double(ProcessInfo.processInfo.environment["GRAFT_HDF5_CHECK_TIMEOUT"] ?? "") ?? (20 + Double(size) / 5e6)
-        let strings = FileManager.default.temporaryDirectory.appendingPathComponent("graft-strings-\(getpid())-\(UUID().uuidString).json")
-        defer { try? FileManager.default.removeItem(at: strings) }
-        let stamp = HDF5Guard.fileStamp(path)
-        let outcome = try Self.forked(path, strings: strings.path, timeout: timeout, whileWaiting: whileWaiting)
-            ?? Self.spawned(path, strings: strings.path, timeout: timeout, whileWaiting: whileWaiting)
-        switch outcome {
-        case .timedOut:
-            throw HDF5Error(.readFailed, file: path, detail: "the HDF5 library did not finish reading it within \(Int(timeout)) s: the file is damaged")
-        case .signaled(let signal):
-            throw HDF5Error(.readFailed, file: path, detail: "the HDF5 library crashed reading it (signal \(signal)): the file is damaged")
-        case .exited(0, _):
-            break
-        case .exited(1, let text):
-            // The child could not read the whole file: report its one-line error and never hand the file to libhdf5
-            // here (fuzzing found damaged files on which a clean error in one code path is a crash in another).
-            let line = text.split(separator: "\n").first.map(String.init) ?? "\(path): unreadable HDF5 file"
-            throw CheckedFileError(description: line.hasPrefix("Error: ") ? String(line.dropFirst(7)) : line)
-        case .exited(let status, _):
-            // Not graft's own error exit: the child died another way (a sanitizer's report, an abort handler).
-            throw HDF5Error(.readFailed, file: path, detail: "the HDF5 library failed reading it (exit \(status)): the file is damaged")
-        }
-        // The parent takes string attributes from the child instead of decoding them (see HDF5Guard).
-        if let data = try? Data(contentsOf: strings), let values = StringAttributesFile.decode(data) {
-            HDF5Guard.setStringAttributes(values, for: path, stamp: stamp)
-        }
-        lock.lock()
-        checked.insert(path)
-        lock.unlock()
+extension HDF5OpenPolicy {
+    /// The command line's policy: the standard check, with `GRAFT_HDF5_CHECK_TIMEOUT` (seconds),
+    /// `GRAFT_HDF5_CHECK_FORK=0` (never fork) and `GRAFT_HDF5_CHECK_HELPER=0` (no `graft-hdf5-check`: graft
+    /// runs its own `check-hdf5`) from the environment, and graft itself as the helper when `graft-hdf5-check` is
+    /// not beside it.
+    static func commandLine(_ environment: [String: String]) -> HDF5OpenPolicy {
+        var policy = HDF5OpenPolicy.standard
+        if let t = environment["GRAFT_HDF5_CHECK_TIMEOUT"].flatMap(Double.init), t.isFinite, t > 0 { policy.timeout = min(t, 86_400) }
+        policy.fork = environment["GRAFT_HDF5_CHECK_FORK"] != "0"
+        let graft = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        let helper = graft.deletingLastPathComponent().appendingPathComponent("graft-hdf5-check")
+        policy.helper = environment["GRAFT_HDF5_CHECK_HELPER"] != "0" && FileManager.default.isExecutableFile(atPath: helper.path)
+            ? [helper.path] : [graft.path, "check-hdf5"]
+        return policy
     }
-
-    /// How the checking child ended: its exit status and what it wrote to stderr, a signal, or the time limit.
-    enum Outcome {
-        case exited(Int32, String)
-        case signaled(Int32)
-        case timedOut
-    }
-
-    /// The check in a forked copy of this process, which needs no start-up (no executable to load and link: about
-    /// 20 ms of the 25 ms a fresh `graft-hdf5-check` takes before it reads anything). Only while this process has a
-    /// single thread, since a fork copies just the calling thread and locks held by others would stay locked in the
-    /// child; nil otherwise (and when the fork itself fails), and the caller spawns the helper instead. The child
-    /// leaves with `_exit`: no exit handlers, so nothing of the parent's (open HDF5 files, stdio buffers) is
-    /// flushed twice; its output goes nowhere but its one-line error, through a pipe. `GRAFT_HDF5_CHECK_FORK=0`
-    /// turns this off.
-    static func forked(_ path: String, strings: String, timeout: Double, whileWaiting: HDF5Guard.WhileChecking?) throws -> Outcome? {
-        guard ProcessInfo.processInfo.environment["GRAFT_HDF5_CHECK_FORK"] != "0", threadCount() == 1 else { return nil }
-        var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { return nil }
-        let pid = fork()
-        if pid == 0 {
-            close(fds[0])
-            // Nothing of the child's reaches the terminal, and a crash ends it at once: the Swift runtime's
-            // backtrace on a fault would print to our stderr and take a second.
-            let null = open("/dev/null", O_RDWR)
-            if null >= 0 { dup2(null, 1); dup2(null, 2) }
-            // SIGINT, SIGTERM and SIGHUP too: the parent's handlers would remove the parent's temporary files.
-            for sig in [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGINT, SIGTERM, SIGHUP] { signal(sig, SIG_DFL) }
-            HDF5Guard.check = nil
-            do {
-                try HDF5IntegrityCheck.run(file: path, stringsTo: strings)
-                _exit(0)
-            } catch {
-                let line = Array("Error: \(error)".utf8.prefix(4000).map { $0 == 10 ? 32 : $0 }) + [10]
-                _ = line.withUnsafeBytes { write(fds[1], $0.baseAddress, $0.count) }
-                _exit(1)
-            }
-        }
-        close(fds[1])
-        defer { close(fds[0]) }
-        guard pid > 0 else { return nil }
-        let deadline = Date().addingTimeInterval(timeout)
-        var status: Int32 = 0
-        var reaped = false
-        whileWaiting? {
-            if !reaped && waitpid(pid, &status, WNOHANG) == pid { reaped = true }
-            return reaped || Date() >= deadline
-        }
-        while !reaped {
-            let r = waitpid(pid, &status, WNOHANG)
-            if r == pid { break }
-            if r < 0 && errno != EINTR { return .timedOut }
-            if Date() >= deadline {
-                kill(pid, SIGKILL)
-                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-                return .timedOut
-            }
-            usleep(500)
-        }
-        if status & 0x7f != 0 { return .signaled(status & 0x7f) }
-        let code = (status >> 8) & 0xff
-        var text = [UInt8]()
-        if code != 0 {
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let n = buffer.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
-                if n > 0 { text += buffer[0..<n] } else if n < 0 && errno == EINTR { continue } else { break }
-            }
-        }
-        return .exited(code, String(decoding: text, as: UTF8.self))
-    }
-
-    /// Threads in this process (`/proc/self/stat`, field 20), or 0 when unknown.
-    static func threadCount() -> Int {
-        guard let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return 0 }
-        // Fields after the command name (which may hold spaces): state is field 3, num_threads field 20.
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        return fields.count > 17 ? Int(fields[17]) ?? 0 : 0
-    }
-
-    /// The check in a new process: `graft-hdf5-check`, or graft itself when the helper is missing.
-    static func spawned(_ path: String, strings: String, timeout: Double, whileWaiting: HDF5Guard.WhileChecking?) throws -> Outcome {
-        let p = Process()
-        if let helper = Self.helper {
-            p.executableURL = helper
-            p.arguments = [path, "--strings-to", strings]
-        } else {
-            p.executableURL = Self.graftExecutable
-            p.arguments = ["check-hdf5", path, "--strings-to", strings]
-        }
-        p.standardOutput = FileHandle.nullDevice
-        let errors = Pipe()
-        p.standardError = errors
-        var environment = ProcessInfo.processInfo.environment
-        environment["GRAFT_NUM_THREADS"] = "1"
-        p.environment = environment
-        try p.run()
-        let deadline = Date().addingTimeInterval(timeout)
-        whileWaiting? { !p.isRunning || Date() >= deadline }
-        while p.isRunning && Date() < deadline { usleep(2_000) }
-        if p.isRunning {
-            p.terminate()
-            usleep(100_000)
-            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
-            p.waitUntilExit()
-            return .timedOut
-        }
-        p.waitUntilExit()
-        if p.terminationReason == .uncaughtSignal { return .signaled(p.terminationStatus) }
-        let text = p.terminationStatus == 0 ? "" : String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        return .exited(p.terminationStatus, text)
-    }
-}
-
-/// The one-line error the child check reported for a file.
-struct CheckedFileError: Error, CustomStringConvertible {
-    let description: String
 }
