@@ -43,14 +43,15 @@ let package = Package(
         .target(name: "GraftHDF5", dependencies: ["CHDF5", "GraftFiles"]),
         .target(name: "GraftTensor", dependencies: ["CBLAS", "CDNNL", "CGraftSIMD"]),
         .target(name: "GraftNN", dependencies: ["GraftTensor"]),
-        .target(name: "GraftKeras", dependencies: ["GraftNN", "GraftHDF5", "GraftFiles", "ZIPFoundation"]),
+        .target(name: "GraftKeras", dependencies: ["GraftNN", "GraftTensor", "GraftHDF5", "GraftFiles", "ZIPFoundation"]),
         .target(name: "GraftData", dependencies: ["GraftTensor", "GraftFiles", "CImage", "ZIPFoundation"]),
-        .target(name: "GraftTrain", dependencies: ["GraftNN", "GraftData", "GraftKeras", "GraftHDF5", "GraftFiles", "CGraftPlots"]),
-        .target(name: "GraftRecipes", dependencies: ["GraftTrain", "Yams"]),
+        .target(name: "GraftTrain", dependencies: ["GraftNN", "GraftTensor", "GraftData", "GraftKeras", "GraftHDF5", "GraftFiles", "CGraftPlots",
+                                          "ZIPFoundation"]),
+        .target(name: "GraftRecipes", dependencies: ["GraftTrain", "GraftKeras", "GraftData", "GraftNN", "GraftTensor", "Yams"]),
         .executableTarget(
             name: "graft",
             dependencies: [
-                "GraftHDF5", "GraftKeras", "GraftData", "GraftTrain", "GraftRecipes", "GraftFiles",
+                "GraftHDF5", "GraftKeras", "GraftData", "GraftTrain", "GraftRecipes", "GraftFiles", "GraftNN", "GraftTensor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // The integrity check graft runs in a child process before libhdf5 opens a file: a small executable that
@@ -61,13 +62,15 @@ let package = Package(
 
         .target(name: "GraftTestSupport", path: "Tests/GraftTestSupport"),
         .testTarget(name: "GraftFilesTests", dependencies: ["GraftFiles", "GraftTestSupport"]),
-        .testTarget(name: "GraftHDF5Tests", dependencies: ["GraftHDF5", "GraftTestSupport"]),
+        .testTarget(name: "GraftHDF5Tests", dependencies: ["GraftHDF5", "CHDF5", "GraftTestSupport"]),
         .testTarget(name: "GraftTensorTests", dependencies: ["GraftTensor", "CGraftSIMD"]),
-        .testTarget(name: "GraftNNTests", dependencies: ["GraftNN"]),
-        .testTarget(name: "GraftKerasTests", dependencies: ["GraftKeras", "GraftHDF5", "GraftData", "GraftTestSupport", "ZIPFoundation"]),
-        .testTarget(name: "GraftDataTests", dependencies: ["GraftData", "GraftTestSupport"]),
-        .testTarget(name: "GraftTrainTests", dependencies: ["GraftTrain", "GraftKeras", "GraftTestSupport", "ZIPFoundation"]),
-        .testTarget(name: "GraftRecipesTests", dependencies: ["GraftRecipes", "GraftTestSupport"]),
-        .testTarget(name: "graftTests", dependencies: ["graft", "GraftData", "GraftTensor", "GraftTestSupport"]),
+        .testTarget(name: "GraftNNTests", dependencies: ["GraftNN", "GraftTensor"]),
+        .testTarget(name: "GraftKerasTests", dependencies: ["GraftKeras", "GraftHDF5", "GraftData", "GraftNN", "GraftTensor", "GraftTestSupport",
+                                                     "ZIPFoundation"]),
+        .testTarget(name: "GraftDataTests", dependencies: ["GraftData", "GraftTensor", "GraftTestSupport"]),
+        .testTarget(name: "GraftTrainTests", dependencies: ["GraftTrain", "GraftKeras", "GraftData", "GraftHDF5", "GraftNN", "GraftTensor",
+                                                    "GraftTestSupport", "ZIPFoundation"]),
+        .testTarget(name: "GraftRecipesTests", dependencies: ["GraftRecipes", "GraftTrain", "GraftData", "GraftNN", "GraftTestSupport"]),
+        .testTarget(name: "graftTests", dependencies: ["graft", "GraftData", "GraftTensor", "CHDF5", "GraftTestSupport"]),
     ]
 )

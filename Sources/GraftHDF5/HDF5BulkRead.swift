@@ -29,8 +29,7 @@ extension HDF5File {
         let failures = FailureList()
         // Each piece writes its own bytes of one caller buffer, which stay alive for the whole call.
         nonisolated(unsafe) let all = pieces
-        let cores = Int(ProcessInfo.processInfo.environment["GRAFT_NUM_THREADS"] ?? "").flatMap { $0 > 0 ? $0 : nil }
-            ?? ProcessInfo.processInfo.activeProcessorCount
+        let cores = HDF5OpenPolicy.processDefault.readThreads ?? ProcessInfo.processInfo.activeProcessorCount
         let workers = max(1, min(cores, pieces.count))
         DispatchQueue.concurrentPerform(iterations: workers) { w in
             // Worker w takes every workers-th piece: pieces are at most 4 MiB, so the split is even enough.

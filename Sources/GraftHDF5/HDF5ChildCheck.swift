@@ -16,9 +16,11 @@ public struct HDF5OpenPolicy: Sendable, Equatable {
     /// The helper to spawn when no fork is possible: an executable and its leading arguments (the file and
     /// `--strings-to PATH` follow). nil: `graft-hdf5-check` beside this process's executable.
     public var helper: [String]?
+    /// Threads for bulk reads of contiguous datasets (weights); nil: the machine's active cores.
+    public var readThreads: Int?
 
-    public init(checkInChild: Bool = true, timeout: Double? = nil, fork: Bool = true, helper: [String]? = nil) {
-        (self.checkInChild, self.timeout, self.fork, self.helper) = (checkInChild, timeout, fork, helper)
+    public init(checkInChild: Bool = true, timeout: Double? = nil, fork: Bool = true, helper: [String]? = nil, readThreads: Int? = nil) {
+        (self.checkInChild, self.timeout, self.fork, self.helper, self.readThreads) = (checkInChild, timeout, fork, helper, readThreads)
     }
 
     /// Every file checked in a child: the default.

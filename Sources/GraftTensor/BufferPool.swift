@@ -3,16 +3,13 @@ import Foundation
 /// Keeps freed tensor buffers of 64 KiB and more for reuse, so a training or inference loop that allocates the
 /// same shapes every step stops paying for `mmap`, page faults and zeroing by the kernel (glibc returns large
 /// blocks to the system on free). Sizes are rounded up to classes of 1, 1¼, 1½, 1¾ × 2^k bytes; the pool holds at
-/// most `limit` bytes (1/4 of physical memory, at most 8 GiB; `GRAFT_BUFFER_POOL_MB` overrides, 0 disables) and
+/// most `limit` bytes (`RuntimeOptions.bufferPoolBytes`: 1/4 of physical memory, at most 8 GiB, unless set; 0 disables) and
 /// hands back the oldest buffers to the system when full. The limit must cover a training step's working set:
 /// ResNet50 at batch 32 frees about 3 GB per step, and with a 2 GiB limit the kernel's page zeroing was 18% of the
 /// step (6.7 s → 5.7 s with the larger limit, the same peak memory, since the step reuses what it freed).
 enum BufferPool {
     static let minimumBytes = 64 * 1024
-    static let limit: Int = {
-        if let s = ProcessInfo.processInfo.environment["GRAFT_BUFFER_POOL_MB"], let mb = Int(s), mb >= 0 { return mb << 20 }
-        return Int(min(UInt64(8) << 30, ProcessInfo.processInfo.physicalMemory / 4))
-    }()
+    static var limit: Int { RuntimeOptions.current.bufferPoolLimit }
 
     private final class State: @unchecked Sendable {
         let lock = NSLock()
@@ -48,7 +45,7 @@ enum BufferPool {
     }
 
     static func release(_ pointer: UnsafeMutableRawPointer, byteCount: Int) {
-        let size = sizeClass(byteCount)
+        let size = sizeClass(byteCount), limit = self.limit
         guard size >= minimumBytes && size <= limit else {
             pointer.deallocate()
             return

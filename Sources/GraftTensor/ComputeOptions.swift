@@ -3,16 +3,15 @@ import Foundation
 /// Which compute paths Graft's kernels take. Every choice gives the same results within float rounding (the suite
 /// runs each against the others); they exist for comparisons and to rule a backend out when something looks wrong.
 ///
-/// The process default comes from the environment (`GRAFT_DNNL=0`, `GRAFT_DNNL_POINTWISE=0`,
-/// `GRAFT_DNNL_DEPTHWISE=0`, `GRAFT_FUSE=0`, `GRAFT_SIMD=0`); code can choose per call, on any thread:
+/// The process default is `RuntimeOptions.current.compute`; code can choose per call, on any thread:
 ///
 /// ```swift
 /// var options = ComputeOptions.current
 /// options.oneDNN = false
-/// let y = try ComputeOptions.$current.withValue(options) { try model.predict([x]) }
+/// let y = try ComputeOptions.with(options) { try model.predict([x]) }
 /// ```
 ///
-/// The value is task-local: it applies to the work started inside `withValue`, including the parts that
+/// The choice is task-local: it applies to the work started inside `with`, including the parts that
 /// `Parallel.forEach` runs on other threads, and to nothing else running at the same time.
 public struct ComputeOptions: Sendable, Equatable, CustomStringConvertible {
     /// Convolutions through oneDNN (else im2col + OpenBLAS, and Graft's own depthwise loops).
@@ -36,16 +35,16 @@ public struct ComputeOptions: Sendable, Equatable, CustomStringConvertible {
         self.simd = simd
     }
 
-    /// The process default: everything on unless a `GRAFT_*` variable says `0`.
-    public static let environment: ComputeOptions = {
-        let env = ProcessInfo.processInfo.environment
-        func on(_ name: String) -> Bool { env[name] != "0" }
-        return ComputeOptions(oneDNN: on("GRAFT_DNNL"), oneDNNPointwise: on("GRAFT_DNNL_POINTWISE"),
-                              oneDNNDepthwise: on("GRAFT_DNNL_DEPTHWISE"), fusion: on("GRAFT_FUSE"), simd: on("GRAFT_SIMD"))
-    }()
+    /// A call's own choice (`with`), task-local.
+    @TaskLocal static var chosen: ComputeOptions?
 
-    /// The options in force for the current task or thread.
-    @TaskLocal public static var current: ComputeOptions = .environment
+    /// The options in force for the current task or thread: those chosen around this work, else the process's.
+    public static var current: ComputeOptions { chosen ?? RuntimeOptions.current.compute }
+
+    /// Runs `body` (and the work it hands to `Parallel.forEach`) with `options`.
+    public static func with<R>(_ options: ComputeOptions, _ body: () throws -> R) rethrows -> R {
+        try $chosen.withValue(options, operation: body)
+    }
 
     /// Every combination of the switches (32), for tests that compare the paths.
     public static var allCombinations: [ComputeOptions] {

@@ -4,11 +4,8 @@ import CBLAS
 /// Splits work over the machine's cores. One runtime: GEMM runs in OpenBLAS's own threads, everything
 /// else here; the two never run at the same time, so the cores are not oversubscribed.
 public enum Parallel {
-    /// Worker count (the number of active cores; `GRAFT_NUM_THREADS` overrides).
-    public static let workers: Int = {
-        if let s = ProcessInfo.processInfo.environment["GRAFT_NUM_THREADS"], let n = Int(s), n > 0 { return n }
-        return max(1, ProcessInfo.processInfo.activeProcessorCount)
-    }()
+    /// Worker count: `RuntimeOptions.current.threads`, else the number of active cores.
+    public static var workers: Int { RuntimeOptions.current.workers }
 
     /// Calls `body` on disjoint sub-ranges covering `0..<count`, in parallel when the work is large enough.
     /// `grain` is the smallest range worth a thread of its own.
@@ -29,7 +26,7 @@ public enum Parallel {
                 let lo = count * c / chunks, hi = count * (c + 1) / chunks
                 guard lo < hi else { return }
                 if ComputeOptions.current == options { work(lo..<hi) } else {
-                    ComputeOptions.$current.withValue(options) { work(lo..<hi) }
+                    ComputeOptions.with(options) { work(lo..<hi) }
                 }
             }
         }

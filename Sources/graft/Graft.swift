@@ -67,7 +67,10 @@ struct Graft: ParsableCommand {
         }
         do {
             var command = try parseAsRoot()
-            HDF5OpenPolicy.processDefault = command is CheckHDF5 ? .unchecked : .commandLine(ProcessInfo.processInfo.environment)
+            // The library reads no environment: the command line's GRAFT_* variables become its settings here, once.
+            let environment = ProcessInfo.processInfo.environment
+            RuntimeOptions.apply(RuntimeOptions(environment: environment))
+            HDF5OpenPolicy.processDefault = command is CheckHDF5 ? .unchecked : .commandLine(environment)
             try command.run()
         } catch let exit as ExitCode {
             Foundation.exit(exit.rawValue)

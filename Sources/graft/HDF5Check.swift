@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GraftHDF5
+import GraftTensor
 
 /// Hidden: `graft check-hdf5 FILE` reads every group, attribute and dataset of a file. The command line runs it in
 /// a child process before opening a file, so a libhdf5 crash or hang on a damaged file cannot take `graft` down.
@@ -28,6 +29,7 @@ extension HDF5OpenPolicy {
         var policy = HDF5OpenPolicy.standard
         if let t = environment["GRAFT_HDF5_CHECK_TIMEOUT"].flatMap(Double.init), t.isFinite, t > 0 { policy.timeout = min(t, 86_400) }
         policy.fork = environment["GRAFT_HDF5_CHECK_FORK"] != "0"
+        policy.readThreads = RuntimeOptions(environment: environment).threads
         let graft = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         let helper = graft.deletingLastPathComponent().appendingPathComponent("graft-hdf5-check")
         policy.helper = environment["GRAFT_HDF5_CHECK_HELPER"] != "0" && FileManager.default.isExecutableFile(atPath: helper.path)

@@ -42,11 +42,11 @@ struct ComputePathTests {
         _ = try model.freeze(.until(layers[min(layers.count / 2, max(trainableFrom - 1, 0))].name))
         var rng = SplitMix64(seed: 9)
         let outputGradient = Tensor(shape: ref.shape, values: (0..<ref.count).map { _ in rng.uniform(-1, 1) })
-        let baseline = try ComputeOptions.$current.withValue(ComputeOptions()) { try Self.trainingStep(model, x, outputGradient) }
+        let baseline = try ComputeOptions.with(ComputeOptions()) { try Self.trainingStep(model, x, outputGradient) }
         #expect(!baseline.grads.isEmpty, "\(c.name): nothing trainable after the frozen half")
         var distinct = Set<[UInt32]>()
         for options in ComputeOptions.allCombinations {
-            try ComputeOptions.$current.withValue(options) {
+            try ComputeOptions.with(options) {
                 let y = try model.predict([x])[0]
                 distinct.insert(y.scalars.map(\.bitPattern))
                 let err = zip(y.scalars, ref.scalars).map { abs($0 - $1) }.max() ?? .infinity

@@ -72,4 +72,19 @@ struct CLIPolishTests {
         let csv = try String(contentsOfFile: "\(run)/metrics.csv", encoding: .utf8)
         #expect(csv.split(separator: "\n").count == 5)   // header + 4 epochs, none repeated
     }
+
+    /// The command line's GRAFT_* variables reach the library as its settings (`RuntimeOptions`): the thread count
+    /// bench reports is the one given, and a hostile value is ignored, not trapped on.
+    @Test func threadSettingsComeFromTheCommandLine() throws {
+        func threads(_ value: String) throws -> Int? {
+            let r = try TestSupport.runGraft(["bench", "sgemm:64", "--iterations", "1", "--warmup", "0", "--json"],
+                                             environment: ["GRAFT_NUM_THREADS": value])
+            #expect(r.status == 0, "\(r.stderr)")
+            let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+            return json?["threads"] as? Int
+        }
+        #expect(try threads("1") == 1)
+        #expect(try threads("3") == 3)
+        #expect(try threads("9223372036854775807") == ProcessInfo.processInfo.activeProcessorCount)
+    }
 }
