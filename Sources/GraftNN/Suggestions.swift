@@ -15,6 +15,15 @@ public enum Suggestions {
         return best?.name
     }
 
+    /// `text` as one of a few named values (`--nan stop|skip`, a recipe's `batch_norm`), or an error listing them with
+    /// the nearest: `must be inference or train; did you mean train?`.
+    public static func choice<T: RawRepresentable & CaseIterable>(_ text: String, of _: T.Type) throws -> T where T.RawValue == String {
+        if let v = T(rawValue: text) { return v }
+        let names = T.allCases.map(\.rawValue)
+        let hint = closest(to: text, among: names).map { "; did you mean \($0)?" } ?? ""
+        throw ChoiceError(description: "must be \(names.dropLast().joined(separator: ", ")) or \(names.last ?? "")\(hint)")
+    }
+
     /// Levenshtein distance.
     static func distance(_ a: [Character], _ b: [Character]) -> Int {
         var row = Array(0...b.count)
@@ -29,4 +38,9 @@ public enum Suggestions {
         }
         return row[b.count]
     }
+}
+
+/// A value that is none of the names it may be (`Suggestions.choice`); the message names them.
+public struct ChoiceError: Error, CustomStringConvertible, Sendable {
+    public let description: String
 }

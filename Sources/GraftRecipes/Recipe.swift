@@ -128,16 +128,12 @@ public struct Recipe: Sendable {
                                      return spec
                                  })
             guard st.learningRate > 0 else { throw s.child("learning_rate").fail("must be positive") }
-            let bn = try s.child("batch_norm").string(default: "inference")
-            guard let mode = BatchNormMode(rawValue: bn) else { throw s.child("batch_norm").fail("must be inference or train") }
-            st.batchNorm = mode
+            st.batchNorm = try s.child("batch_norm").parsed(default: .inference) { try Suggestions.choice($0, of: BatchNormMode.self) }
             st.earlyStoppingPatience = try s.child("early_stopping").optionalInt(min: 1)
             st.reduceOnPlateauPatience = try s.child("reduce_lr_patience").optionalInt(min: 1)
             st.clipNorm = try s.child("clip_norm").optionalDouble().map(Float.init)
             if let c = st.clipNorm, !(c > 0) { throw s.child("clip_norm").fail("must be positive") }
-            let nan = try s.child("nan").string(default: "stop")
-            guard let policy = NaNPolicy(rawValue: nan) else { throw s.child("nan").fail("must be stop or skip") }
-            st.nanPolicy = policy
+            st.nanPolicy = try s.child("nan").parsed(default: .stop) { try Suggestions.choice($0, of: NaNPolicy.self) }
             st.updateFrozenBatchNormStatistics = try s.child("update_frozen_bn_statistics").bool(default: false)
             stages.append(st)
         }
@@ -163,10 +159,7 @@ public struct Recipe: Sendable {
             guard size.count == 2, size.allSatisfy({ $0 > 0 }) else { throw d.child("input_size").fail("must be [height, width]") }
             config.inputSize = size
         }
-        if let fit = try d.child("fit").optionalString() {
-            guard let fitMode = ImageFit(rawValue: fit) else { throw d.child("fit").fail("must be resize, pad, nearest, crop or pad-aspect") }
-            config.fit = fitMode
-        }
+        config.fit = try d.child("fit").optionalParsed { try Suggestions.choice($0, of: ImageFit.self) }
         config.preprocess = try d.child("preprocess").optionalString()
         if let p = config.preprocess {
             do { _ = try PreprocessMode(parsing: p) } catch { throw d.child("preprocess").fail("\(error)") }

@@ -321,7 +321,7 @@ public final class FineTuneJob {
 
     /// Where a run stands between its stages: the outcome so far, the best-checkpoint keeper (one for the whole
     /// run), the epochs done before the current stage, the last good checkpoint to name if a batch goes bad.
-    final class Progress {
+    final class StageProgress {
         var outcome = FitOutcome.completed
         var best: BestCheckpoint?
         var epochOffset = 0
@@ -338,7 +338,7 @@ public final class FineTuneJob {
             try KerasLoader.loadWeights(from: r.path, into: prepared.model)
             say("resuming from \(r.path): stage \(config.stages[min(r.state.stageIndex, config.stages.count - 1)].name), \(r.state.globalEpoch) epochs done\(r.state.partial.map { " and \($0.batches) batches of the next" } ?? "")")
         }
-        let progress = Progress()
+        let progress = StageProgress()
         let loss = Loss(.categoricalCrossentropy, labelSmoothing: config.labelSmoothing)
         for k in config.stages.indices {
             try setTrainable(forStage: k, prepared)
@@ -365,7 +365,7 @@ public final class FineTuneJob {
 
     /// Trains stage `k` (from where an interrupted run stopped, when it stopped in this stage), saving `last.h5`
     /// after every epoch, `best.h5` when the monitored metric improves and `interrupted.h5` on a signal.
-    func train(stage k: Int, _ prepared: Prepared, run: RunDirectory, loss: Loss, progress: Progress) throws {
+    func train(stage k: Int, _ prepared: Prepared, run: RunDirectory, loss: Loss, progress: StageProgress) throws {
         let stage = config.stages[k]
         let (model, train, validation, pre, task) = (prepared.model, prepared.train, prepared.validation, prepared.preprocessor, prepared.task)
         let resumePoint = prepared.resumePoint.flatMap { $0.state.stageIndex == k ? $0 : nil }
@@ -452,7 +452,7 @@ public final class FineTuneJob {
 
     /// After the last stage: `final.h5`, the test set's figures and `confusion.csv`, the plots and `summary.txt`. An
     /// interrupted run gets no final model or test figures: `interrupted.h5` holds where it stopped.
-    func finish(_ prepared: Prepared, run: RunDirectory, loss: Loss, progress: Progress) throws -> FineTuneReport {
+    func finish(_ prepared: Prepared, run: RunDirectory, loss: Loss, progress: StageProgress) throws -> FineTuneReport {
         let (model, test, pre, task) = (prepared.model, prepared.test, prepared.preprocessor, prepared.task)
         if case .interrupted = progress.outcome {
             let plots = try writePlots(run, test: nil)

@@ -50,10 +50,7 @@ enum OptionChecks {
     /// A transform for an option that names one of a few values (`--nan stop|skip`), with the nearest for a typo.
     static func choice<T: RawRepresentable & CaseIterable>(_: T.Type) -> (String) throws -> T where T.RawValue == String {
         { text in
-            if let v = T(rawValue: text) { return v }
-            let names = T.allCases.map(\.rawValue)
-            let hint = Suggestions.closest(to: text, among: names).map { "; did you mean \($0)?" } ?? ""
-            throw ValidationError("must be \(names.dropLast().joined(separator: ", ")) or \(names.last ?? "")\(hint)")
+            do { return try Suggestions.choice(text, of: T.self) } catch let e as ChoiceError { throw ValidationError(e.description) }
         }
     }
 }
