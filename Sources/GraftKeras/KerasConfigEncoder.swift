@@ -6,6 +6,7 @@ import GraftTensor
 /// Keras 3's legacy loader) or Keras 3 style (what `.keras` archives hold: `module`, `registered_name`, and
 /// inbound nodes as `args` of Keras tensors). Layers Keras cannot express are refused with a message naming them.
 public enum KerasConfigEncoder {
+    /// Which Keras writes the config: Keras 2 (`inbound_nodes` as lists) or Keras 3 (`args` of Keras tensors).
     public enum Style: Sendable { case keras2, keras3 }
 
     /// The model config JSON object (`{"class_name": …, "config": …}`).

@@ -2,6 +2,7 @@ import GraftTensor
 
 /// Keras merge layers: `Add`, `Subtract`, `Multiply`, `Average`, `Maximum`, `Minimum` (with broadcasting).
 public final class Merge: Layer {
+    /// The merge, by its Keras class name.
     public enum Kind: String, Sendable { case add = "Add", subtract = "Subtract", multiply = "Multiply"
         case average = "Average", maximum = "Maximum", minimum = "Minimum" }
     public let name: String
@@ -105,6 +106,7 @@ public final class Concatenate: Layer {
 /// A bare math op recorded in a Keras config: Keras 3 `keras.src.ops.numpy` Add/Multiply/…, or Keras 2
 /// `TFOpLambda` (`__operators__.add`, `math.multiply`, …). Operands are inputs or scalar constants, in order.
 public final class TensorOp: Layer {
+    /// One operand: the layer's input at an index, or a scalar constant.
     public enum Operand: Sendable, Equatable { case input(Int), constant(Float) }
     public let name: String
     public let kerasClassName: String

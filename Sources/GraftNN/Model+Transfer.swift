@@ -57,6 +57,7 @@ public enum BatchNormMode: String, Sendable, Codable, CaseIterable {
 
 /// The head `replaceHead` grafts on.
 public struct HeadConfig: Sendable, Codable, Equatable {
+    /// How a spatial output meets the head's Dense layers: global average or max pooling, flattening, or nothing.
     public enum Pooling: String, Sendable, Codable { case avg, max, flatten, none }
     public var classes: Int
     public var pooling: Pooling = .avg

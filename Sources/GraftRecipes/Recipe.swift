@@ -21,6 +21,7 @@ import Yams
 /// baseline: {from_scratch: true, epochs: 5, learning_rate: 0.001}
 /// ```
 public struct Recipe: Sendable {
+    /// One `outputs.features` item: the layer, the data, the file format and the pooling.
     public struct FeatureOutput: Sendable {
         public var layer: String?
         /// `train`, `validation`, `test`, or a data source.
@@ -29,6 +30,7 @@ public struct Recipe: Sendable {
         public var pooling: String
     }
 
+    /// The `baseline` comparison: the same architecture trained (from scratch by default) for comparison.
     public struct Baseline: Sendable {
         public var fromScratch: Bool
         public var epochs: Int

@@ -22,6 +22,7 @@ public enum FeatureFormat: String, Sendable, CaseIterable {
 
 /// Runs a (cut) model over a data source in order, in batches, and streams one feature row per image to disk.
 public struct FeatureExtractor {
+    /// How a spatial feature map becomes one row per image: averaged or maxed over height and width, or kept whole.
     public enum Pooling: String, Sendable, Codable { case avg, max, none }
 
     public let model: Model

@@ -4,6 +4,7 @@ import GraftTensor
 
 /// Training losses, as Keras defines them (mean over the batch; class weights as per-sample weights).
 public struct Loss: Sendable, Codable, Equatable {
+    /// Which loss: Keras's name for it is the raw value.
     public enum Kind: String, Sendable, Codable {
         /// Softmax cross-entropy over classes (single label per sample).
         case categoricalCrossentropy = "categorical_crossentropy"
