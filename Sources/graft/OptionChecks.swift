@@ -39,7 +39,7 @@ enum OptionChecks {
 
     /// A transform for `@Option`: the text parsed into the typed value recipes decode into, its error as the
     /// option's (`The value 'cosin' is invalid for '--schedule <schedule>': unknown schedule …`).
-    static func typed<T>(_ parse: @escaping (String) throws -> T) -> (String) throws -> T {
+    static func typed<T>(_ parse: @escaping @Sendable (String) throws -> T) -> @Sendable (String) throws -> T {
         { text in
             do { return try parse(text) } catch let e as TrainError { throw ValidationError(e.message) } catch let e as DataError {
                 throw ValidationError(e.message)
@@ -48,7 +48,7 @@ enum OptionChecks {
     }
 
     /// A transform for an option that names one of a few values (`--nan stop|skip`), with the nearest for a typo.
-    static func choice<T: RawRepresentable & CaseIterable>(_: T.Type) -> (String) throws -> T where T.RawValue == String {
+    static func choice<T: RawRepresentable & CaseIterable & Sendable>(_: T.Type) -> @Sendable (String) throws -> T where T.RawValue == String {
         { text in
             do { return try Suggestions.choice(text, of: T.self) } catch let e as ChoiceError { throw ValidationError(e.description) }
         }
