@@ -37,7 +37,7 @@ public struct HDF5OpenPolicy: Sendable, Equatable {
     }
 
     /// `graft-hdf5-check` beside this process's executable, when it is there.
-    static let helperBesideExecutable: [String]? = {
+    public static let helperBesideExecutable: [String]? = {
         let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         let url = exe.deletingLastPathComponent().appendingPathComponent("graft-hdf5-check")
         return FileManager.default.isExecutableFile(atPath: url.path) ? [url.path] : nil
@@ -63,7 +63,7 @@ final class HDF5ChildCheck: Sendable {
     func check(_ path: String, policy: HDF5OpenPolicy, whileWaiting: HDF5Guard.WhileChecking? = nil) throws {
         let stamp = HDF5Guard.fileStamp(path)
         let key = path + "\u{0}" + stamp
-        if checked.withLock({ $0.contains(key) }) || !FileManager.default.fileExists(atPath: path) { return }
+        if hasChecked(key) || !FileManager.default.fileExists(atPath: path) { return }
         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
         let timeout = policy.timeout ?? (20 + Double(size) / 5e6)
         let strings = FileManager.default.temporaryDirectory.appendingPathComponent("graft-strings-\(getpid())-\(UUID().uuidString).json")

@@ -15,13 +15,17 @@ public enum Suggestions {
         return best?.name
     }
 
+    /// `; did you mean NAME?` for the name in `names` nearest to `word`, or nothing when none is close.
+    public static func didYouMean(_ word: String, among names: [String]) -> String {
+        closest(to: word, among: names).map { "; did you mean \($0)?" } ?? ""
+    }
+
     /// `text` as one of a few named values (`--nan stop|skip`, a recipe's `batch_norm`), or an error listing them with
     /// the nearest: `must be inference or train; did you mean train?`.
     public static func choice<T: RawRepresentable & CaseIterable>(_ text: String, of _: T.Type) throws -> T where T.RawValue == String {
         if let v = T(rawValue: text) { return v }
         let names = T.allCases.map(\.rawValue)
-        let hint = closest(to: text, among: names).map { "; did you mean \($0)?" } ?? ""
-        throw ChoiceError(description: "must be \(names.dropLast().joined(separator: ", ")) or \(names.last ?? "")\(hint)")
+        throw ChoiceError(description: "must be \(names.dropLast().joined(separator: ", ")) or \(names.last ?? "")\(didYouMean(text, among: names))")
     }
 
     /// Levenshtein distance.

@@ -177,7 +177,7 @@ public enum OptimizerKind: String, Codable, CaseIterable, Sendable, CustomString
     public init(parsing text: String) throws {
         guard let kind = OptimizerKind(rawValue: text.lowercased()) else {
             let names = Self.allCases.map(\.rawValue)
-            let hint = Suggestions.closest(to: text, among: names).map { "; did you mean \($0)?" } ?? ""
+            let hint = Suggestions.didYouMean(text, among: names)
             throw TrainError("optimizer", "unknown optimizer \"\(text)\" (\(names.joined(separator: ", ")))\(hint)")
         }
         self = kind

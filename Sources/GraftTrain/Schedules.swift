@@ -112,7 +112,7 @@ public enum ScheduleSpec: Sendable, Equatable, Codable, CustomStringConvertible 
             self = .oneCycle(pctStart: try number(1, 0.3, "the warm-up fraction", in: 0...1, above: true))
         default:
             let names = ["constant", "step", "exponential", "cosine", "onecycle"]
-            let hint = Suggestions.closest(to: parts[0], among: names).map { "; did you mean \($0)?" } ?? ""
+            let hint = Suggestions.didYouMean(parts[0], among: names)
             throw TrainError("schedule", "unknown schedule \"\(text)\" (\(names.joined(separator: ", ")))\(hint)")
         }
     }

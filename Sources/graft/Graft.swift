@@ -61,7 +61,7 @@ struct Graft: ParsableCommand {
         // `graft finetune`: a mistyped command gets the one it is closest to.
         let commands = configuration.subcommands.map { $0.configuration.commandName ?? String(describing: $0).lowercased() }
         if let word = CommandLine.arguments.dropFirst().first, !word.hasPrefix("-"), !commands.contains(word), word != "help" {
-            let hint = Suggestions.closest(to: word, among: commands).map { "; did you mean \($0)?" } ?? ""
+            let hint = Suggestions.didYouMean(word, among: commands)
             FileHandle.standardError.write(Data("Error: unknown command '\(String(word.prefix(64)).filter { !$0.isNewline })'\(hint) (commands: \(commands.joined(separator: ", ")))\n".utf8))
             Foundation.exit(1)
         }

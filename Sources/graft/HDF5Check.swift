@@ -30,10 +30,9 @@ extension HDF5OpenPolicy {
         if let t = environment["GRAFT_HDF5_CHECK_TIMEOUT"].flatMap(Double.init), t.isFinite, t > 0 { policy.timeout = min(t, 86_400) }
         policy.fork = environment["GRAFT_HDF5_CHECK_FORK"] != "0"
         policy.readThreads = RuntimeOptions(environment: environment).threads
-        let graft = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        let helper = graft.deletingLastPathComponent().appendingPathComponent("graft-hdf5-check")
-        policy.helper = environment["GRAFT_HDF5_CHECK_HELPER"] != "0" && FileManager.default.isExecutableFile(atPath: helper.path)
-            ? [helper.path] : [graft.path, "check-hdf5"]
+        let graft = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        let helper = environment["GRAFT_HDF5_CHECK_HELPER"] != "0" ? HDF5OpenPolicy.helperBesideExecutable : nil
+        policy.helper = helper ?? [graft, "check-hdf5"]
         return policy
     }
 }
