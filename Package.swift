@@ -8,6 +8,7 @@ let package = Package(
     products: [
         .executable(name: "graft", targets: ["graft"]),
         .executable(name: "graft-hdf5-check", targets: ["graft-hdf5-check"]),
+        .library(name: "GraftCore", targets: ["GraftCore"]),
         .library(name: "GraftHDF5", targets: ["GraftHDF5"]),
         .library(name: "GraftTensor", targets: ["GraftTensor"]),
         .library(name: "GraftNN", targets: ["GraftNN"]),
@@ -37,21 +38,25 @@ let package = Package(
         // SVG plots rendered to PNG by librsvg and cairo, loaded at run time when the machine has them.
         .target(name: "CGraftPlots"),
 
-        // Atomic writes, temporary files and their cleanup after signals and crashes: every writer uses it.
-        .target(name: "GraftFiles", dependencies: ["CGraftFiles", "CCrypto"]),
+        // What every module shares: the error protocol, the runtime options (threads, compute paths, HDF5 open
+        // policy) and name patterns. Swift and Foundation only.
+        .target(name: "GraftCore"),
 
-        .target(name: "GraftHDF5", dependencies: ["CHDF5", "GraftFiles"]),
-        .target(name: "GraftTensor", dependencies: ["CBLAS", "CDNNL", "CGraftSIMD"]),
-        .target(name: "GraftNN", dependencies: ["GraftTensor"]),
-        .target(name: "GraftKeras", dependencies: ["GraftNN", "GraftTensor", "GraftHDF5", "GraftFiles", "ZIPFoundation"]),
-        .target(name: "GraftData", dependencies: ["GraftTensor", "GraftFiles", "CImage", "ZIPFoundation"]),
-        .target(name: "GraftTrain", dependencies: ["GraftNN", "GraftTensor", "GraftData", "GraftKeras", "GraftHDF5", "GraftFiles", "CGraftPlots",
+        // Atomic writes, temporary files and their cleanup after signals and crashes: every writer uses it.
+        .target(name: "GraftFiles", dependencies: ["GraftCore", "CGraftFiles", "CCrypto"]),
+
+        .target(name: "GraftHDF5", dependencies: ["GraftCore", "CHDF5", "GraftFiles"]),
+        .target(name: "GraftTensor", dependencies: ["GraftCore", "CBLAS", "CDNNL", "CGraftSIMD"]),
+        .target(name: "GraftNN", dependencies: ["GraftCore", "GraftTensor"]),
+        .target(name: "GraftKeras", dependencies: ["GraftCore", "GraftNN", "GraftTensor", "GraftHDF5", "GraftFiles", "ZIPFoundation"]),
+        .target(name: "GraftData", dependencies: ["GraftCore", "GraftTensor", "GraftFiles", "CImage", "ZIPFoundation"]),
+        .target(name: "GraftTrain", dependencies: ["GraftCore", "GraftNN", "GraftTensor", "GraftData", "GraftKeras", "GraftHDF5", "GraftFiles", "CGraftPlots",
                                           "ZIPFoundation"]),
-        .target(name: "GraftRecipes", dependencies: ["GraftTrain", "GraftKeras", "GraftData", "GraftNN", "GraftTensor", "Yams"]),
+        .target(name: "GraftRecipes", dependencies: ["GraftCore", "GraftTrain", "GraftKeras", "GraftData", "GraftNN", "GraftTensor", "Yams"]),
         .executableTarget(
             name: "graft",
             dependencies: [
-                "GraftHDF5", "GraftKeras", "GraftData", "GraftTrain", "GraftRecipes", "GraftFiles", "GraftNN", "GraftTensor",
+                "GraftCore", "GraftHDF5", "GraftKeras", "GraftData", "GraftTrain", "GraftRecipes", "GraftFiles", "GraftNN", "GraftTensor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // The integrity check graft runs in a child process before libhdf5 opens a file: a small executable that
@@ -61,16 +66,17 @@ let package = Package(
             dependencies: ["GraftHDF5", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         .target(name: "GraftTestSupport", path: "Tests/GraftTestSupport"),
+        .testTarget(name: "GraftCoreTests", dependencies: ["GraftCore"]),
         .testTarget(name: "GraftFilesTests", dependencies: ["GraftFiles", "GraftTestSupport"]),
-        .testTarget(name: "GraftHDF5Tests", dependencies: ["GraftHDF5", "CHDF5", "GraftTestSupport"]),
-        .testTarget(name: "GraftTensorTests", dependencies: ["GraftTensor", "CGraftSIMD"]),
+        .testTarget(name: "GraftHDF5Tests", dependencies: ["GraftCore", "GraftHDF5", "CHDF5", "GraftTestSupport"]),
+        .testTarget(name: "GraftTensorTests", dependencies: ["GraftCore", "GraftTensor", "CGraftSIMD"]),
         .testTarget(name: "GraftNNTests", dependencies: ["GraftNN", "GraftTensor"]),
-        .testTarget(name: "GraftKerasTests", dependencies: ["GraftKeras", "GraftHDF5", "GraftData", "GraftNN", "GraftTensor", "GraftTestSupport",
+        .testTarget(name: "GraftKerasTests", dependencies: ["GraftCore", "GraftKeras", "GraftHDF5", "GraftData", "GraftNN", "GraftTensor", "GraftTestSupport",
                                                      "ZIPFoundation"]),
         .testTarget(name: "GraftDataTests", dependencies: ["GraftData", "GraftTensor", "GraftTestSupport"]),
         .testTarget(name: "GraftTrainTests", dependencies: ["GraftTrain", "GraftKeras", "GraftData", "GraftHDF5", "GraftNN", "GraftTensor",
                                                     "GraftTestSupport", "ZIPFoundation"]),
         .testTarget(name: "GraftRecipesTests", dependencies: ["GraftRecipes", "GraftTrain", "GraftData", "GraftNN", "GraftTestSupport"]),
-        .testTarget(name: "graftTests", dependencies: ["graft", "GraftData", "GraftTensor", "CHDF5", "GraftTestSupport"]),
+        .testTarget(name: "graftTests", dependencies: ["graft", "GraftCore", "GraftData", "GraftTensor", "CHDF5", "GraftTestSupport"]),
     ]
 )

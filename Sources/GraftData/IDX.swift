@@ -1,8 +1,9 @@
 import CImage
 import Foundation
+import GraftCore
 
 /// Errors reading datasets; each names the file or source.
-public struct DataError: Error, CustomStringConvertible, Sendable {
+public struct DataError: GraftError {
     public let source: String
     public let message: String
     public init(_ source: String, _ message: String) {
@@ -10,6 +11,8 @@ public struct DataError: Error, CustomStringConvertible, Sendable {
         self.message = message
     }
     public var description: String { "\(source): \(message)" }
+    /// The file or data source (`fashion-mnist:train`, a folder) as `file`.
+    public var context: ErrorContext { ErrorContext(file: source) }
 }
 
 /// Reads a whole file, gunzipping it when it is gzip-compressed (by content, not name).

@@ -1,12 +1,14 @@
 import Foundation
+import GraftCore
 import GraftFiles
 import GraftTensor
 
 /// Errors reading or writing NumPy files; each names the file.
-public struct NPYError: Error, CustomStringConvertible, Sendable {
+public struct NPYError: GraftError {
     public let file: String
     public let message: String
     public var description: String { "\(file): \(message)" }
+    public var context: ErrorContext { ErrorContext(file: file) }
 }
 
 /// NumPy `.npy` files (format versions 1, 2 and 3; C order; `<f4`, `<f8`, `|u1`, `<i4`, `<i8` read as Float32).

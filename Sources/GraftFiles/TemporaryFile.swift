@@ -1,8 +1,9 @@
 import CGraftFiles
 import Foundation
+import GraftCore
 
 /// Why a file could not be written: the path and the system's reason, in one line.
-public struct FileWriteError: Error, CustomStringConvertible, Sendable {
+public struct FileWriteError: GraftError {
     public let path: String
     public let reason: String
 
@@ -12,6 +13,7 @@ public struct FileWriteError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String { "\(path): \(reason)" }
+    public var context: ErrorContext { ErrorContext(file: path) }
 
     /// `errno`'s text.
     public static func errnoText(_ code: Int32 = errno) -> String { String(cString: strerror(code)) }

@@ -1,5 +1,6 @@
 import CHDF5
 import Foundation
+import GraftCore
 
 extension HDF5File {
     /// Reads many numeric datasets of this file into float32 buffers, as `HDF5Dataset.read(into:)` does one by one.
@@ -29,7 +30,7 @@ extension HDF5File {
         let failures = FailureList()
         // Each piece writes its own bytes of one caller buffer, which stay alive for the whole call.
         nonisolated(unsafe) let all = pieces
-        let cores = HDF5OpenPolicy.processDefault.readThreads ?? ProcessInfo.processInfo.activeProcessorCount
+        let cores = RuntimeOptions.current.workers
         let workers = max(1, min(cores, pieces.count))
         DispatchQueue.concurrentPerform(iterations: workers) { w in
             // Worker w takes every workers-th piece: pieces are at most 4 MiB, so the split is even enough.

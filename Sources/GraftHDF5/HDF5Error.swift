@@ -1,4 +1,5 @@
 import CHDF5
+import GraftCore
 
 /// What went wrong in an HDF5 operation.
 public enum HDF5ErrorKind: String, Sendable, Equatable {
@@ -20,7 +21,7 @@ public enum HDF5ErrorKind: String, Sendable, Equatable {
 /// A typed HDF5 error naming the file and, where there is one, the object path inside it.
 ///
 /// `description` is one line: `file.h5: /model_weights/conv1: no such object (…detail…)`.
-public struct HDF5Error: Error, CustomStringConvertible, Sendable, Equatable {
+public struct HDF5Error: GraftError, Equatable {
     public let kind: HDF5ErrorKind
     public let file: String
     public let path: String?
@@ -32,6 +33,9 @@ public struct HDF5Error: Error, CustomStringConvertible, Sendable, Equatable {
         self.path = path
         self.detail = detail
     }
+
+    /// The file and the object in it (as `tensor`).
+    public var context: ErrorContext { ErrorContext(file: file, tensor: path) }
 
     public var description: String {
         var s = file

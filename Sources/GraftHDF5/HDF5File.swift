@@ -1,6 +1,7 @@
 import CHDF5
-import GraftFiles
 import Foundation
+import GraftCore
+import GraftFiles
 
 /// Limits that protect against hostile files declaring absurd sizes.
 public enum HDF5Limits {
@@ -85,7 +86,7 @@ public final class HDF5File {
     /// A file opened read-only is first checked as `policy` says (by default read whole in a child process, so
     /// a damaged file is an error here, never a crash); `whileChecking` runs while the child reads.
     public static func open(_ path: String, writable: Bool = false, whileChecking: HDF5Guard.WhileChecking? = nil,
-                            policy: HDF5OpenPolicy = .processDefault) throws -> HDF5File {
+                            policy: HDF5OpenPolicy = RuntimeOptions.current.hdf5) throws -> HDF5File {
         HDF5Runtime.quiet()
         guard FileManager.default.fileExists(atPath: path) else { throw HDF5Error(.fileNotFound, file: path) }
         if let problem = regularFileProblem(path) { throw HDF5Error(.cannotOpen, file: path, detail: problem) }

@@ -47,7 +47,7 @@ public enum HDF5IntegrityCheck {
             return HDF5Error(kind, file: fields[2], path: fields[3].isEmpty ? nil : fields[3], detail: fields[4])
         }
         if line.isEmpty { return HDF5Error(.readFailed, file: file, detail: "unreadable HDF5 file") }
-        return HDF5CheckError(description: line.hasPrefix("Error: ") ? String(line.dropFirst(7)) : line)
+        return HDF5CheckError(file: file, description: line.hasPrefix("Error: ") ? String(line.dropFirst(7)) : line)
     }
 
     /// Makes the heap end where its last allocation ends (no top padding, the free tail returned), so that a read

@@ -67,7 +67,7 @@ public enum KerasConfigEncoder {
                 continue
             }
             if let pair = try hardSigmoidPair(node.layer, style: style) {
-                guard (calls[id] ?? 0) <= 1 else { throw KerasError("layer \(node.layer.name): a shared hard_sigmoid layer cannot be written") }
+                guard (calls[id] ?? 0) <= 1 else { throw KerasError("layer \(node.layer.name): a shared hard_sigmoid layer cannot be written", layer: node.layer.name) }
                 // Rescaling "<name>_affine" takes the inputs; ReLU "<name>" keeps the name later layers refer to.
                 var first = pair[0], second = pair[1]
                 first["name"] = "\(node.layer.name)_affine"
@@ -179,13 +179,13 @@ public enum KerasConfigEncoder {
         case .hardSigmoid(keras2: true) where style == .keras2: return "hard_sigmoid"
         case .hardSigmoid(keras2: false) where style == .keras3: return "hard_sigmoid"
         case .hardSigmoid(keras2: true):
-            throw KerasError("layer \(layer): Keras 2's hard_sigmoid (0.2·x + 0.5) reads as relu6(x + 3) / 6 in a Keras 3 file; write .h5 instead")
+            throw KerasError("layer \(layer): Keras 2's hard_sigmoid (0.2·x + 0.5) reads as relu6(x + 3) / 6 in a Keras 3 file; write .h5 instead", layer: layer)
         case .hardSigmoid(keras2: false):
-            throw KerasError("layer \(layer): Keras 3's hard_sigmoid (relu6(x + 3) / 6) reads as 0.2·x + 0.5 from a Keras 2-style .h5; write .keras or .weights.h5 instead")
+            throw KerasError("layer \(layer): Keras 3's hard_sigmoid (relu6(x + 3) / 6) reads as 0.2·x + 0.5 from a Keras 2-style .h5; write .keras or .weights.h5 instead", layer: layer)
         case .hardSwish: return "hard_swish"
         case .mish: return "mish"
         default:
-            throw KerasError("layer \(layer): activation \(a) has no Keras name; it cannot be written")
+            throw KerasError("layer \(layer): activation \(a) has no Keras name; it cannot be written", layer: layer)
         }
     }
 
@@ -224,7 +224,7 @@ public enum KerasConfigEncoder {
             c["use_bias"] = x.config.useBias
             c["activation"] = try activationName(x.config.activation, layer: x.name)
         case let x as LocallyConnected2D:
-            if style == .keras3 { throw KerasError("layer \(x.name): Keras 3 has no LocallyConnected2D; write .h5 (tf-keras) instead") }
+            if style == .keras3 { throw KerasError("layer \(x.name): Keras 3 has no LocallyConnected2D; write .h5 (tf-keras) instead", layer: x.name) }
             cls = "LocallyConnected2D"
             c.merge(convFields(x.config, layer: x.name)) { $1 }
             c["filters"] = x.config.filters
@@ -267,14 +267,14 @@ public enum KerasConfigEncoder {
             cls = "PReLU"
             c["shared_axes"] = x.sharedAxes.isEmpty ? NSNull() as Any : x.sharedAxes as Any
         case let x as Pooling2D:
-            guard x.kind != .sum else { throw KerasError("layer \(x.name): Keras has no sum pooling layer; it cannot be written") }
+            guard x.kind != .sum else { throw KerasError("layer \(x.name): Keras has no sum pooling layer; it cannot be written", layer: x.name) }
             cls = x.kind == .max ? "MaxPooling2D" : "AveragePooling2D"
             c["pool_size"] = x.poolSize
             c["strides"] = x.strides
             c["padding"] = x.padding.rawValue
             c["data_format"] = "channels_last"
         case let x as GlobalPooling2D:
-            guard x.kind != .sum else { throw KerasError("layer \(x.name): Keras has no global sum pooling layer") }
+            guard x.kind != .sum else { throw KerasError("layer \(x.name): Keras has no global sum pooling layer", layer: x.name) }
             cls = x.kind == .max ? "GlobalMaxPooling2D" : "GlobalAveragePooling2D"
             c["data_format"] = "channels_last"
             c["keepdims"] = x.keepDims
@@ -319,7 +319,7 @@ public enum KerasConfigEncoder {
         case let x as TensorOp:
             return wrap(try opEntry(x, base: c), style)
         default:
-            throw KerasError("layer \(l.name): \(l.kerasClassName) cannot be written as a Keras layer")
+            throw KerasError("layer \(l.name): \(l.kerasClassName) cannot be written as a Keras layer", layer: l.name)
         }
         return wrap(["class_name": cls, "config": c], style)
     }
@@ -338,7 +338,7 @@ public enum KerasConfigEncoder {
         case (.input, .input):
             let names: [BinaryOp: String] = [.add: "Add", .subtract: "Subtract", .multiply: "Multiply",
                                              .maximum: "Maximum", .minimum: "Minimum"]
-            guard let cls = names[x.op] else { throw KerasError("layer \(x.name): \(x.op) of two tensors has no Keras layer") }
+            guard let cls = names[x.op] else { throw KerasError("layer \(x.name): \(x.op) of two tensors has no Keras layer", layer: x.name) }
             return ["class_name": cls, "config": c]
         case (.input, .constant(let k)):
             switch x.op {
@@ -346,7 +346,7 @@ public enum KerasConfigEncoder {
             case .subtract: c["scale"] = 1.0; c["offset"] = -Double(k)
             case .multiply: c["scale"] = Double(k); c["offset"] = 0.0
             case .divide: c["scale"] = 1.0 / Double(k); c["offset"] = 0.0
-            default: throw KerasError("layer \(x.name): \(x.op) with a constant has no Keras layer")
+            default: throw KerasError("layer \(x.name): \(x.op) with a constant has no Keras layer", layer: x.name)
             }
             return ["class_name": "Rescaling", "config": c]
         case (.constant(let k), .input):
@@ -354,11 +354,11 @@ public enum KerasConfigEncoder {
             case .add: c["scale"] = 1.0; c["offset"] = Double(k)
             case .multiply: c["scale"] = Double(k); c["offset"] = 0.0
             case .subtract: c["scale"] = -1.0; c["offset"] = Double(k)
-            default: throw KerasError("layer \(x.name): \(x.op) of a constant by a tensor has no Keras layer")
+            default: throw KerasError("layer \(x.name): \(x.op) of a constant by a tensor has no Keras layer", layer: x.name)
             }
             return ["class_name": "Rescaling", "config": c]
         default:
-            throw KerasError("layer \(x.name): an operation on two constants cannot be written")
+            throw KerasError("layer \(x.name): an operation on two constants cannot be written", layer: x.name)
         }
     }
 }

@@ -1,9 +1,28 @@
 import Foundation
+import GraftCore
 
-/// Errors from reading Keras configs and weights; each names the file, layer or tensor involved.
-public struct KerasError: Error, CustomStringConvertible, Sendable {
+/// Errors from reading Keras configs and weights and writing Keras files: the message names the file, layer or
+/// tensor involved, and `context` holds them as values.
+public struct KerasError: GraftError {
     public let message: String
-    public init(_ message: String) { self.message = message }
+    public let context: ErrorContext
+
+    public init(_ message: String, file: String? = nil, layer: String? = nil, tensor: String? = nil, key: String? = nil) {
+        self.init(message, context: ErrorContext(file: file, layer: layer, tensor: tensor, key: key))
+    }
+
+    public init(_ message: String, context: ErrorContext) {
+        (self.message, self.context) = (message, context)
+    }
+
+    /// `error` as met while reading `file`: its message after the file's name (unless it names the file already),
+    /// its context with the file added.
+    public init(_ error: any Error, file: String) {
+        let text = (error as? KerasError)?.message ?? "\(error)"
+        let context = (error as? GraftError)?.context ?? ErrorContext()
+        self.init(text.hasPrefix(file) ? text : "\(file): \(text)", context: context.merging(ErrorContext(file: file)))
+    }
+
     public var description: String { message }
 }
 
@@ -45,25 +64,25 @@ struct JSON: @unchecked Sendable {
     }
 
     func string(_ what: String = "a string") throws -> String {
-        guard let s = string else { throw KerasError("config key \(path): expected \(what), found \(render)") }
+        guard let s = string else { throw KerasError("config key \(path): expected \(what), found \(render)", key: path) }
         return s
     }
 
     func int(default d: Int? = nil) throws -> Int {
         if isNull, let d { return d }
-        guard let i = int else { throw KerasError("config key \(path): expected an integer, found \(render)") }
+        guard let i = int else { throw KerasError("config key \(path): expected an integer, found \(render)", key: path) }
         return i
     }
 
     func float(default d: Float? = nil) throws -> Float {
         if isNull, let d { return d }
-        guard let v = double else { throw KerasError("config key \(path): expected a number, found \(render)") }
+        guard let v = double else { throw KerasError("config key \(path): expected a number, found \(render)", key: path) }
         return Float(v)
     }
 
     func bool(default d: Bool) throws -> Bool {
         if isNull { return d }
-        guard let b = bool else { throw KerasError("config key \(path): expected true or false, found \(render)") }
+        guard let b = bool else { throw KerasError("config key \(path): expected true or false, found \(render)", key: path) }
         return b
     }
 
@@ -71,7 +90,7 @@ struct JSON: @unchecked Sendable {
     func ints(_ n: Int, default d: [Int]? = nil) throws -> [Int] {
         if isNull, let d { return d }
         if let i = int { return [Int](repeating: i, count: n) }
-        guard let a = array, a.count == n else { throw KerasError("config key \(path): expected \(n) integers, found \(render)") }
+        guard let a = array, a.count == n else { throw KerasError("config key \(path): expected \(n) integers, found \(render)", key: path) }
         return try a.map { try $0.int() }
     }
 

@@ -41,7 +41,7 @@ enum KerasLayerFactory {
         case "LocallyConnected2D":
             try channelsLast(c, name)
             let impl = try c["implementation"].int(default: 1)
-            guard impl == 1 else { throw KerasError("layer \(name) (LocallyConnected2D): implementation \(impl) is not supported (only 1)") }
+            guard impl == 1 else { throw KerasError("layer \(name) (LocallyConnected2D): implementation \(impl) is not supported (only 1)", layer: name) }
             return LocallyConnected2D(name: name, config: try convConfig(c, kerasMajor: kerasMajor))
         case "Dense":
             return Dense(name: name, units: try c["units"].int(), useBias: try c["use_bias"].bool(default: true),
@@ -66,7 +66,7 @@ enum KerasLayerFactory {
             return ActivationLayer(name: name, kerasClassName: "ELU", activation: .elu(alpha: try c["alpha"].float(default: 1)))
         case "Softmax":
             let axis = c["axis"].array?.first?.int ?? c["axis"].int ?? -1
-            guard axis == -1 else { throw KerasError("layer \(name) (Softmax): only axis -1 is supported, got \(axis)") }
+            guard axis == -1 else { throw KerasError("layer \(name) (Softmax): only axis -1 is supported, got \(axis)", layer: name) }
             return ActivationLayer(name: name, kerasClassName: "Softmax", activation: .softmax)
         case "PReLU":
             let shared = try c["shared_axes"].isNull ? [] : (c["shared_axes"].array ?? [c["shared_axes"]]).map { try $0.int() }
@@ -96,7 +96,7 @@ enum KerasLayerFactory {
         case "ActivityRegularization":
             return InferenceIdentity(name: name, kerasClassName: className, rate: 0)
         case "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum":
-            guard let kind = Merge.Kind(rawValue: className) else { throw KerasError("layer \(name): unsupported merge \(className)") }
+            guard let kind = Merge.Kind(rawValue: className) else { throw KerasError("layer \(name): unsupported merge \(className)", layer: name) }
             return Merge(name: name, kind: kind)
         case "Concatenate":
             return Concatenate(name: name, axis: try c["axis"].int(default: -1))
@@ -104,7 +104,7 @@ enum KerasLayerFactory {
             return Rescaling(name: name, scale: try floats(c["scale"], default: 1), offset: try floats(c["offset"], default: 0))
         case "Normalization":
             let axis = c["axis"].array?.first?.int ?? c["axis"].int ?? -1
-            guard axis == -1 || axis == 3 else { throw KerasError("layer \(name) (Normalization): axis \(axis) is not supported") }
+            guard axis == -1 || axis == 3 else { throw KerasError("layer \(name) (Normalization): axis \(axis) is not supported", layer: name) }
             let mean: [Float]? = c["mean"].isNull ? nil : try floats(c["mean"], default: 0)
             let variance: [Float]? = c["variance"].isNull ? nil : try floats(c["variance"], default: 1)
             return Normalization(name: name, mean: mean, variance: variance, invert: try c["invert"].bool(default: false))
@@ -112,14 +112,14 @@ enum KerasLayerFactory {
             try channelsLast(c, name)
             let interp = c["interpolation"].string ?? "nearest"
             guard interp == "nearest" || interp == "bilinear" else {
-                throw KerasError("layer \(name) (UpSampling2D): interpolation \"\(interp)\" is not supported")
+                throw KerasError("layer \(name) (UpSampling2D): interpolation \"\(interp)\" is not supported", layer: name)
             }
             return UpSampling2D(name: name, size: try c["size"].ints(2, default: [2, 2]), bilinear: interp == "bilinear")
         case "TFOpLambda":
             let function = try c["function"].string("a function name")
             return try makeOp(className: function, name: name, operands: operands)
         default:
-            throw KerasError("layer \(name): unsupported layer class \(className)")
+            throw KerasError("layer \(name): unsupported layer class \(className)", layer: name)
         }
     }
 
@@ -133,7 +133,7 @@ enum KerasLayerFactory {
         case "Maximum", "maximum", "math.maximum": op = .maximum
         case "Minimum", "minimum", "math.minimum": op = .minimum
         default:
-            throw KerasError("layer \(name): unsupported operation \(className)")
+            throw KerasError("layer \(name): unsupported operation \(className)", layer: name)
         }
         return TensorOp(name: name, kerasClassName: className, op: op, operands: operands)
     }
@@ -141,21 +141,21 @@ enum KerasLayerFactory {
     static func inputShape(_ c: JSON, name: String) throws -> [Int] {
         let shape = c["batch_shape"].isNull ? c["batch_input_shape"] : c["batch_shape"]
         guard let dims = shape.array, dims.count >= 2 else {
-            throw KerasError("layer \(name) (InputLayer): no batch_shape or batch_input_shape in its config")
+            throw KerasError("layer \(name) (InputLayer): no batch_shape or batch_input_shape in its config", layer: name)
         }
         return try dims.dropFirst().map { $0.isNull ? -1 : try $0.int() }
     }
 
     static func channelsLast(_ c: JSON, _ name: String) throws {
         if let f = c["data_format"].string, f != "channels_last" {
-            throw KerasError("layer \(name): data_format \(f) is not supported (channels_last only)")
+            throw KerasError("layer \(name): data_format \(f) is not supported (channels_last only)", layer: name)
         }
     }
 
     static func padding(_ c: JSON) throws -> Padding {
         let p = c["padding"].string ?? "valid"
         guard let v = Padding(rawValue: p.lowercased()) else {
-            throw KerasError("config key \(c["padding"].path): padding \"\(p)\" is not supported (valid or same)")
+            throw KerasError("config key \(c["padding"].path): padding \"\(p)\" is not supported (valid or same)", key: c["padding"].path)
         }
         return v
     }
@@ -171,7 +171,7 @@ enum KerasLayerFactory {
     /// `1`, `[1, 2]` or `[[1, 2], [3, 4]]` → `[[top, bottom], [left, right]]`.
     static func pairs(_ j: JSON) throws -> [[Int]] {
         if let i = j.int { return [[i, i], [i, i]] }
-        guard let a = j.array, a.count == 2 else { throw KerasError("config key \(j.path): expected padding amounts, found \(j.render)") }
+        guard let a = j.array, a.count == 2 else { throw KerasError("config key \(j.path): expected padding amounts, found \(j.render)", key: j.path) }
         if let x = a[0].int, let y = a[1].int { return [[x, x], [y, y]] }
         return try a.map { try $0.ints(2) }
     }
@@ -179,7 +179,7 @@ enum KerasLayerFactory {
     static func floats(_ j: JSON, default d: Float) throws -> [Float] {
         if j.isNull { return [d] }
         if let v = j.double { return [Float(v)] }
-        guard let a = j.array else { throw KerasError("config key \(j.path): expected a number or list, found \(j.render)") }
+        guard let a = j.array else { throw KerasError("config key \(j.path): expected a number or list, found \(j.render)", key: j.path) }
         // Keras may store per-channel values with leading broadcast dims ([[[[…]]]]): flatten them.
         var out: [Float] = []
         func collect(_ x: JSON) throws {
@@ -196,7 +196,7 @@ enum KerasLayerFactory {
         if name == nil, j.object != nil {
             name = j["config"].string ?? j["config"]["name"].string ?? j["class_name"].string
         }
-        guard let n = name else { throw KerasError("config key \(j.path): expected an activation name, found \(j.render)") }
+        guard let n = name else { throw KerasError("config key \(j.path): expected an activation name, found \(j.render)", key: j.path) }
         switch n {
         case "linear", "Linear": return .linear
         case "relu": return .relu
@@ -215,7 +215,7 @@ enum KerasLayerFactory {
         case "hard_swish", "hard_silu": return .hardSwish
         case "leaky_relu": return .leakyReLU(alpha: 0.2)
         case "mish": return .mish
-        default: throw KerasError("config key \(j.path): unsupported activation \"\(n)\"")
+        default: throw KerasError("config key \(j.path): unsupported activation \"\(n)\"", key: j.path)
         }
     }
 }

@@ -34,8 +34,8 @@ public enum KerasLoader {
     }
 
     private static func loadAll(_ path: String, size: Int, architecture: String?, allowMissing: [String]) throws -> LoadedModel {
-        guard FileManager.default.fileExists(atPath: path) else { throw KerasError("\(path): file not found") }
-        if let problem = HDF5File.regularFileProblem(path) { throw KerasError("\(path): \(problem)") }
+        guard FileManager.default.fileExists(atPath: path) else { throw KerasError("\(path): file not found", file: path) }
+        if let problem = HDF5File.regularFileProblem(path) { throw KerasError("\(path): \(problem)", file: path) }
         if path.hasSuffix(".keras") || isZip(path) {
             return try loadArchive(path, allowMissing: allowMissing)
         }
@@ -47,7 +47,7 @@ public enum KerasLoader {
         defer { arena?.trim() }
         let file = try HDF5File.open(path, whileChecking: arena.map { arena in { finished in arena.populate(until: finished) } })
         guard let info = try KerasFileInfo.identify(file) else {
-            throw KerasError("\(path): not a Keras checkpoint (no model_config, layer_names or layers/ group)")
+            throw KerasError("\(path): not a Keras checkpoint (no model_config, layer_names or layers/ group)", file: path)
         }
         let root = try file.root()
         switch info.format {
@@ -59,7 +59,7 @@ public enum KerasLoader {
                 weights = try KerasWeights.collectLegacy(try root.group("model_weights"), source: path, arena: arena)
             } else {
                 guard root.hasAttribute("model_config") else {
-                    throw KerasError("\(path): the file has model_weights but no model_config; pass an architecture")
+                    throw KerasError("\(path): the file has model_weights but no model_config; pass an architecture", file: path)
                 }
                 let config = try root.readStringAttribute("model_config")
                 let kerasVersion = info.kerasVersion
@@ -76,7 +76,7 @@ public enum KerasLoader {
                                task: try ModelTask.read(root, source: path))
         case .legacyWeights, .keras3Weights:
             guard let architecture else {
-                throw KerasError("\(path): \(info.format.rawValue) holds weights only; give an architecture (a full-model .h5, a .keras archive or a model config .json)")
+                throw KerasError("\(path): \(info.format.rawValue) holds weights only; give an architecture (a full-model .h5, a .keras archive or a model config .json)", file: path)
             }
             let model = try loadArchitecture(architecture)
             let tensors = info.format == .legacyWeights
@@ -94,20 +94,20 @@ public enum KerasLoader {
     /// parameter must come from the file unless its path matches `allowMissing`.
     @discardableResult
     public static func loadWeights(from path: String, into model: Model, allowMissing: [String] = []) throws -> WeightLoadReport {
-        guard FileManager.default.fileExists(atPath: path) else { throw KerasError("\(path): file not found") }
-        if let problem = HDF5File.regularFileProblem(path) { throw KerasError("\(path): \(problem)") }
+        guard FileManager.default.fileExists(atPath: path) else { throw KerasError("\(path): file not found", file: path) }
+        if let problem = HDF5File.regularFileProblem(path) { throw KerasError("\(path): \(problem)", file: path) }
         if path.hasSuffix(".keras") || isZip(path) {
             let staged = TemporaryFile(in: FileManager.default.temporaryDirectory.path, for: "model.weights.h5")
             defer { staged.discard() }
             let (bytes, overflow) = model.parameterCounts.total.multipliedReportingOverflow(by: 8)
             let (_, _, weights, _) = try readArchive(path, extractWeightsTo: staged, weightsLimit: { _, _ in overflow ? Int.max : bytes + (64 << 20) })
-            guard let weights else { throw KerasError("\(path): archive has no weights") }
+            guard let weights else { throw KerasError("\(path): archive has no weights", file: path) }
             let tensors = try KerasWeights.readKeras3(try HDF5File.open(weights).root(), model: model, source: "\(path)!model.weights.h5")
             return try KerasWeights.apply(tensors, to: model, source: path, allowMissing: allowMissing)
         }
         let file = try HDF5File.open(path)
         guard let info = try KerasFileInfo.identify(file) else {
-            throw KerasError("\(path): not a Keras checkpoint (no model_config, layer_names or layers/ group)")
+            throw KerasError("\(path): not a Keras checkpoint (no model_config, layer_names or layers/ group)", file: path)
         }
         let root = try file.root()
         let tensors: [String: Tensor]
@@ -127,8 +127,8 @@ public enum KerasLoader {
             return try Initializer.$budget.withValue(.machine()) { try loadArchitecture(path) }
         }
         if path.hasPrefix("zoo:") { return try zooArchitecture(String(path.dropFirst(4))) }
-        guard FileManager.default.fileExists(atPath: path) else { throw KerasError("\(path): architecture file not found") }
-        if let problem = HDF5File.regularFileProblem(path) { throw KerasError("\(path): \(problem)") }
+        guard FileManager.default.fileExists(atPath: path) else { throw KerasError("\(path): architecture file not found", file: path) }
+        if let problem = HDF5File.regularFileProblem(path) { throw KerasError("\(path): \(problem)", file: path) }
         do {
             if path.hasSuffix(".json") {
                 let json = try String(contentsOfFile: path, encoding: .utf8)
@@ -140,14 +140,14 @@ public enum KerasLoader {
             }
             let root = try HDF5File.open(path).root()
             guard root.hasAttribute("model_config") else {
-                throw KerasError("\(path): no model_config attribute, so it holds no architecture")
+                throw KerasError("\(path): no model_config attribute, so it holds no architecture", file: path)
             }
             let version = try? root.readStringAttribute("keras_version")
             return try KerasModelBuilder.build(json: try root.readStringAttribute("model_config"), kerasVersion: version)
         } catch let e as KerasError {
-            throw e.message.hasPrefix(path) ? e : KerasError("\(path): \(e.message)")
+            throw KerasError(e, file: path)
         } catch let e as LayerError {
-            throw KerasError("\(path): \(e)")
+            throw KerasError(e, file: path)
         }
     }
 
@@ -173,7 +173,7 @@ public enum KerasLoader {
         do {
             return try Zoo.build(parts[0], options: options)
         } catch let e as LayerError {
-            throw KerasError("architecture zoo:\(spec): \(e.message)")
+            throw KerasError("architecture zoo:\(spec): \(e.message)", context: e.context)
         }
     }
 
@@ -182,9 +182,9 @@ public enum KerasLoader {
         do {
             return try KerasModelBuilder.build(json: config, kerasVersion: kerasVersion)
         } catch let e as KerasError {
-            throw KerasError("\(source): \(e.message)")
+            throw KerasError(e, file: source)
         } catch let e as LayerError {
-            throw KerasError("\(source): \(e)")
+            throw KerasError(e, file: source)
         }
     }
 
@@ -206,11 +206,11 @@ public enum KerasLoader {
         do {
             archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read)
         } catch {
-            throw KerasError("\(path): not a readable .keras (zip) archive")
+            throw KerasError("\(path): not a readable .keras (zip) archive", file: path)
         }
         var names = Set<String>()
         for entry in archive where !names.insert(entry.path).inserted {
-            throw KerasError("\(path): holds two entries named \(entry.path) (Keras would read the last one); refusing an ambiguous archive")
+            throw KerasError("\(path): holds two entries named \(entry.path) (Keras would read the last one); refusing an ambiguous archive", file: path)
         }
         /// Inflates `entry` into `sink`, stopping with an error once more than `limit` bytes came out.
         func inflate(_ entry: Entry, limit: Int, _ sink: (Data) throws -> Void) throws {
@@ -222,11 +222,11 @@ public enum KerasLoader {
                     try sink(chunk)
                 }
             } catch ArchiveLimit.exceeded {
-                throw KerasError("\(path): \(entry.path) inflates to more than \(limit >> 20) MiB (its header declares \(entry.uncompressedSize) bytes)")
+                throw KerasError("\(path): \(entry.path) inflates to more than \(limit >> 20) MiB (its header declares \(entry.uncompressedSize) bytes)", file: path)
             } catch let e as KerasError {
                 throw e
             } catch {
-                throw KerasError("\(path): cannot extract \(entry.path) (\(error))")
+                throw KerasError("\(path): cannot extract \(entry.path) (\(error))", file: path)
             }
         }
         func text(_ name: String) throws -> String? {
@@ -235,7 +235,7 @@ public enum KerasLoader {
             try inflate(entry, limit: 64 << 20) { data.append($0) }
             return String(decoding: data, as: UTF8.self)
         }
-        guard let config = try text("config.json") else { throw KerasError("\(path): archive has no config.json") }
+        guard let config = try text("config.json") else { throw KerasError("\(path): archive has no config.json", file: path) }
         var version: String?
         var task: ModelTask?
         if let meta = try text("metadata.json"), let d = meta.data(using: .utf8),
@@ -248,16 +248,16 @@ public enum KerasLoader {
         }
         var weights: String?
         if let destination {
-            guard let entry = archive["model.weights.h5"] else { throw KerasError("\(path): archive has no model.weights.h5") }
+            guard let entry = archive["model.weights.h5"] else { throw KerasError("\(path): archive has no model.weights.h5", file: path) }
             let limit = try weightsLimit(config, version)
             let folder = (destination.path as NSString).deletingLastPathComponent
             guard FileManager.default.createFile(atPath: destination.path, contents: nil), let out = FileHandle(forWritingAtPath: destination.path) else {
-                throw KerasError("\(path): cannot stage model.weights.h5 in \(folder) (\(String(cString: strerror(errno))))")
+                throw KerasError("\(path): cannot stage model.weights.h5 in \(folder) (\(String(cString: strerror(errno))))", file: path)
             }
             defer { try? out.close() }
             try inflate(entry, limit: limit) { chunk in
                 do { try out.write(contentsOf: chunk) } catch {
-                    throw KerasError("\(path): cannot stage model.weights.h5 in \(folder) (\(error.localizedDescription))")
+                    throw KerasError("\(path): cannot stage model.weights.h5 in \(folder) (\(error.localizedDescription))", file: path)
                 }
             }
             weights = destination.path
@@ -285,7 +285,7 @@ public enum KerasLoader {
             return overflow ? Int.max : bytes + (64 << 20)
         })
         let model = try built ?? build(config, version)
-        guard let weights else { throw KerasError("\(path): archive has no weights") }
+        guard let weights else { throw KerasError("\(path): archive has no weights", file: path) }
         let root = try HDF5File.open(weights).root()
         let tensors = try KerasWeights.readKeras3(root, model: model, source: "\(path)!model.weights.h5")
         let report = try KerasWeights.apply(tensors, to: model, source: path, allowMissing: allowMissing)

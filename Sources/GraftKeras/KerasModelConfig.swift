@@ -89,7 +89,7 @@ public enum KerasModelBuilder {
     /// `[name, node, tensor]` or `[name, node, tensor, kwargs]`.
     static func ref(_ j: JSON) throws -> TensorRef {
         guard let a = j.array, a.count >= 3, let l = a[0].string else {
-            throw KerasError("config key \(j.path): expected [layer, node, tensor], found \(j.render)")
+            throw KerasError("config key \(j.path): expected [layer, node, tensor], found \(j.render)", key: j.path)
         }
         return TensorRef(layer: l, node: try a[1].int(), tensor: try a[2].int())
     }
@@ -117,7 +117,7 @@ public enum KerasModelBuilder {
             }
             // Keras 2: [[name, node, tensor, kwargs], ...]; TFOpLambda writes its one input bare, [name, node, tensor,
             // kwargs], and keeps its second operand in kwargs["y"].
-            guard var items = node.array else { throw KerasError("layer \(name): inbound node \(node.path) is malformed") }
+            guard var items = node.array else { throw KerasError("layer \(name): inbound node \(node.path) is malformed", layer: name) }
             if items.first?.string != nil { items = [node] }
             var refs = try items.map { try ref($0) }
             var operands: [TensorOp.Operand] = refs.indices.map { .input($0) }
@@ -185,7 +185,7 @@ public enum KerasModelBuilder {
         while let i = ready.pop() {
             let p = pending[i]
             for r in p.call.refs where r.tensor != 0 {
-                throw KerasError("layer \(p.call.layerName): input \(r.layer)[\(r.node)][\(r.tensor)]: multi-output layers are not supported")
+                throw KerasError("layer \(p.call.layerName): input \(r.layer)[\(r.node)][\(r.tensor)]: multi-output layers are not supported", layer: p.call.layerName)
             }
             let inputs = p.call.refs.compactMap { nodeOf[key($0)] }
             let produced = TensorRef(layer: p.call.layerName, node: p.call.nodeIndex, tensor: 0)
@@ -199,9 +199,9 @@ public enum KerasModelBuilder {
         if placed < pending.count, let first = waiting.indices.first(where: { waiting[$0] > 0 }) {
             let p = pending[first]
             if let missing = p.call.refs.first(where: { !names.contains($0.layer) }) {
-                throw KerasError("layer \(p.call.layerName): inbound layer \(missing.layer) does not exist in model \(name)")
+                throw KerasError("layer \(p.call.layerName): inbound layer \(missing.layer) does not exist in model \(name)", layer: p.call.layerName)
             }
-            throw KerasError("layer \(p.call.layerName): its inputs can never be computed (a cycle or a missing node) in model \(name)")
+            throw KerasError("layer \(p.call.layerName): its inputs can never be computed (a cycle or a missing node) in model \(name)", layer: p.call.layerName)
         }
         let outputs = try refList(config["output_layers"]).map { r -> Int in
             guard let idx = nodeOf[TensorRef(layer: r.layer, node: r.node, tensor: 0)] else {
@@ -230,7 +230,7 @@ public enum KerasModelBuilder {
 
     /// `[["a", 0, 0], ["b", 0, 0]]` or a single `["a", 0, 0]`.
     static func refList(_ j: JSON) throws -> [TensorRef] {
-        guard let a = j.array, !a.isEmpty else { throw KerasError("config key \(j.path): expected layer references, found \(j.render)") }
+        guard let a = j.array, !a.isEmpty else { throw KerasError("config key \(j.path): expected layer references, found \(j.render)", key: j.path) }
         if a[0].string != nil { return [try ref(j)] }
         return try a.map { try ref($0) }
     }

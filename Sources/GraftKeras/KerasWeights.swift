@@ -1,17 +1,28 @@
 import Foundation
+import GraftCore
 import GraftHDF5
 import GraftNN
 import GraftTensor
 
 /// What a weight load did, path by path (`layer/key`, nested `outer/inner/key`).
-public struct WeightLoadReport: Sendable, CustomStringConvertible {
+public struct WeightLoadReport: Sendable, Equatable, CustomStringConvertible {
+    /// A tensor whose shape in the checkpoint differs from the model variable's.
+    public struct Mismatch: Sendable, Equatable {
+        public let path: String
+        public let checkpoint: [Int]
+        public let model: [Int]
+        public init(path: String, checkpoint: [Int], model: [Int]) {
+            (self.path, self.checkpoint, self.model) = (path, checkpoint, model)
+        }
+    }
+
     public var applied: [String] = []
     /// Model variables the checkpoint did not provide.
     public var missing: [String] = []
     /// Checkpoint tensors no model variable took.
     public var unused: [String] = []
-    /// Tensors whose shapes differ: path, checkpoint shape, model shape.
-    public var mismatched: [(path: String, checkpoint: [Int], model: [Int])] = []
+    /// Tensors whose shapes differ, with both shapes.
+    public var mismatched: [Mismatch] = []
     /// Applied tensors holding NaN or infinite values (a model that can only output NaN): loading still succeeds,
     /// and the caller warns, or refuses when asked to be strict.
     public var nonFinite: [String] = []
@@ -22,6 +33,8 @@ public struct WeightLoadReport: Sendable, CustomStringConvertible {
         let names = nonFinite.prefix(5).joined(separator: ", ") + (nonFinite.count > 5 ? ", … (\(nonFinite.count) in all)" : "")
         return "\(nonFinite.count) weight tensor\(nonFinite.count == 1 ? "" : "s") hold\(nonFinite.count == 1 ? "s" : "") NaN or infinite values (\(names)); outputs may be NaN"
     }
+
+    public init() {}
 
     public var isComplete: Bool { missing.isEmpty && unused.isEmpty && mismatched.isEmpty }
 
@@ -41,6 +54,24 @@ public struct WeightLoadReport: Sendable, CustomStringConvertible {
     }
 }
 
+/// Weights that do not fit a model: the whole report as a value (what was applied, missing, unused and
+/// mismatched, with both shapes), the first tensor at fault in `context`.
+public struct WeightLoadError: GraftError {
+    public let file: String
+    public let model: String
+    public let report: WeightLoadReport
+
+    public init(file: String, model: String, report: WeightLoadReport) {
+        (self.file, self.model, self.report) = (file, model, report)
+    }
+
+    public var context: ErrorContext {
+        ErrorContext(file: file, tensor: report.mismatched.first?.path ?? report.missing.first ?? report.unused.first)
+    }
+
+    public var description: String { "\(file): weights do not fit model \(model): \(report)" }
+}
+
 /// Weight reading (HDF5 → `[path: Tensor]` in Graft naming) and applying (generic, strict, by name).
 public enum KerasWeights {
     /// Applies `tensors` to `model` by path. Throws when anything is missing, unused or mismatched,
@@ -52,14 +83,14 @@ public enum KerasWeights {
         var used = Set<String>()
         for (path, variable) in model.namedVariables {
             guard let t = tensors[path] else {
-                if !allowMissing.contains(where: { globMatch($0, path) }) { report.missing.append(path) }
+                if !allowMissing.contains(where: { NamePattern.matches($0, path) }) { report.missing.append(path) }
                 continue
             }
             used.insert(path)
             // A scalar stored as (1,) or () is the same value (Normalization's count).
             let sameCount = t.count == variable.value.count && (t.count == 1 || t.shape == variable.shape)
             guard t.shape == variable.shape || sameCount else {
-                report.mismatched.append((path, t.shape, variable.shape))
+                report.mismatched.append(.init(path: path, checkpoint: t.shape, model: variable.shape))
                 continue
             }
             variable.value = t.reshaped(variable.shape)
@@ -73,14 +104,9 @@ public enum KerasWeights {
         }
         report.unused = tensors.keys.filter { !used.contains($0) }.sorted()
         if !report.isComplete {
-            throw KerasError("\(source): weights do not fit model \(model.name): \(report)")
+            throw WeightLoadError(file: source, model: model.name, report: report)
         }
         return report
-    }
-
-    /// Shell-style `*` and `?` matching for parameter paths.
-    public static func globMatch(_ pattern: String, _ text: String) -> Bool {
-        fnmatch(pattern, text, 0) == 0
     }
 
     /// The tensors of one load, filled together by `read()` (`HDF5File.readFloats`: the bytes of plain datasets
@@ -150,7 +176,7 @@ public enum KerasWeights {
         let pending = PendingTensors(arena: arena)
         for layerName in try group.readStringListAttribute("layer_names") {
             guard group.kind(of: layerName) == .group else {
-                throw KerasError("\(source): layer_names lists \(layerName) but there is no group \(group.path)/\(layerName)")
+                throw KerasError("\(source): layer_names lists \(layerName) but there is no group \(group.path)/\(layerName)", file: source)
             }
             let g = try group.group(layerName)
             let weightNames = g.hasListAttribute("weight_names") ? try g.readStringListAttribute("weight_names") : []
@@ -158,7 +184,7 @@ public enum KerasWeights {
             var tensors: [(name: String, tensor: Tensor)] = []
             for w in weightNames {
                 guard g.kind(of: w) == .dataset else {
-                    throw KerasError("\(source): weight \(w) of layer \(layerName) is listed but not stored")
+                    throw KerasError("\(source): weight \(w) of layer \(layerName) is listed but not stored", file: source)
                 }
                 tensors.append((w, try pending.tensor(try g.dataset(w))))
             }

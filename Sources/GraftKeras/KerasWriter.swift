@@ -168,7 +168,7 @@ extension KerasWriter {
         do {
             weights = Data(try HDF5File.inMemoryImage(name: "\(path)!model.weights.h5") { try writeKeras3Container(model, into: try $0.root()) })
         } catch let e as HDF5Error {
-            throw KerasError("\(path): cannot write the .keras archive (\(e.detail.isEmpty ? "\(e)" : e.detail))")
+            throw KerasError("\(path): cannot write the .keras archive (\(e.detail.isEmpty ? "\(e)" : e.detail))", file: path)
         }
         let entries = [("metadata.json", Data(metadata.utf8)), ("config.json", Data(config.utf8)), ("model.weights.h5", weights)]
         do {
@@ -188,7 +188,7 @@ extension KerasWriter {
                 }
             }
         } catch let e as FileWriteError {
-            throw KerasError("\(e.path): \(e.reason)")
+            throw KerasError("\(e.path): \(e.reason)", file: e.path)
         }
     }
 

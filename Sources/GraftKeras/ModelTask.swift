@@ -48,14 +48,14 @@ public struct ModelTask: Codable, Sendable, Equatable {
 
     /// Decodes and range-checks a stored task; errors name `source` and the field.
     public static func decode(_ json: String, source: String) throws -> ModelTask {
-        guard json.utf8.count <= 8 << 20 else { throw KerasError("\(source): \(key) is \(json.utf8.count) bytes (at most 8 MiB)") }
+        guard json.utf8.count <= 8 << 20 else { throw KerasError("\(source): \(key) is \(json.utf8.count) bytes (at most 8 MiB)", file: source) }
         let task: ModelTask
         do {
             task = try JSONDecoder().decode(ModelTask.self, from: Data(json.utf8))
         } catch {
-            throw KerasError("\(source): \(key) is not a valid task description (\(reason(error)))")
+            throw KerasError("\(source): \(key) is not a valid task description (\(reason(error)))", file: source)
         }
-        func fail(_ field: String, _ why: String) -> KerasError { KerasError("\(source): \(key).\(field) \(why)") }
+        func fail(_ field: String, _ why: String) -> KerasError { KerasError("\(source): \(key).\(field) \(why)", file: source) }
         func printable(_ s: String) -> Bool {
             s.utf8.count <= 1024 && !s.unicodeScalars.contains { $0.properties.generalCategory == .control }
         }

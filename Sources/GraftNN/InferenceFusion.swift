@@ -1,4 +1,5 @@
 import Foundation
+import GraftCore
 import GraftTensor
 
 /// A convolution that, at inference, can absorb the BatchNormalization reading its output (folded into its

@@ -1,4 +1,5 @@
 import Foundation
+import GraftCore
 import GraftTensor
 
 /// A named tensor owned by a layer: a trainable parameter, or a buffer (BatchNormalization's running
@@ -55,7 +56,7 @@ public final class Variable {
 }
 
 /// Errors raised while building or running a network: each names the layer.
-public struct LayerError: Error, CustomStringConvertible, Sendable {
+public struct LayerError: GraftError {
     public let layer: String
     public let message: String
 
@@ -65,6 +66,7 @@ public struct LayerError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String { "layer \(layer): \(message)" }
+    public var context: ErrorContext { ErrorContext(layer: layer) }
 }
 
 /// A network layer. Shapes passed to `build` exclude the batch axis and use -1 for unknown sizes.

@@ -1,3 +1,4 @@
+import GraftCore
 import GraftTensor
 
 /// Which layers a freeze or unfreeze applies to (layers in model order, nested models flattened).
@@ -99,7 +100,7 @@ extension Model {
         case .until(let n): return Array(all[...(try index(n))])
         case .from(let n): return Array(all[(try index(n))...])
         case .patterns(let ps):
-            let chosen = all.filter { l in ps.contains { globMatches($0, l.name) } }
+            let chosen = all.filter { l in ps.contains { NamePattern.matches($0, l.name) } }
             if chosen.isEmpty { throw LayerError(ps.joined(separator: ","), "matches no layer in model \(name)") }
             return chosen
         }
@@ -245,20 +246,6 @@ extension Model {
         for i in ordered[first...] { x = try b.addBuilt(nodes[i].layer, inputs: [x], outputShape: nodes[i].outputShape) }
         return (base, try b.finish(outputs: [x]))
     }
-}
-
-/// Shell-style glob matching (`*`, `?`).
-public func globMatches(_ pattern: String, _ text: String) -> Bool {
-    let p = Array(pattern), t = Array(text)
-    var pi = 0, ti = 0, star = -1, mark = 0
-    while ti < t.count {
-        if pi < p.count && (p[pi] == "?" || p[pi] == t[ti]) { pi += 1; ti += 1 }
-        else if pi < p.count && p[pi] == "*" { star = pi; mark = ti; pi += 1 }
-        else if star >= 0 { pi = star + 1; mark += 1; ti = mark }
-        else { return false }
-    }
-    while pi < p.count && p[pi] == "*" { pi += 1 }
-    return pi == p.count
 }
 
 extension GraphBuilder {

@@ -1,3 +1,4 @@
+import GraftCore
 /// "Did you mean …" for a mistyped name: the closest of the names a user could have meant.
 public enum Suggestions {
     /// The name in `names` nearest to `word` (case, `-` and `_` ignored; at most two letters added, dropped or
@@ -45,6 +46,8 @@ public enum Suggestions {
 }
 
 /// A value that is none of the names it may be (`Suggestions.choice`); the message names them.
-public struct ChoiceError: Error, CustomStringConvertible, Sendable {
+public struct ChoiceError: GraftError {
     public let description: String
+    /// The place that reads the value adds its key (a recipe key or an option).
+    public var context: ErrorContext { ErrorContext() }
 }

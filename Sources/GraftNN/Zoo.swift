@@ -1,3 +1,4 @@
+import GraftCore
 import GraftTensor
 
 /// Built-in architectures with keras.applications layer names, so their weight files load into them.
@@ -248,9 +249,10 @@ public enum Zoo {
 }
 
 /// A built-in architecture that does not exist: `unknown architecture "mobilenet"; did you mean mobilenetv2? (…)`.
-public struct ZooError: Error, CustomStringConvertible, Sendable {
+public struct ZooError: GraftError {
     public let name: String
     public let suggestion: String?
+    public var context: ErrorContext { ErrorContext() }
     public var description: String {
         "unknown architecture \"\(name)\"" + (suggestion.map { "; did you mean \($0)?" } ?? "") + " (built in: \(Zoo.names.joined(separator: ", ")))"
     }

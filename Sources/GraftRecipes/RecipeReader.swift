@@ -1,14 +1,16 @@
 import Foundation
+import GraftCore
 import GraftData
 import GraftTrain
 import Yams
 
 /// A recipe error: the file, the line, the key and what is wrong, on one line.
-public struct RecipeError: Error, CustomStringConvertible, Sendable {
+public struct RecipeError: GraftError {
     public let file: String
     public let line: Int?
     public let key: String
     public let message: String
+    public var context: ErrorContext { ErrorContext(file: file, key: key.isEmpty ? nil : key) }
 
     public var description: String {
         "\(file)\(line.map { ":\($0)" } ?? ""): \(key.isEmpty ? "" : "\(key): ")\(message)"

@@ -63,7 +63,7 @@ public final class RecipeRunner {
             let c = recipe.config
             let held = RunDirectory.heldRun(at: c.outputDirectory)
             if !held.isEmpty && !c.overwrite && !c.resume {
-                throw TrainError(c.outputDirectory, "already holds a run (\(held.prefix(3).joined(separator: ", "))); replace it with --overwrite")
+                throw TrainError(file: c.outputDirectory, "already holds a run (\(held.prefix(3).joined(separator: ", "))); replace it with --overwrite")
             }
             let run = try RunDirectory(c.outputDirectory, replacing: !held.isEmpty)
             try run.write(recipe.resolvedYAML(graftVersion: graftVersion), to: "recipe.resolved.yaml")

@@ -1,4 +1,5 @@
 import Foundation
+import GraftCore
 
 /// Keeps freed tensor buffers of 64 KiB and more for reuse, so a training or inference loop that allocates the
 /// same shapes every step stops paying for `mmap`, page faults and zeroing by the kernel (glibc returns large
@@ -9,7 +10,7 @@ import Foundation
 /// step (6.7 s → 5.7 s with the larger limit, the same peak memory, since the step reuses what it freed).
 enum BufferPool {
     static let minimumBytes = 64 * 1024
-    static var limit: Int { RuntimeOptions.current.bufferPoolLimit }
+    static var limit: Int { RuntimeOptions.process.bufferPoolLimit }
 
     private final class State: @unchecked Sendable {
         let lock = NSLock()

@@ -1,5 +1,6 @@
 import CDNNL
 import Foundation
+import GraftCore
 
 /// Forward convolution through oneDNN (Debian's libdnnl), on Graft's own NHWC activations and HWIO kernels.
 /// oneDNN picks its fastest kernel for the machine (JIT AVX2/AVX-512 direct or implicit-GEMM convolution);

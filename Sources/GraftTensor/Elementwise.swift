@@ -1,4 +1,5 @@
 import Foundation
+import GraftCore
 
 /// Binary element-wise operations (NumPy broadcasting).
 public enum BinaryOp: String, Sendable, Codable {
@@ -30,9 +31,10 @@ public enum BinaryOp: String, Sendable, Codable {
 }
 
 /// Shape errors from tensor operations (user data can cause them, so they are thrown, not trapped).
-public struct ShapeError: Error, CustomStringConvertible, Sendable {
+public struct ShapeError: GraftError {
     public let description: String
     public init(_ description: String) { self.description = description }
+    public var context: ErrorContext { ErrorContext() }
 }
 
 extension Tensor {

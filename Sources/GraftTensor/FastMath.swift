@@ -1,5 +1,6 @@
-import Foundation
 import CGraftSIMD
+import Foundation
+import GraftCore
 
 /// `exp`, `tanh` and the logistic sigmoid written without calls or table lookups, so loops over arrays of them
 /// compile to SIMD code (glibc's scalar `tanhf` was a third of a LeNet-5 training epoch). Accuracy: a few units

@@ -1,5 +1,6 @@
-import Foundation
 import CBLAS
+import Foundation
+import GraftCore
 
 /// Splits work over the machine's cores. One runtime: GEMM runs in OpenBLAS's own threads, everything
 /// else here; the two never run at the same time, so the cores are not oversubscribed.
@@ -17,16 +18,16 @@ public enum Parallel {
             body(0..<count)
             return
         }
-        // The workers run with the caller's compute options (task-local values do not cross to Dispatch's threads).
-        let options = ComputeOptions.current
+        // The workers run with the caller's settings (task-local values do not cross to Dispatch's threads).
+        let options = RuntimeOptions.current
         withoutActuallyEscaping(body) { escapable in
             // The ranges are disjoint, so callers' captured buffers are written without overlap.
             nonisolated(unsafe) let work = escapable
             DispatchQueue.concurrentPerform(iterations: chunks) { c in
                 let lo = count * c / chunks, hi = count * (c + 1) / chunks
                 guard lo < hi else { return }
-                if ComputeOptions.current == options { work(lo..<hi) } else {
-                    ComputeOptions.with(options) { work(lo..<hi) }
+                if RuntimeOptions.current == options { work(lo..<hi) } else {
+                    RuntimeOptions.with(options) { work(lo..<hi) }
                 }
             }
         }

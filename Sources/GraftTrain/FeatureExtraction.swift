@@ -14,7 +14,7 @@ public enum FeatureFormat: String, Sendable, CaseIterable {
     public init(path: String) throws {
         let ext = (path as NSString).pathExtension.lowercased()
         guard let f = FeatureFormat(rawValue: ext) else {
-            throw TrainError(path, "feature files end in .npy, .npz, .h5 or .csv")
+            throw TrainError(file: path, "feature files end in .npy, .npz, .h5 or .csv")
         }
         self = f
     }
@@ -47,7 +47,7 @@ public struct FeatureExtractor {
         // The features' temporary file is created now, so a folder that cannot be written fails before the model runs.
         let features = TemporaryFile(beside: path)
         guard FileManager.default.createFile(atPath: features.path, contents: nil) else {
-            throw TrainError(path, "cannot write features into \(URL(fileURLWithPath: path).deletingLastPathComponent().path) (\(String(cString: strerror(errno))))")
+            throw TrainError(file: path, "cannot write features into \(URL(fileURLWithPath: path).deletingLastPathComponent().path) (\(String(cString: strerror(errno))))")
         }
         let n = data.count
         let batches = epochBatches(count: n, batchSize: batchSize, shuffle: false, seed: 0)
@@ -129,7 +129,7 @@ final class FeatureSink {
             try h.write(contentsOf: header)
             return h
         } catch {
-            throw TrainError(output, "cannot write the features (\(Self.reason(error)))")
+            throw TrainError(file: output, "cannot write the features (\(Self.reason(error)))")
         }
     }
 
@@ -137,7 +137,7 @@ final class FeatureSink {
     func write(_ data: Data) throws {
         guard let handle else { return }
         do { try handle.write(contentsOf: data) } catch {
-            throw TrainError(output, "writing the features failed (\(Self.reason(error)))")
+            throw TrainError(file: output, "writing the features failed (\(Self.reason(error)))")
         }
     }
 
@@ -185,13 +185,13 @@ final class FeatureSink {
             try handle?.synchronize()   // a full disk can show only now
             try handle?.close()
         } catch {
-            throw TrainError(path, "writing the features failed (\(Self.reason(error)))")
+            throw TrainError(file: path, "writing the features failed (\(Self.reason(error)))")
         }
         let url = URL(fileURLWithPath: path)
         let dir = url.deletingLastPathComponent()
         func fail(_ error: Error) -> Error {
             if error is TrainError || error is HDF5Error { return error }
-            return TrainError((error as? FileWriteError)?.path ?? path, Self.reason(error))
+            return TrainError(file: (error as? FileWriteError)?.path ?? path, Self.reason(error))
         }
         var labelData = NPY.header(shape: [labels.count], descr: "<i8")
         labels.map { Int64($0) }.withUnsafeBufferPointer { labelData.append(Data(buffer: $0)) }
@@ -220,7 +220,7 @@ final class FeatureSink {
                             }
                         }
                     } catch {
-                        throw TrainError(path, "cannot write the .npz archive (\(String(cString: strerror(errno))))")
+                        throw TrainError(file: path, "cannot write the .npz archive (\(String(cString: strerror(errno))))")
                     }
                 }
                 features.discard()

@@ -238,10 +238,10 @@ public final class FineTuneJob {
 
     private func checkEverything(layers: [(key: String, name: String)]) throws -> Prepared {
         try config.validate()
-        if config.resume && config.overwrite { throw TrainError(config.outputDirectory, "resume and overwrite exclude each other: give one") }
+        if config.resume && config.overwrite { throw TrainError(file: config.outputDirectory, "resume and overwrite exclude each other: give one") }
         let held = RunDirectory.heldRun(at: config.outputDirectory)
         if !held.isEmpty && !config.resume && !config.overwrite {
-            throw TrainError(config.outputDirectory, "already holds a run (\(held.prefix(3).joined(separator: ", "))\(held.count > 3 ? ", …" : "")); continue it with --resume or replace it with --overwrite")
+            throw TrainError(file: config.outputDirectory, "already holds a run (\(held.prefix(3).joined(separator: ", "))\(held.count > 3 ? ", …" : "")); continue it with --resume or replace it with --overwrite")
         }
         var resumePoint: (path: String, state: ResumeState)?
         if config.resume {
@@ -253,7 +253,7 @@ public final class FineTuneJob {
                 resumePoint = (path, state)
             }
             guard resumePoint != nil else {
-                throw TrainError(config.outputDirectory, "nothing to resume: no interrupted.h5 or last.h5 with training state")
+                throw TrainError(file: config.outputDirectory, "nothing to resume: no interrupted.h5 or last.h5 with training state")
             }
         }
         var train = try loadData(config.train, limit: true)

@@ -17,7 +17,7 @@ public struct InputPreparation {
     public init(model: Model, task: ModelTask?, preprocess: String?, fit: ImageFit?, inputSize: [Int]?, data: [Int]?,
                 source: String) throws {
         guard let input = model.inputShapes.first, input.count == 3 else {
-            throw TrainError(source, "needs a model with one image input (H, W, C)")
+            throw TrainError(file: source, "needs a model with one image input (H, W, C)")
         }
         var notes: [String] = []
         func note(_ option: String, _ given: String, _ trained: String?) {
@@ -31,7 +31,7 @@ public struct InputPreparation {
         let modeText = preprocess ?? task?.preprocessing
         let mode = try modeText.map { try PreprocessMode(parsing: $0) } ?? PreprocessMode.default(forModel: model.name)
         let fitMode = try fit ?? task?.fit.map { text in
-            guard let f = ImageFit(rawValue: text) else { throw TrainError(source, "its task names an unknown fit \(text)") }
+            guard let f = ImageFit(rawValue: text) else { throw TrainError(file: source, "its task names an unknown fit \(text)") }
             return f
         } ?? .resize
         let target = try Preprocessor.targetShape(modelInput: input, size: inputSize ?? task?.inputSize, data: data, model: source)
@@ -45,7 +45,7 @@ extension ModelTask {
     /// (nil for a built-in architecture): its file name and SHA-256 are recorded.
     public init(classNames: [String], preprocessor: Preprocessor, preprocess: String, source: String?) throws {
         let digest = try source.map { path -> String in
-            do { return try FileDigest.sha256(path) } catch { throw TrainError(path, (error as? FileWriteError)?.reason ?? "\(error)") }
+            do { return try FileDigest.sha256(path) } catch { throw TrainError(file: path, (error as? FileWriteError)?.reason ?? "\(error)") }
         }
         self.init(classNames: classNames, preprocessing: preprocess, fit: preprocessor.fit.rawValue,
                   inputSize: Array(preprocessor.targetShape.prefix(2)), channels: preprocessor.targetShape.last,

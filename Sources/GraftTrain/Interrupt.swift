@@ -1,4 +1,5 @@
 import Foundation
+import GraftCore
 import GraftFiles
 import Synchronization
 
@@ -42,8 +43,9 @@ public enum Interrupt {
 
 /// Work outside the training loop (feature extraction in a recipe) stopped by SIGINT/SIGTERM: the caller exits
 /// 128 + `signal` with the command that resumes.
-public struct InterruptedError: Error, CustomStringConvertible, Sendable {
+public struct InterruptedError: GraftError {
     public let signal: Int32
     public init(signal: Int32) { self.signal = signal }
+    public var context: ErrorContext { ErrorContext() }
     public var description: String { "interrupted by signal \(signal)" }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import GraftCore
 import GraftNN
 import GraftTensor
 
@@ -223,12 +224,18 @@ public func clipGradients(_ parameters: [(path: String, variable: Variable)], ma
 }
 
 /// Errors from training set-up and runs; each names the option, file or epoch involved.
-public struct TrainError: Error, CustomStringConvertible, Sendable {
+public struct TrainError: GraftError {
+    /// The setting or file the message is about; it starts the description.
     public let subject: String
     public let message: String
-    public init(_ subject: String, _ message: String) {
-        self.subject = subject
-        self.message = message
+    public let context: ErrorContext
+    /// An error about a setting: `key` is its name (`schedule`, `stages[1].epochs`, `--batch`).
+    public init(_ key: String, _ message: String) {
+        (subject, self.message, context) = (key, message, ErrorContext(key: key))
+    }
+    /// An error about a file or folder.
+    public init(file: String, _ message: String) {
+        (subject, self.message, context) = (file, message, ErrorContext(file: file))
     }
     public var description: String { "\(subject): \(message)" }
 }

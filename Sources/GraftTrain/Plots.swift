@@ -148,7 +148,7 @@ extension RunDirectory {
         try write(svg, to: "\(name).svg")
         do {
             let png = try Plots.png(svg)
-            do { try AtomicWrite.write(png, to: path("\(name).png")) } catch { throw TrainError(path("\(name).png"), error.reason) }
+            do { try AtomicWrite.write(png, to: path("\(name).png")) } catch { throw TrainError(file: path("\(name).png"), error.reason) }
             return ["\(name).svg", "\(name).png"]
         } catch let e as TrainError where e.subject == "plot" {
             if Plots.pngNoteSaid.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {

@@ -42,11 +42,11 @@ public final class RunDirectory {
         do {
             try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         } catch {
-            throw TrainError(path, "cannot create the run directory (\(error.localizedDescription))")
+            throw TrainError(file: path, "cannot create the run directory (\(error.localizedDescription))")
         }
         let probe = url.appendingPathComponent(".graft-write-test")
         guard FileManager.default.createFile(atPath: probe.path, contents: Data("ok".utf8)) else {
-            throw TrainError(path, "the run directory is not writable")
+            throw TrainError(file: path, "the run directory is not writable")
         }
         try? FileManager.default.removeItem(at: probe)
         lock = try RunLock.acquire(url)
@@ -75,7 +75,7 @@ public final class RunDirectory {
                     try fm.removeItem(at: item)
                 }
             } catch {
-                throw TrainError(item.path, "cannot remove it to replace the previous run (\(error.localizedDescription))")
+                throw TrainError(file: item.path, "cannot remove it to replace the previous run (\(error.localizedDescription))")
             }
         }
     }
@@ -103,7 +103,7 @@ public final class RunDirectory {
     public static func requireFreeSpace(_ bytes: Int, at path: String, for what: String) throws {
         guard let free = freeBytes(at: path), free < bytes else { return }
         func mb(_ b: Int) -> String { String(format: "%.1f MB", Double(b) / 1_048_576) }
-        throw TrainError(path, "only \(mb(free)) free on its disk; \(what) need about \(mb(bytes))")
+        throw TrainError(file: path, "only \(mb(free)) free on its disk; \(what) need about \(mb(bytes))")
     }
 
     /// Writes a text file atomically.
@@ -111,7 +111,7 @@ public final class RunDirectory {
         do {
             try AtomicWrite.write(Data(text.utf8), to: path(name))
         } catch {
-            throw TrainError(path(name), error.reason)
+            throw TrainError(file: path(name), error.reason)
         }
     }
 
@@ -193,14 +193,14 @@ public enum TrainingCheckpoint {
     public static func restore(_ path: String, into optimizer: any Optimizer) throws -> (epoch: Int, stage: String) {
         let root = try HDF5File.open(path).root()
         guard root.kind(of: "graft_training") == .group else {
-            throw TrainError(path, "holds no Graft training state (graft_training group); cannot resume from it")
+            throw TrainError(file: path, "holds no Graft training state (graft_training group); cannot resume from it")
         }
         let g = try root.group("graft_training")
         let epoch = Int(try g.readAttribute("epoch", as: Int64.self).first ?? 0)
         let stage = (try? g.readStringAttribute("stage")) ?? "train"
         if let name = try? g.readStringAttribute("optimizer") {
             guard name == optimizer.name else {
-                throw TrainError(path, "was trained with optimizer \(name), not \(optimizer.name)")
+                throw TrainError(file: path, "was trained with optimizer \(name), not \(optimizer.name)")
             }
             optimizer.iterations = Int(try g.readAttribute("iterations", as: Int64.self).first ?? 0)
             optimizer.learningRate = Float(try g.readAttribute("learning_rate", as: Double.self).first ?? Double(optimizer.learningRate))
@@ -248,13 +248,13 @@ final class RunLock: @unchecked Sendable {
         }
         let file = directory.appendingPathComponent(".graft-run.lock").path
         let fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw TrainError(directory.path, "cannot create its lock file (\(String(cString: strerror(errno))))") }
+        guard fd >= 0 else { throw TrainError(file: directory.path, "cannot create its lock file (\(String(cString: strerror(errno))))") }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             var buffer = [UInt8](repeating: 0, count: 32)
             let n = pread(fd, &buffer, buffer.count, 0)
             close(fd)
             let holder = n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : "?"
-            throw TrainError(directory.path, "is in use by another graft run (process \(holder)); wait for it to finish or choose another output folder")
+            throw TrainError(file: directory.path, "is in use by another graft run (process \(holder)); wait for it to finish or choose another output folder")
         }
         let pid = Array("\(getpid())\n".utf8)
         _ = ftruncate(fd, 0)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GraftCore
 import GraftData
 import GraftFiles
 import GraftHDF5
@@ -69,8 +70,7 @@ struct Graft: ParsableCommand {
             var command = try parseAsRoot()
             // The library reads no environment: the command line's GRAFT_* variables become its settings here, once.
             let environment = ProcessInfo.processInfo.environment
-            RuntimeOptions.apply(RuntimeOptions(environment: environment))
-            HDF5OpenPolicy.processDefault = command is CheckHDF5 ? .unchecked : .commandLine(environment)
+            RuntimeOptions.apply(.commandLine(environment, checking: command is CheckHDF5))
             try command.run()
         } catch let exit as ExitCode {
             Foundation.exit(exit.rawValue)
@@ -82,12 +82,13 @@ struct Graft: ParsableCommand {
             }
             let message = fullMessage(for: error)
             let firstLines = message.split(separator: "\n", omittingEmptySubsequences: true)
-            let isUsage = error is ValidationError || String(describing: type(of: error)).contains("CommandError")
+            // ArgumentParser's own errors (a bad flag or value, a failed validation) are usage: their first line.
+            let isUsage = code == .validationFailure
             let line = isUsage ? (firstLines.first.map(String.init) ?? message) : message.replacingOccurrences(of: "\n", with: " ")
             // One line, whatever the file held: names read from damaged files may carry control characters.
             let raw = line.hasPrefix("Error: ") ? String(line.dropFirst(7)) : line
             let text = String(raw.map { $0.isNewline || $0.unicodeScalars.contains { $0.properties.generalCategory == .control } ? "?" : $0 })
-            if isUserError(error) || isUsage {
+            if isUsage || isUserError(error) {
                 FileHandle.standardError.write(Data("Error: \(text)\n".utf8))
                 Foundation.exit(1)
             }
@@ -97,15 +98,11 @@ struct Graft: ParsableCommand {
     }
 }
 
-/// Errors that describe bad input or options (exit 1); anything else is an internal error (exit 2).
+/// Errors that describe bad input or options (exit 1): Graft's own by their origin (`GraftError`), and what
+/// Foundation throws reading a file the user named; anything else is an internal error (exit 2).
 func isUserError(_ error: Error) -> Bool {
-    switch error {
-    case is HDF5Error, is KerasError, is LayerError, is DataError, is NPYError, is TrainError, is RecipeError,
-         is ShapeError, is ZooError, is CLIError, is HDF5CheckError, is ValidationError, is CocoaError:
-        return true
-    default:
-        return String(describing: type(of: error)).contains("CommandError") || String(describing: type(of: error)).contains("ParserError")
-    }
+    if let graft = error as? GraftError { return graft.origin == .input }
+    return error is CocoaError
 }
 
 /// The Graft release this binary was built from.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GraftCore
 import GraftHDF5
 import GraftTensor
 
@@ -20,19 +21,19 @@ struct CheckHDF5: ParsableCommand {
     }
 }
 
-extension HDF5OpenPolicy {
-    /// The command line's policy: the standard check, with `GRAFT_HDF5_CHECK_TIMEOUT` (seconds),
-    /// `GRAFT_HDF5_CHECK_FORK=0` (never fork) and `GRAFT_HDF5_CHECK_HELPER=0` (no `graft-hdf5-check`: graft
-    /// runs its own `check-hdf5`) from the environment, and graft itself as the helper when `graft-hdf5-check` is
-    /// not beside it.
-    static func commandLine(_ environment: [String: String]) -> HDF5OpenPolicy {
-        var policy = HDF5OpenPolicy.standard
-        if let t = environment["GRAFT_HDF5_CHECK_TIMEOUT"].flatMap(Double.init), t.isFinite, t > 0 { policy.timeout = min(t, 86_400) }
-        policy.fork = environment["GRAFT_HDF5_CHECK_FORK"] != "0"
-        policy.readThreads = RuntimeOptions(environment: environment).threads
-        let graft = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
-        let helper = environment["GRAFT_HDF5_CHECK_HELPER"] != "0" ? HDF5OpenPolicy.helperBesideExecutable : nil
-        policy.helper = helper ?? [graft, "check-hdf5"]
-        return policy
+extension RuntimeOptions {
+    /// The command line's settings: those the `GRAFT_*` variables give (`init(environment:)`), with the HDF5 check's
+    /// helper chosen here: `graft-hdf5-check` beside graft, else (or with `GRAFT_HDF5_CHECK_HELPER=0`) graft's own
+    /// `check-hdf5`. `check-hdf5` itself, which is the check, opens its file unchecked.
+    static func commandLine(_ environment: [String: String], checking: Bool) -> RuntimeOptions {
+        var runtime = RuntimeOptions(environment: environment)
+        if checking {
+            runtime.hdf5 = .unchecked
+        } else {
+            let graft = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+            let helper = environment["GRAFT_HDF5_CHECK_HELPER"] != "0" ? HDF5OpenPolicy.helperBesideExecutable : nil
+            runtime.hdf5.helper = helper ?? [graft, "check-hdf5"]
+        }
+        return runtime
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GraftCore
 import GraftData
 import GraftKeras
 import GraftNN
@@ -122,7 +123,10 @@ struct Predict: ParsableCommand {
 }
 
 /// A one-line command-line error.
-struct CLIError: Error, CustomStringConvertible {
+struct CLIError: GraftError {
     let description: String
-    init(_ description: String) { self.description = description }
+    let context: ErrorContext
+    init(_ description: String, file: String? = nil, key: String? = nil) {
+        (self.description, context) = (description, ErrorContext(file: file, key: key))
+    }
 }

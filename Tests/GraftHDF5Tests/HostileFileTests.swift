@@ -1,8 +1,9 @@
 import CHDF5
 import Foundation
-import Testing
+import GraftCore
 @testable import GraftHDF5
 import GraftTestSupport
+import Testing
 
 /// Files crafted by an attacker (made here with libhdf5 itself): Graft reads only the file it is given, and walks
 /// that loop end. Most tests open the files unchecked, to test the reading code itself on particular objects; the

@@ -1,10 +1,11 @@
 import Foundation
-import Testing
+import GraftCore
 import GraftData
+@testable import GraftKeras
 import GraftNN
 import GraftTensor
 import GraftTestSupport
-@testable import GraftKeras
+import Testing
 
 /// Every compute path the switches of `ComputeOptions` select (oneDNN on and off, its pointwise and depthwise
 /// parts, inference fusion, the SIMD build of exp/tanh/sigmoid): all 32 combinations give Keras's outputs, and the

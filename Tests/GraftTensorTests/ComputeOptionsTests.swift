@@ -1,6 +1,7 @@
 import Foundation
-import Testing
+import GraftCore
 @testable import GraftTensor
+import Testing
 
 struct ComputeOptionsTests {
     /// The options set around a call reach the threads `Parallel.forEach` runs it on, and only that call.
@@ -24,17 +25,5 @@ struct ComputeOptionsTests {
         #expect(seen.options.allSatisfy { $0 == off })
         #expect(ComputeOptions.current == RuntimeOptions.current.compute)
         #expect(FastMath.simdLevel == (RuntimeOptions.current.compute.simd ? -1 : 0))
-    }
-
-    /// The command line's GRAFT_* variables become settings through `RuntimeOptions(environment:)`; the library
-    /// itself reads none. Out-of-range values are ignored, not trapped on.
-    @Test func settingsFromTheCommandLinesVariables() {
-        let r = RuntimeOptions(environment: ["GRAFT_NUM_THREADS": "3", "GRAFT_BUFFER_POOL_MB": "16", "GRAFT_DNNL": "0", "GRAFT_SIMD": "0"])
-        #expect(r.threads == 3 && r.workers == 3 && r.bufferPoolBytes == 16 << 20 && r.bufferPoolLimit == 16 << 20)
-        #expect(r.compute == ComputeOptions(oneDNN: false, simd: false))
-        let hostile = RuntimeOptions(environment: ["GRAFT_NUM_THREADS": "9223372036854775807", "GRAFT_BUFFER_POOL_MB": "-1",
-                                                   "GRAFT_DNNL": "nan"])
-        #expect(hostile.threads == nil && hostile.bufferPoolBytes == nil && hostile.compute.oneDNN)
-        #expect(RuntimeOptions(environment: [:]) == RuntimeOptions())
     }
 }

@@ -1,6 +1,8 @@
 import Foundation
-import Testing
+import GraftCore
 import GraftTestSupport
+import Testing
+@testable import graft
 
 /// JSON output for scripts, documented exit codes, examples in help, and a real SIGINT.
 struct CLIPolishTests {
@@ -40,6 +42,19 @@ struct CLIPolishTests {
             #expect(h.status == 0 && h.stdout.contains("Example"), "\(sub) --help has no examples")
         }
         #expect(try TestSupport.runGraft(["--help"]).stdout.contains("Exit codes"))
+    }
+
+    /// Exit 1 or 2 comes from the error's origin (`GraftError`), whatever its type.
+    @Test func exitCodesFollowTheErrorsOrigin() {
+        struct Unsupported: GraftError {
+            var description: String { "unsupported" }
+            var context: ErrorContext { ErrorContext(layer: "l") }
+        }
+        #expect(isUserError(Unsupported()))
+        #expect(isUserError(CLIError("bad option", key: "--batch")))
+        #expect(!isUserError(InternalError("invariant broken")))
+        #expect(!isUserError(POSIXError(.EIO)))   // not Graft's to judge: reported as internal (exit 2)
+        #expect(isUserError(CocoaError(.fileReadNoSuchFile)))
     }
 
     /// Ctrl-C during training: the batch finishes, a resumable checkpoint is written, exit 130; --resume completes.

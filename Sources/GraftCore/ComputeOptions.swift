@@ -35,15 +35,16 @@ public struct ComputeOptions: Sendable, Equatable, CustomStringConvertible {
         self.simd = simd
     }
 
-    /// A call's own choice (`with`), task-local.
-    @TaskLocal static var chosen: ComputeOptions?
+    /// The options in force for the current task or thread: those chosen around this work, else the process's
+    /// (`RuntimeOptions.current.compute`).
+    public static var current: ComputeOptions { RuntimeOptions.current.compute }
 
-    /// The options in force for the current task or thread: those chosen around this work, else the process's.
-    public static var current: ComputeOptions { chosen ?? RuntimeOptions.current.compute }
-
-    /// Runs `body` (and the work it hands to `Parallel.forEach`) with `options`.
+    /// Runs `body` (and the work it hands to `Parallel.forEach`) with `options` and the other settings in force.
+    @discardableResult
     public static func with<R>(_ options: ComputeOptions, _ body: () throws -> R) rethrows -> R {
-        try $chosen.withValue(options, operation: body)
+        var runtime = RuntimeOptions.current
+        runtime.compute = options
+        return try RuntimeOptions.with(runtime, body)
     }
 
     /// Every combination of the switches (32), for tests that compare the paths.
