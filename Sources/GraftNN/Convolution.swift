@@ -45,13 +45,6 @@ func convOutputSpatial(_ layer: String, input: [Int], kernel: [Int], strides: [I
     return (try axis(0), try axis(1))
 }
 
-func convGeometry(_ x: Tensor, outChannels: Int, groups: Int, kernel: [Int], strides: [Int], dilation: [Int],
-                  padding: Padding) -> ConvGeometry {
-    ConvGeometry(batch: x.shape[0], inChannels: x.shape[3], outChannels: outChannels, groups: groups,
-                 h: AxisGeometry(input: x.shape[1], kernel: kernel[0], stride: strides[0], dilation: dilation[0], padding: padding),
-                 w: AxisGeometry(input: x.shape[2], kernel: kernel[1], stride: strides[1], dilation: dilation[1], padding: padding))
-}
-
 func checkRuntimeInput(_ layer: String, _ x: Tensor, channels: Int) throws {
     guard x.rank == 4, x.shape[3] == channels else {
         throw LayerError(layer, "expects NHWC input with \(channels) channels, got \(Shape.describe(x.shape))")
@@ -104,7 +97,7 @@ public final class Conv2D: Layer {
         try checkRuntimeInput(name, x, channels: inChannels)
         let g = geometry(x)
         guard g.h.output > 0, g.w.output > 0 else { throw LayerError(name, "input \(Shape.describe(x.shape)) is smaller than the kernel") }
-        return convolve(g, x, k ?? kernel.value, k == nil ? bias?.value : b, activation: activation, prepared: use)
+        return x.convolved(g, kernel: k ?? kernel.value, bias: k == nil ? bias?.value : b, activation: activation, prepared: use)
     }
 
     private let folded = FoldedWeights()
@@ -123,28 +116,6 @@ extension Conv2D: InferenceFusable {
         let (k, b, version) = folded.get(kernel: kernel, bias: bias, batchNorm: batchNorm)
         return try linearForward(x, activation: activation, kernel: k, bias: b, prepared: PreparedWeights.Use(prepared, version: version))
     }
-}
-
-/// Convolution plus optional bias for tensors, then `activation` (applied as the output is written when it can).
-func convolve(_ g: ConvGeometry, _ x: Tensor, _ kernel: Tensor, _ bias: Tensor?, activation: ActivationKind = .linear,
-              prepared: PreparedWeights.Use? = nil) -> Tensor {
-    var out = Tensor(uninitializedShape: g.outputShape)
-    out.withUnsafeMutableBufferPointer { o in
-        x.withUnsafeBufferPointer { xi in
-            kernel.withUnsafeBufferPointer { k in
-                if let bias {
-                    bias.withUnsafeBufferPointer { b in
-                        ConvolutionKernels.conv2dForward(g, input: xi.baseAddress!, kernel: k.baseAddress!, bias: b.baseAddress!,
-                                                         activation: activation, prepared: prepared, output: o.baseAddress!)
-                    }
-                } else {
-                    ConvolutionKernels.conv2dForward(g, input: xi.baseAddress!, kernel: k.baseAddress!, bias: nil,
-                                                     activation: activation, prepared: prepared, output: o.baseAddress!)
-                }
-            }
-        }
-    }
-    return out
 }
 
 /// Hyperparameters of a depthwise convolution (Keras `DepthwiseConv2D`).
@@ -169,31 +140,12 @@ public struct DepthwiseConv2DConfig: Codable, Sendable, Equatable {
     }
 }
 
-/// Runs the depthwise kernel for `x` with `kernel` `[kH, kW, C, M]`.
+/// The depthwise convolution of `x` with `kernel` `[kH, kW, C, M]`.
 func depthwise(_ x: Tensor, kernel: Tensor, bias: Tensor?, kernelSize: [Int], strides: [Int], dilation: [Int],
                padding: Padding, multiplier: Int, activation: ActivationKind = .linear,
                prepared: PreparedWeights.Use? = nil) -> Tensor {
-    let g = convGeometry(x, outChannels: x.shape[3] * multiplier, groups: x.shape[3], kernel: kernelSize,
-                         strides: strides, dilation: dilation, padding: padding)
-    var out = Tensor(uninitializedShape: g.outputShape)
-    out.withUnsafeMutableBufferPointer { o in
-        x.withUnsafeBufferPointer { xi in
-            kernel.withUnsafeBufferPointer { k in
-                if let bias {
-                    bias.withUnsafeBufferPointer { b in
-                        ConvolutionKernels.depthwiseForward(g, multiplier: multiplier, input: xi.baseAddress!, kernel: k.baseAddress!,
-                                                            bias: b.baseAddress!, activation: activation, prepared: prepared,
-                                                            output: o.baseAddress!)
-                    }
-                } else {
-                    ConvolutionKernels.depthwiseForward(g, multiplier: multiplier, input: xi.baseAddress!, kernel: k.baseAddress!,
-                                                        bias: nil, activation: activation, prepared: prepared,
-                                                        output: o.baseAddress!)
-                }
-            }
-        }
-    }
-    return out
+    x.depthwiseConvolved(.depthwise(input: x.shape, multiplier: multiplier, kernel: kernelSize, strides: strides, dilation: dilation,
+                                    padding: padding), kernel: kernel, bias: bias, activation: activation, prepared: prepared)
 }
 
 /// Keras `DepthwiseConv2D`: `depthwise_kernel` `[kH, kW, C, multiplier]` (Keras 3 calls it `kernel`), bias `[C·multiplier]`.
@@ -311,10 +263,9 @@ public final class SeparableConv2D: Layer {
     /// The 1×1 convolution (plus bias) applied after the depthwise step, then `activation`.
     func pointwise(_ mid: Tensor, activation: ActivationKind = .linear, kernel: Tensor? = nil, bias: Tensor? = nil,
                    prepared: PreparedWeights.Use? = nil) -> Tensor {
-        let g = convGeometry(mid, outChannels: config.filters, groups: 1, kernel: [1, 1], strides: [1, 1],
-                             dilation: [1, 1], padding: .valid)
-        return convolve(g, mid, kernel ?? pointwiseKernel.value, kernel == nil ? self.bias?.value : bias, activation: activation,
-                        prepared: prepared)
+        let g = ConvGeometry(input: mid.shape, outChannels: config.filters, kernel: [1, 1], padding: .valid)
+        return mid.convolved(g, kernel: kernel ?? pointwiseKernel.value, bias: kernel == nil ? self.bias?.value : bias,
+                             activation: activation, prepared: prepared)
     }
 
     fileprivate let folded = FoldedWeights()
@@ -384,92 +335,31 @@ public final class LocallyConnected2D: Layer {
         guard Array(x.shape.dropFirst()) == inputShape else {
             throw LayerError(name, "expects input \(Shape.describe([-1] + inputShape)), got \(Shape.describe(x.shape))")
         }
-        let N = x.shape[0], F = config.filters
-        let g = convGeometry(x, outChannels: F, groups: 1, kernel: config.kernelSize, strides: config.strides,
-                             dilation: [1, 1], padding: .valid)
-        let L = outSpatial.0 * outSpatial.1, P = g.patch
-        let cols = patches(x, g)
-        var out = Tensor(uninitializedShape: [N, outSpatial.0, outSpatial.1, F])
-        out.withUnsafeMutableBufferPointer { o in
-            cols.withUnsafeBufferPointer { c in
-                kernel.value.withUnsafeBufferPointer { k in
-                    // Per location l: out[n, l, :] = cols[n, l, :] · kernel[l] — a GEMM over the batch with strided rows.
-                    for l in 0..<L {
-                        sgemm(m: N, n: F, k: P, a: c.baseAddress! + l * P, lda: L * P, b: k.baseAddress! + l * P * F, ldb: F,
-                              c: o.baseAddress! + l * F, ldc: L * F)
-                    }
-                }
-            }
-            if let b = bias?.value {
-                b.withUnsafeBufferPointer { bp in
-                    for n in 0..<N { for i in 0..<(L * F) { o[n * L * F + i] += bp[i] } }
-                }
-            }
-        }
-        return out
+        return x.locallyConnected(localGeometry(x), kernel: kernel.value, bias: bias?.value)
+    }
+
+    func localGeometry(_ x: Tensor) -> ConvGeometry {
+        ConvGeometry(input: x.shape, outChannels: config.filters, kernel: config.kernelSize, strides: config.strides, padding: .valid)
     }
 }
 
 // MARK: - training
 
-/// Runs `conv2dBackward` for tensors, returning dX when asked and adding into the variables' gradients.
-func convBackward(_ g: ConvGeometry, x: Tensor, kernel: Variable, bias: Variable?, dz: Tensor, needInput: Bool) -> Tensor? {
-    var dx: Tensor? = needInput ? Tensor(uninitializedShape: x.shape) : nil
-    x.withUnsafeBufferPointer { xi in
-        kernel.value.withUnsafeBufferPointer { k in
-            dz.withUnsafeBufferPointer { gz in
-                withTrainableGradient(kernel) { gk in
-                    withTrainableGradient(bias) { gb in
-                        if var d = dx {
-                            d.withUnsafeMutableBufferPointer { dp in
-                                ConvolutionKernels.conv2dBackward(g, input: xi.baseAddress!, kernel: k.baseAddress!, gradOutput: gz.baseAddress!,
-                                                                  gradInput: dp.baseAddress!, gradKernel: gk, gradBias: gb)
-                            }
-                            dx = d
-                        } else {
-                            ConvolutionKernels.conv2dBackward(g, input: xi.baseAddress!, kernel: k.baseAddress!, gradOutput: gz.baseAddress!,
-                                                              gradInput: nil, gradKernel: gk, gradBias: gb)
-                        }
-                    }
-                }
-            }
-        }
+/// Runs a tensor-level backward pass that adds into the gradients of `kernel` and `bias` where they are trainable.
+func accumulatingGradients(kernel: Variable, bias: Variable?, _ run: (inout Tensor?, inout Tensor?) -> Tensor?) -> Tensor? {
+    var gk = kernel.takeTrainableGradient(), gb = bias?.takeTrainableGradient()
+    defer {
+        kernel.restoreGradient(gk)
+        bias?.restoreGradient(gb)
     }
-    return dx
-}
-
-/// Runs `depthwiseBackward` for tensors.
-func depthwiseBackward(_ g: ConvGeometry, multiplier: Int, x: Tensor, kernel: Variable, bias: Variable?, dz: Tensor,
-                       needInput: Bool) -> Tensor? {
-    var dx: Tensor? = needInput ? Tensor(uninitializedShape: x.shape) : nil
-    x.withUnsafeBufferPointer { xi in
-        kernel.value.withUnsafeBufferPointer { k in
-            dz.withUnsafeBufferPointer { gz in
-                withTrainableGradient(kernel) { gk in
-                    withTrainableGradient(bias) { gb in
-                        if var d = dx {
-                            d.withUnsafeMutableBufferPointer { dp in
-                                ConvolutionKernels.depthwiseBackward(g, multiplier: multiplier, input: xi.baseAddress!, kernel: k.baseAddress!,
-                                                                     gradOutput: gz.baseAddress!, gradInput: dp.baseAddress!, gradKernel: gk, gradBias: gb)
-                            }
-                            dx = d
-                        } else {
-                            ConvolutionKernels.depthwiseBackward(g, multiplier: multiplier, input: xi.baseAddress!, kernel: k.baseAddress!,
-                                                                 gradOutput: gz.baseAddress!, gradInput: nil, gradKernel: gk, gradBias: gb)
-                        }
-                    }
-                }
-            }
-        }
-    }
-    return dx
+    return run(&gk, &gb)
 }
 
 extension Conv2D {
     public var finalActivation: ActivationKind { config.activation }
 
     func geometry(_ x: Tensor) -> ConvGeometry {
-        convGeometry(x, outChannels: config.filters, groups: config.groups, kernel: config.kernelSize,
+        ConvGeometry(input: x.shape, outChannels: config.filters, groups: config.groups, kernel: config.kernelSize,
                      strides: config.strides, dilation: config.dilation, padding: config.padding)
     }
 
@@ -481,7 +371,10 @@ extension Conv2D {
     public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
                          needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {
         let dz = preActivationGradient(config.activation, cache: cache, output: output, gradOutput: gradOutput, preActivation: preActivation)
-        return [convBackward(geometry(inputs[0]), x: inputs[0], kernel: kernel, bias: bias, dz: dz, needInput: needsInputGradients[0])]
+        return [accumulatingGradients(kernel: kernel, bias: bias) {
+            Tensor.convolutionBackward(geometry(inputs[0]), input: inputs[0], kernel: kernel.value, gradOutput: dz,
+                                       needInput: needsInputGradients[0], kernelGradient: &$0, biasGradient: &$1)
+        }]
     }
 }
 
@@ -499,9 +392,12 @@ extension DepthwiseConv2D {
                          needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {
         let x = inputs[0]
         let dz = preActivationGradient(config.activation, cache: cache, output: output, gradOutput: gradOutput, preActivation: preActivation)
-        let g = convGeometry(x, outChannels: x.shape[3] * config.depthMultiplier, groups: x.shape[3], kernel: config.kernelSize,
-                             strides: config.strides, dilation: config.dilation, padding: config.padding)
-        return [depthwiseBackward(g, multiplier: config.depthMultiplier, x: x, kernel: kernel, bias: bias, dz: dz, needInput: needsInputGradients[0])]
+        let g = ConvGeometry.depthwise(input: x.shape, multiplier: config.depthMultiplier, kernel: config.kernelSize,
+                                       strides: config.strides, dilation: config.dilation, padding: config.padding)
+        return [accumulatingGradients(kernel: kernel, bias: bias) {
+            Tensor.depthwiseBackward(g, input: x, kernel: kernel.value, gradOutput: dz, needInput: needsInputGradients[0],
+                                     kernelGradient: &$0, biasGradient: &$1)
+        }]
     }
 }
 
@@ -524,28 +420,23 @@ extension SeparableConv2D {
         guard let c = cache as? Cache else { throw LayerError(name, "backward needs a training-mode forward first") }
         let dz = preActivationGradient(config.activation, cache: c.z.map { ActivationCache(z: $0, extra: nil) }, output: output,
                                        gradOutput: gradOutput, preActivation: preActivation)
-        let gp = convGeometry(c.mid, outChannels: config.filters, groups: 1, kernel: [1, 1], strides: [1, 1], dilation: [1, 1], padding: .valid)
+        let gp = ConvGeometry(input: c.mid.shape, outChannels: config.filters, kernel: [1, 1], padding: .valid)
         let needMid = needsInputGradients[0] || depthwiseKernel.isTrainable
-        guard let dmid = convBackward(gp, x: c.mid, kernel: pointwiseKernel, bias: bias, dz: dz, needInput: needMid) else { return [nil] }
-        let gd = convGeometry(x, outChannels: x.shape[3] * depthMultiplier, groups: x.shape[3], kernel: config.kernelSize,
-                              strides: config.strides, dilation: config.dilation, padding: config.padding)
-        return [depthwiseBackward(gd, multiplier: depthMultiplier, x: x, kernel: depthwiseKernel, bias: nil, dz: dmid,
-                                  needInput: needsInputGradients[0])]
+        let dmid = accumulatingGradients(kernel: pointwiseKernel, bias: bias) {
+            Tensor.convolutionBackward(gp, input: c.mid, kernel: pointwiseKernel.value, gradOutput: dz, needInput: needMid,
+                                       kernelGradient: &$0, biasGradient: &$1)
+        }
+        guard let dmid else { return [nil] }
+        let gd = ConvGeometry.depthwise(input: x.shape, multiplier: depthMultiplier, kernel: config.kernelSize,
+                                        strides: config.strides, dilation: config.dilation, padding: config.padding)
+        return [accumulatingGradients(kernel: depthwiseKernel, bias: nil) {
+            Tensor.depthwiseBackward(gd, input: x, kernel: depthwiseKernel.value, gradOutput: dmid, needInput: needsInputGradients[0],
+                                     kernelGradient: &$0, biasGradient: &$1)
+        }]
     }
 }
 
 extension LocallyConnected2D {
-    /// Every output location's receptive field, `[N · outH · outW, kH · kW · C]` (forward and backward share it).
-    func patches(_ x: Tensor, _ g: ConvGeometry) -> Tensor {
-        var cols = Tensor(uninitializedShape: [g.pixels, g.patch])
-        cols.withUnsafeMutableBufferPointer { c in
-            x.withUnsafeBufferPointer { xi in
-                ConvolutionKernels.im2col(g, input: xi.baseAddress!, rows: 0..<g.pixels, channelOffset: 0, channels: x.shape[3], cols: c.baseAddress!)
-            }
-        }
-        return cols
-    }
-
     public var finalActivation: ActivationKind { config.activation }
 
     public func forwardTrain(_ inputs: [Tensor], context: inout TrainingContext) throws -> (output: Tensor, cache: Any?) {
@@ -557,43 +448,9 @@ extension LocallyConnected2D {
                          needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {
         let x = inputs[0]
         let dz = preActivationGradient(config.activation, cache: cache, output: output, gradOutput: gradOutput, preActivation: preActivation)
-        let N = x.shape[0], F = config.filters
-        let g = convGeometry(x, outChannels: F, groups: 1, kernel: config.kernelSize, strides: config.strides, dilation: [1, 1], padding: .valid)
-        let L = g.h.output * g.w.output, P = g.patch
-        let cols = patches(x, g)
-        dz.withUnsafeBufferPointer { gz in
-            cols.withUnsafeBufferPointer { c in
-                withTrainableGradient(kernel) { gk in
-                    guard let gk else { return }
-                    for l in 0..<L {
-                        sgemm(transposeA: true, m: P, n: F, k: N, a: c.baseAddress! + l * P, lda: L * P, b: gz.baseAddress! + l * F, ldb: L * F,
-                              beta: 1, c: gk + l * P * F, ldc: F)
-                    }
-                }
-                withTrainableGradient(bias) { gb in
-                    guard let gb else { return }
-                    for n in 0..<N { for i in 0..<(L * F) { gb[i] += gz[n * L * F + i] } }
-                }
-            }
-        }
-        guard needsInputGradients[0] else { return [nil] }
-        var dcols = Tensor(uninitializedShape: [N * L, P])
-        dcols.withUnsafeMutableBufferPointer { dc in
-            dz.withUnsafeBufferPointer { gz in
-                kernel.value.withUnsafeBufferPointer { k in
-                    for l in 0..<L {
-                        sgemm(transposeB: true, m: N, n: P, k: F, a: gz.baseAddress! + l * F, lda: L * F, b: k.baseAddress! + l * P * F, ldb: F,
-                              c: dc.baseAddress! + l * P, ldc: L * P)
-                    }
-                }
-            }
-        }
-        var dx = Tensor(shape: x.shape, repeating: 0)
-        dx.withUnsafeMutableBufferPointer { d in
-            dcols.withUnsafeBufferPointer { dc in
-                ConvolutionKernels.col2imAdd(g, cols: dc.baseAddress!, rows: 0..<(N * L), channelOffset: 0, channels: x.shape[3], gradInput: d.baseAddress!)
-            }
-        }
-        return [dx]
+        return [accumulatingGradients(kernel: kernel, bias: bias) {
+            Tensor.locallyConnectedBackward(localGeometry(x), input: x, kernel: kernel.value, gradOutput: dz,
+                                            needInput: needsInputGradients[0], kernelGradient: &$0, biasGradient: &$1)
+        }]
     }
 }

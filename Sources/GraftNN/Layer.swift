@@ -48,6 +48,20 @@ public final class Variable {
         return try g.withUnsafeMutableBufferPointer { try body($0.baseAddress!) }
     }
 
+    /// The gradient to add into, moved out of the variable (zeros when it has none yet) so that writes do not copy
+    /// it; nil when the variable is frozen. Give it back with `restoreGradient`.
+    public func takeTrainableGradient() -> Tensor? {
+        guard isTrainable else { return nil }
+        let g = grad ?? Tensor(shape: value.shape, repeating: 0)
+        grad = nil
+        return g
+    }
+
+    /// Puts back the gradient `takeTrainableGradient` gave (nothing for nil).
+    public func restoreGradient(_ g: Tensor?) {
+        if let g { grad = g }
+    }
+
     /// Adds `g` (same shape) to the gradient.
     public func accumulate(_ g: Tensor) {
         precondition(g.shape == value.shape || g.count == value.count, "gradient \(g.shape) for variable \(value.shape)")

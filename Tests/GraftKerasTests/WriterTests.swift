@@ -121,7 +121,10 @@ struct WriterTests {
         let loaded = try KerasLoader.load(path, architecture: "zoo:mobilenetv2?classes=3&input=32,32,3")
         let x = Tensor(shape: [2, 32, 32, 3], repeating: 0.25)
         #expect(try loaded.model.predict([x])[0] == (try m.predict([x])[0]))
-        #expect(throws: KerasError.self) { try KerasLoader.load(path, architecture: "zoo:mobilenetv2?classes=4&input=32,32,3") }
+        #expect { try KerasLoader.load(path, architecture: "zoo:mobilenetv2?classes=4&input=32,32,3") } throws: {
+            ($0 as? WeightLoadError)?.report.mismatched == [.init(path: "predictions/kernel", checkpoint: [1280, 3], model: [1280, 4]),
+                                                            .init(path: "predictions/bias", checkpoint: [3], model: [4])]
+        }
         #expect(throws: KerasError.self) { try KerasLoader.loadArchitecture("zoo:mobilenetv2?colour=blue") }
     }
 
