@@ -26,7 +26,7 @@ let package = Package(
     targets: [
         // System libraries (Debian packages; tools/setup installs them).
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
-        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CBLAS", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CImage", pkgConfig: "libpng", providers: [.apt(["libpng-dev", "libturbojpeg0-dev"])]),
         .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
@@ -37,6 +37,8 @@ let package = Package(
         .target(name: "CGraftFiles"),
         // SVG plots rendered to PNG by librsvg and cairo, loaded at run time when the machine has them.
         .target(name: "CGraftPlots"),
+        // oneDNN and OpenBLAS loaded on first use, after the program's start-up settings (see libraries.c).
+        .target(name: "CGraftLibraries", dependencies: ["CDNNL", "CBLAS"], linkerSettings: [.linkedLibrary("dl")]),
 
         // What every module shares: the error protocol, the runtime options (threads, compute paths, HDF5 open
         // policy) and name patterns. Swift and Foundation only.
@@ -46,7 +48,7 @@ let package = Package(
         .target(name: "GraftFiles", dependencies: ["GraftCore", "CGraftFiles", "CCrypto"]),
 
         .target(name: "GraftHDF5", dependencies: ["GraftCore", "CHDF5", "GraftFiles"]),
-        .target(name: "GraftTensor", dependencies: ["GraftCore", "CBLAS", "CDNNL", "CGraftSIMD"]),
+        .target(name: "GraftTensor", dependencies: ["GraftCore", "CBLAS", "CDNNL", "CGraftLibraries", "CGraftSIMD"]),
         .target(name: "GraftNN", dependencies: ["GraftCore", "GraftTensor"]),
         .target(name: "GraftKeras", dependencies: ["GraftCore", "GraftNN", "GraftTensor", "GraftHDF5", "GraftFiles", "ZIPFoundation"]),
         .target(name: "GraftData", dependencies: ["GraftCore", "GraftTensor", "GraftFiles", "CImage", "ZIPFoundation"]),

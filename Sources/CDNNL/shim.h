@@ -1,4 +1,5 @@
-// oneDNN (Debian's libdnnl-dev, 2.x C API) for Swift: the execution-argument indices are macros.
+// oneDNN (Debian's libdnnl-dev, 2.x C API) for Swift: the execution-argument indices are macros. Headers only: the
+// library itself is loaded on first use (CGraftLibraries), not linked.
 #ifndef GRAFT_CDNNL_SHIM_H
 #define GRAFT_CDNNL_SHIM_H
 #include <oneapi/dnnl/dnnl.h>

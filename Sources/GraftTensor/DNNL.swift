@@ -1,4 +1,5 @@
 import CDNNL
+import CGraftLibraries
 import Foundation
 import GraftCore
 
@@ -12,7 +13,9 @@ enum DNNL {
     /// True when oneDNN is there and `ComputeOptions.current` lets convolutions use it.
     static var enabled: Bool { ComputeOptions.current.oneDNN && engine != nil }
 
+    /// The CPU engine, once oneDNN is loaded (at this first use; nil without the library: the im2col path).
     nonisolated(unsafe) static let engine: dnnl_engine_t? = {
+        guard graft_library_available(0) == 1 else { return nil }
         var e: dnnl_engine_t?
         return dnnl_engine_create(&e, dnnl_cpu, 0) == dnnl_success ? e : nil
     }()

@@ -39,18 +39,17 @@ struct Graft: ParsableCommand {
 
     /// oneDNN runs its convolutions on OpenMP threads (libgomp), which by default spin for a while after each call
     /// and then fight Graft's own workers for the cores (ResNet50 inference: 15 images/s spinning, 20 passive).
-    /// libgomp reads its settings once, when it is loaded at process start, so graft sets them and re-executes
-    /// itself once; an explicit OMP_WAIT_POLICY in the environment is kept.
-    /// OpenBLAS likewise starts a thread per core when it is loaded, and each spins on `sched_yield` for a while
-    /// before sleeping, though Graft runs OpenBLAS single-threaded (`Parallel.configureBLAS`): with
-    /// OPENBLAS_NUM_THREADS=1 it starts none (loading ResNet50's `.h5`, whose check runs a second graft process,
-    /// spent a third of its CPU time in those spins).
+    /// OpenBLAS likewise starts a thread per core when it is loaded, each spinning on `sched_yield` for a while
+    /// before sleeping, though Graft runs OpenBLAS single-threaded (`Parallel.configureBLAS`). Both read these
+    /// settings once, when they are loaded, which is at Graft's first convolution or matrix product
+    /// (CGraftLibraries), so setting them here, while graft runs one thread, is early enough; values already in the
+    /// environment are kept.
     static func configureOpenMP() {
-        guard getenv("OMP_WAIT_POLICY") == nil || getenv("OPENBLAS_NUM_THREADS") == nil else { return }
-        if getenv("OMP_WAIT_POLICY") == nil { setenv("OMP_WAIT_POLICY", "PASSIVE", 1) }
-        if getenv("OPENBLAS_NUM_THREADS") == nil { setenv("OPENBLAS_NUM_THREADS", "1", 1) }
-        if getenv("OMP_NUM_THREADS") == nil, let n = getenv("GRAFT_NUM_THREADS") { setenv("OMP_NUM_THREADS", n, 1) }
-        execv("/proc/self/exe", CommandLine.unsafeArgv)   // returns only on failure: then carry on as we are
+        setenv("OMP_WAIT_POLICY", "PASSIVE", 0)
+        setenv("OPENBLAS_NUM_THREADS", "1", 0)
+        if let threads = RuntimeOptions(environment: ProcessInfo.processInfo.environment).threads {
+            setenv("OMP_NUM_THREADS", String(threads), 0)
+        }
     }
 
     /// Parses, runs, and maps every outcome to the documented exit codes with one-line messages.

@@ -42,14 +42,17 @@ public enum TestSupport {
     }
 
     /// Runs the `graft` binary with `arguments` and returns its exit status and output. A run still going after
-    /// `timeout` seconds is killed (`timedOut`), so a hang fails its test instead of the whole suite.
-    public static func runGraft(_ arguments: [String], environment: [String: String] = [:],
+    /// `timeout` seconds is killed (`timedOut`), so a hang fails its test instead of the whole suite. `environment`
+    /// adds to this process's variables and `unsetting` removes some.
+    public static func runGraft(_ arguments: [String], environment: [String: String] = [:], unsetting: [String] = [],
                                 timeout: Double = 600) throws -> ProcessResult {
         let process = Process()
         process.executableURL = graftExecutable
         process.arguments = arguments
-        if !environment.isEmpty {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        if !environment.isEmpty || !unsetting.isEmpty {
+            var variables = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+            for name in unsetting { variables[name] = nil }
+            process.environment = variables
         }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out

@@ -88,6 +88,24 @@ struct CLIPolishTests {
         #expect(csv.split(separator: "\n").count == 5)   // header + 4 epochs, none repeated
     }
 
+    /// oneDNN's OpenMP runtime starts once, at the first convolution, with graft's settings and without graft
+    /// executing itself again: threads that sleep when idle (spin count 0), as many as GRAFT_NUM_THREADS says; a
+    /// wait policy the user set is kept.
+    @Test func openMPStartsOnceWithGraftsSettings() throws {
+        func display(_ environment: [String: String]) throws -> String {
+            let r = try TestSupport.runGraft(["bench", "zoo:lenet5?input=32,32,1", "--batch", "2", "--iterations", "1", "--warmup", "0"],
+                                             environment: environment.merging(["OMP_DISPLAY_ENV": "VERBOSE"]) { $1 },
+                                             unsetting: ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"] + (environment["OMP_WAIT_POLICY"] == nil ? ["OMP_WAIT_POLICY"] : []))
+            #expect(r.status == 0, "\(r.stderr)")
+            return r.stdout + r.stderr
+        }
+        let out = try display(["GRAFT_NUM_THREADS": "1"])
+        #expect(out.components(separatedBy: "OPENMP DISPLAY ENVIRONMENT BEGIN").count == 2, "\(out)")   // one start, no re-exec
+        #expect(out.contains("GOMP_SPINCOUNT = '0'") && out.contains("OMP_NUM_THREADS = '1'"), "\(out)")
+        let active = try display(["OMP_WAIT_POLICY": "ACTIVE"])
+        #expect(active.contains("OMP_WAIT_POLICY = 'ACTIVE'") && !active.contains("GOMP_SPINCOUNT = '0'"), "\(active)")
+    }
+
     /// The command line's GRAFT_* variables reach the library as its settings (`RuntimeOptions`): the thread count
     /// bench reports is the one given, and a hostile value is ignored, not trapped on.
     @Test func threadSettingsComeFromTheCommandLine() throws {
