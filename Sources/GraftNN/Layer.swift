@@ -42,8 +42,7 @@ public final class Variable {
 
     /// Adds into the gradient through a pointer, allocating a zero gradient first if needed.
     public func withGradient<R>(_ body: (UnsafeMutablePointer<Float>) throws -> R) rethrows -> R {
-        var g = grad ?? Tensor(shape: value.shape, repeating: 0)
-        grad = nil   // keep the storage uniquely referenced, so the write below does not copy
+        var g = takeGradient()
         defer { grad = g }
         return try g.withUnsafeMutableBufferPointer { try body($0.baseAddress!) }
     }
@@ -51,7 +50,12 @@ public final class Variable {
     /// The gradient to add into, moved out of the variable (zeros when it has none yet) so that writes do not copy
     /// it; nil when the variable is frozen. Give it back with `restoreGradient`.
     public func takeTrainableGradient() -> Tensor? {
-        guard isTrainable else { return nil }
+        isTrainable ? takeGradient() : nil
+    }
+
+    /// The gradient (zeros when there is none yet), moved out so that its storage is uniquely referenced and a
+    /// write does not copy it.
+    private func takeGradient() -> Tensor {
         let g = grad ?? Tensor(shape: value.shape, repeating: 0)
         grad = nil
         return g

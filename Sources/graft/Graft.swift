@@ -44,17 +44,17 @@ struct Graft: ParsableCommand {
     /// settings once, when they are loaded, which is at Graft's first convolution or matrix product
     /// (CGraftLibraries), so setting them here, while graft runs one thread, is early enough; values already in the
     /// environment are kept.
-    static func configureOpenMP() {
+    static func configureOpenMP(threads: Int?) {
         setenv("OMP_WAIT_POLICY", "PASSIVE", 0)
         setenv("OPENBLAS_NUM_THREADS", "1", 0)
-        if let threads = RuntimeOptions(environment: ProcessInfo.processInfo.environment).threads {
-            setenv("OMP_NUM_THREADS", String(threads), 0)
-        }
+        if let threads { setenv("OMP_NUM_THREADS", String(threads), 0) }
     }
 
     /// Parses, runs, and maps every outcome to the documented exit codes with one-line messages.
     static func main() {
-        configureOpenMP()
+        // The library reads no environment: the command line's GRAFT_* variables become its settings here, once.
+        var runtime = RuntimeOptions.commandLine(ProcessInfo.processInfo.environment)
+        configureOpenMP(threads: runtime.threads)
         // A signal removes the temporary file being written (training commands replace SIGINT/SIGTERM's handler
         // with `Interrupt`'s, which saves a checkpoint first).
         Temporaries.removeOnSignals()
@@ -67,9 +67,8 @@ struct Graft: ParsableCommand {
         }
         do {
             var command = try parseAsRoot()
-            // The library reads no environment: the command line's GRAFT_* variables become its settings here, once.
-            let environment = ProcessInfo.processInfo.environment
-            RuntimeOptions.apply(.commandLine(environment, checking: command is CheckHDF5))
+            if command is CheckHDF5 { runtime.hdf5 = .unchecked }   // the check itself reads its file unchecked
+            RuntimeOptions.apply(runtime)
             try command.run()
         } catch let exit as ExitCode {
             Foundation.exit(exit.rawValue)

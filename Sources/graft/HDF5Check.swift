@@ -24,16 +24,12 @@ struct CheckHDF5: ParsableCommand {
 extension RuntimeOptions {
     /// The command line's settings: those the `GRAFT_*` variables give (`init(environment:)`), with the HDF5 check's
     /// helper chosen here: `graft-hdf5-check` beside graft, else (or with `GRAFT_HDF5_CHECK_HELPER=0`) graft's own
-    /// `check-hdf5`. `check-hdf5` itself, which is the check, opens its file unchecked.
-    static func commandLine(_ environment: [String: String], checking: Bool) -> RuntimeOptions {
+    /// `check-hdf5`.
+    static func commandLine(_ environment: [String: String]) -> RuntimeOptions {
         var runtime = RuntimeOptions(environment: environment)
-        if checking {
-            runtime.hdf5 = .unchecked
-        } else {
-            let graft = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
-            let helper = environment["GRAFT_HDF5_CHECK_HELPER"] != "0" ? HDF5OpenPolicy.helperBesideExecutable : nil
-            runtime.hdf5.helper = helper ?? [graft, "check-hdf5"]
-        }
+        let graft = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        let helper = environment["GRAFT_HDF5_CHECK_HELPER"] != "0" ? HDF5OpenPolicy.helperBesideExecutable : nil
+        runtime.hdf5.helper = helper ?? [graft, "check-hdf5"]
         return runtime
     }
 }
