@@ -156,3 +156,65 @@ def bare_ops(K):
     x = x + y
     x = L.GlobalAveragePooling2D(name="gap")(x)
     return K.Model(x_in, x, name="bare_ops")
+
+
+def sequence_1d(K):
+    """The 1-D family on a (24, 4) sequence: causal, dilated, strided and grouped Conv1D, separable and depthwise
+    1-D convolutions, pooling, padding, cropping, upsampling, global pooling and a Dense over every step."""
+    L = K.layers
+    x_in = K.Input(shape=(24, 4), name="seq")
+    x = L.Conv1D(6, 3, padding="causal", dilation_rate=2, activation="relu", name="causal_dil")(x_in)
+    x = L.Conv1D(6, 3, strides=2, padding="same", groups=2, name="grouped_s2")(x)
+    x = L.BatchNormalization(name="bn")(x)
+    x = L.SeparableConv1D(8, 3, depth_multiplier=2, padding="same", activation="tanh", name="sep")(x)
+    x = L.DepthwiseConv1D(3, depth_multiplier=2, name="dw")(x)
+    x = L.MaxPooling1D(2, name="maxpool")(x)
+    x = L.ZeroPadding1D((1, 2), name="pad")(x)
+    x = L.AveragePooling1D(3, strides=1, padding="same", name="avgpool_same")(x)
+    x = L.Cropping1D((1, 0), name="crop")(x)
+    x = L.UpSampling1D(2, name="up")(x)
+    x = L.Dense(5, activation="relu", name="per_step")(x)
+    a = L.GlobalAveragePooling1D(name="gap")(x)
+    b = L.GlobalMaxPooling1D(name="gmp")(x)
+    c = L.Flatten(name="flat")(L.Conv1D(2, 4, strides=3, name="strided")(x))
+    x = L.Concatenate(name="cat")([a, b, c])
+    out = L.Dense(3, activation="softmax", name="predictions")(x)
+    return K.Model(x_in, out, name="sequence_1d")
+
+
+def channels_first(K):
+    """channels_first throughout (an NCHW input), BatchNormalization on axis 1, and the channels-first Flatten."""
+    L = K.layers
+    cf = "channels_first"
+    x_in = K.Input(shape=(3, 12, 10), name="nchw")
+    x = L.Conv2D(6, 3, padding="same", data_format=cf, name="conv")(x_in)
+    x = L.BatchNormalization(axis=1, name="bn")(x)
+    x = L.Activation("relu", name="relu")(x)
+    x = L.MaxPooling2D(2, data_format=cf, name="pool")(x)
+    x = L.ZeroPadding2D(((1, 0), (0, 2)), data_format=cf, name="pad")(x)
+    x = L.DepthwiseConv2D(3, data_format=cf, name="dw")(x)
+    x = L.SeparableConv2D(8, 2, padding="same", data_format=cf, name="sep")(x)
+    x = L.UpSampling2D(2, data_format=cf, name="up")(x)
+    x = L.Cropping2D(((1, 1), (0, 1)), data_format=cf, name="crop")(x)
+    x = L.AveragePooling2D(2, data_format=cf, name="avg")(x)
+    g = L.GlobalMaxPooling2D(data_format=cf, name="gmp")(x)
+    f = L.Flatten(data_format=cf, name="flat")(x)
+    x = L.Concatenate(name="cat")([g, f])
+    out = L.Dense(4, activation="softmax", name="predictions")(x)
+    return K.Model(x_in, out, name="channels_first")
+
+
+def channels_mixture(K):
+    """The layout of a Keras 2.0-era face model: channels_last convolutions with channels_first pooling, which pools
+    over width and channels; and a channels-first Conv1D over a (channels, steps) sequence."""
+    L = K.layers
+    x_in = K.Input(shape=(12, 10, 4), name="image")
+    x = L.Conv2D(6, 3, padding="same", activation="relu", name="conv1")(x_in)
+    x = L.MaxPooling2D(2, data_format="channels_first", name="pool_cf")(x)
+    x = L.Conv2D(4, 3, padding="same", activation="relu", name="conv2")(x)
+    x = L.GlobalAveragePooling2D(data_format="channels_first", name="gap_cf")(x)
+    x = L.Reshape((3, 4), name="as_sequence")(x)
+    x = L.Conv1D(5, 2, data_format="channels_first", name="conv1d_cf")(x)
+    x = L.Flatten(name="flat")(x)
+    out = L.Dense(3, activation="softmax", name="predictions")(x)
+    return K.Model(x_in, out, name="channels_mixture")

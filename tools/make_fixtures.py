@@ -312,6 +312,27 @@ def to_keras20(config_json):
     return json.dumps({"class_name": "Sequential", "config": layers, "keras_version": "2.0.8", "backend": "tensorflow"})
 
 
+def theano_copy(model, source, target):
+    """The full-model file as Keras 2 on Theano wrote it: backend `theano`, each Conv1D/Conv2D kernel flipped along
+    its spatial axes (Theano convolves where TensorFlow correlates). Keras 2 flipped them back on loading, so the
+    outputs are the original file's."""
+    import shutil
+    shutil.copyfile(source, target)
+    with h5py.File(target, "r+") as f:
+        f.attrs["backend"] = "theano"
+        f["model_weights"].attrs["backend"] = "theano"
+        for layer in model.layers:
+            if layer.__class__.__name__ not in ("Conv1D", "Conv2D"):
+                continue
+            group = f["model_weights"][layer.name]
+            for name in group.attrs["weight_names"]:
+                name = name.decode() if isinstance(name, bytes) else name
+                if name.split("/")[-1].startswith("kernel"):
+                    k = group[name][()]
+                    spatial = tuple(range(k.ndim - 2))
+                    group[name][...] = np.flip(k, axis=spatial)
+
+
 def make_parity():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
@@ -324,7 +345,7 @@ def make_parity():
         os.remove(os.path.join(out, f))
     cases = []
     builders = ["convnet_sequential", "mini_xception", "activations_zoo", "nested", "fully_convolutional",
-                "locally_connected", "bare_ops"]
+                "locally_connected", "bare_ops", "sequence_1d", "channels_first", "channels_mixture"]
     for flavour, K in (("keras3", keras), ("tfkeras", tf_keras)):
         for b in builders:
             if b == "locally_connected" and flavour == "keras3":
@@ -356,6 +377,9 @@ def make_parity():
             else:
                 files["weights-only.h5"] = f"{stem}_weights.h5"
                 model.save_weights(os.path.join(out, files["weights-only.h5"]))
+                if b in ("convnet_sequential", "sequence_1d"):
+                    files["theano.h5"] = f"{stem}_theano.h5"
+                    theano_copy(model, os.path.join(out, files["h5"]), os.path.join(out, files["theano.h5"]))
                 if b == "convnet_sequential":
                     files["keras20.json"] = f"{stem}_keras20.json"
                     with open(os.path.join(out, files["keras20.json"]), "w") as fh:

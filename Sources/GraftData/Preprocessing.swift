@@ -92,11 +92,15 @@ public struct Preprocessor: Sendable {
     public var targetShape: [Int]
     public var fit: ImageFit
     public var mode: PreprocessMode
+    /// Batches are `[n, C, H, W]` (for a model that reads channels-first images) instead of `[n, H, W, C]`;
+    /// `targetShape` stays `[H, W, C]`.
+    public var channelsFirst: Bool
 
-    public init(targetShape: [Int], fit: ImageFit = .pad, mode: PreprocessMode) {
+    public init(targetShape: [Int], fit: ImageFit = .pad, mode: PreprocessMode, channelsFirst: Bool = false) {
         self.targetShape = targetShape
         self.fit = fit
         self.mode = mode
+        self.channelsFirst = channelsFirst
     }
 
     /// The model input size to fit images to: the model's own `[H, W, C]`, with unknown sizes (-1) taken from
@@ -112,7 +116,7 @@ public struct Preprocessor: Sendable {
         return target
     }
 
-    /// A prepared batch: inputs `[n, H, W, C]`, integer labels, and soft targets when mixup/cutmix mixed them.
+    /// A prepared batch: inputs `[n, H, W, C]` (`[n, C, H, W]` with `channelsFirst`), integer labels, and soft targets when mixup/cutmix mixed them.
     public struct Batch {
         public var x: Tensor
         public var labels: [Int]
@@ -156,6 +160,7 @@ public struct Preprocessor: Sendable {
                 for k in range { mode.apply(base + k * size, count: size, channels: C) }
             }
         }
+        if channelsFirst { batch.x = batch.x.movingAxis(3, to: 1) }
         return batch
     }
 

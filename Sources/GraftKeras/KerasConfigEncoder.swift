@@ -201,6 +201,14 @@ public enum KerasConfigEncoder {
         var c = base(l)
         let cls: String
         switch l {
+        case let x as ChannelsFirst:
+            var e = try entry(x.inner, style: style)
+            var config = e["config"] as? [String: Any] ?? [:]
+            config["data_format"] = "channels_first"
+            e["config"] = config
+            return e
+        case let x as Sequence1D:
+            return try oneDimensionalEntry(x, style: style)
         case let x as Conv2D:
             cls = "Conv2D"
             c.merge(convFields(x.config, layer: x.name)) { $1 }
@@ -238,7 +246,7 @@ public enum KerasConfigEncoder {
             c["activation"] = try activationName(x.activation, layer: x.name)
         case let x as BatchNormalization:
             cls = "BatchNormalization"
-            c["axis"] = -1
+            c["axis"] = x.axis
             c["momentum"] = Double(x.momentum)
             c["epsilon"] = Double(x.epsilon)
             c["center"] = x.center
@@ -322,6 +330,29 @@ public enum KerasConfigEncoder {
             throw KerasError("layer \(l.name): \(l.kerasClassName) cannot be written as a Keras layer", layer: l.name)
         }
         return wrap(["class_name": cls, "config": c], style)
+    }
+
+    /// A 1-D layer: its 2-D layer's entry with the `[1, k]` sizes written as `[k]` and the padding of the one
+    /// spatial axis.
+    static func oneDimensionalEntry(_ x: Sequence1D, style: Style) throws -> [String: Any] {
+        var e = try entry(x.inner, style: style)
+        var config = e["config"] as? [String: Any] ?? [:]
+        for key in ["kernel_size", "strides", "dilation_rate", "pool_size"] {
+            if let v = config[key] as? [Int], v.count == 2 { config[key] = [v[1]] }
+        }
+        for key in ["padding", "cropping"] {
+            if let v = config[key] as? [[Int]], v.count == 2 { config[key] = v[1] }
+        }
+        if x.inner is UpSampling2D {
+            config["size"] = (config["size"] as? [Int])?.last
+            config["interpolation"] = nil
+        }
+        if x.inner is UpSampling2D || x.inner is Padding2D {
+            config["data_format"] = nil   // Keras's 1-D padding, cropping and upsampling take none
+        }
+        e["class_name"] = x.kerasClassName
+        e["config"] = config
+        return e
     }
 
     static func convFields(_ cfg: Conv2DConfig, layer: String) -> [String: Any] {

@@ -13,6 +13,27 @@ enum KerasLayerFactory {
         "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Rescaling", "Normalization", "UpSampling2D",
         "LocallyConnected2D", "TFOpLambda",
     ]
+    /// Every class name `make` accepts.
+    static var allSupported: Set<String> { supported.union(oneDimensional.keys) }
+
+    /// The 1-D classes, each run as the 2-D class it maps to on a one-pixel-high image (`Sequence1D`).
+    static let oneDimensional: [String: String] = [
+        "Conv1D": "Conv2D", "Convolution1D": "Conv2D", "SeparableConv1D": "SeparableConv2D",
+        "SeparableConvolution1D": "SeparableConv2D", "DepthwiseConv1D": "DepthwiseConv2D",
+        "MaxPooling1D": "MaxPooling2D", "MaxPool1D": "MaxPooling2D", "AveragePooling1D": "AveragePooling2D",
+        "AvgPool1D": "AveragePooling2D", "GlobalAveragePooling1D": "GlobalAveragePooling2D",
+        "GlobalAvgPool1D": "GlobalAveragePooling2D", "GlobalMaxPooling1D": "GlobalMaxPooling2D",
+        "GlobalMaxPool1D": "GlobalMaxPooling2D", "ZeroPadding1D": "ZeroPadding2D", "Cropping1D": "Cropping2D",
+        "UpSampling1D": "UpSampling2D",
+    ]
+
+    /// The classes whose `data_format` changes what they compute (a `channels_first` one is run channels-last on a
+    /// permuted input: `ChannelsFirst`).
+    static let dataFormatClasses: Set<String> = [
+        "Conv2D", "Convolution2D", "SeparableConv2D", "SeparableConvolution2D", "DepthwiseConv2D", "MaxPooling2D",
+        "MaxPool2D", "AveragePooling2D", "AvgPool2D", "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPooling2D",
+        "GlobalMaxPool2D", "ZeroPadding2D", "Cropping2D", "Flatten", "UpSampling2D", "LocallyConnected2D",
+    ]
 
     /// Builds a layer. `operands` carries the constants of a math op; `kerasMajor` picks version-specific semantics.
     static func make(className: String, module: String?, config c: JSON, name: String, kerasMajor: Int,
@@ -20,29 +41,57 @@ enum KerasLayerFactory {
         if let module, module.hasPrefix("keras.src.ops") || module.hasPrefix("keras.ops") {
             return try makeOp(className: className, name: name, operands: operands)
         }
+        if className == "Lambda" {
+            throw KerasError("layer \(name) (Lambda): a Lambda layer holds Python code, and Graft never runs code from a file; rebuild the model with built-in layers in its place", layer: name)
+        }
+        let rank = oneDimensional[className] == nil ? 2 : 1
+        let planar = oneDimensional[className] ?? className
+        guard supported.contains(planar) else {
+            let qualified = module.map { "\($0).\(className)" } ?? className
+            throw KerasError("layer \(name): unsupported layer class \(qualified)", layer: name)
+        }
+        var layer = try makePlanar(className: planar, config: c, name: name, rank: rank, kerasMajor: kerasMajor, operands: operands)
+        if rank == 1 {
+            layer = Sequence1D(layer, kerasClassName: layer.kerasClassName.replacingOccurrences(of: "2D", with: "1D"))
+        }
+        if dataFormatClasses.contains(planar), let format = c["data_format"].string {
+            switch format {
+            case "channels_last": break
+            case "channels_first":
+                guard planar != "LocallyConnected2D" else {
+                    throw KerasError("layer \(name) (LocallyConnected2D): data_format channels_first is not supported (its kernel orders patches differently)", layer: name)
+                }
+                layer = ChannelsFirst(layer)
+            default:
+                throw KerasError("config key \(c["data_format"].path): data_format \"\(format)\" is not channels_last or channels_first", key: c["data_format"].path)
+            }
+        }
+        return layer
+    }
+
+    /// A 2-D (channels-last) layer; `rank` 1 reads a 1-D layer's config as the 2-D layer that computes it.
+    static func makePlanar(className: String, config c: JSON, name: String, rank: Int, kerasMajor: Int,
+                           operands: [TensorOp.Operand]) throws -> any Layer {
+        func spatial(_ key: String, default d: Int? = nil) throws -> [Int] { try spatialSizes(c[key], rank: rank, default: d) }
         switch className {
         case "InputLayer":
             let shape = try inputShape(c, name: name)
             return InputLayer(name: name, shape: shape)
         case "Conv2D", "Convolution2D":
-            try channelsLast(c, name)
-            return Conv2D(name: name, config: try convConfig(c, kerasMajor: kerasMajor))
+            return Conv2D(name: name, config: try convConfig(c, rank: rank, kerasMajor: kerasMajor))
         case "SeparableConv2D", "SeparableConvolution2D":
-            try channelsLast(c, name)
-            return SeparableConv2D(name: name, config: try convConfig(c, kerasMajor: kerasMajor),
+            return SeparableConv2D(name: name, config: try convConfig(c, rank: rank, kerasMajor: kerasMajor),
                                    depthMultiplier: try c["depth_multiplier"].int(default: 1))
         case "DepthwiseConv2D":
-            try channelsLast(c, name)
             return DepthwiseConv2D(name: name, config: DepthwiseConv2DConfig(
-                kernelSize: try c["kernel_size"].ints(2), strides: try c["strides"].ints(2, default: [1, 1]),
-                padding: try padding(c), depthMultiplier: try c["depth_multiplier"].int(default: 1),
-                dilation: try c["dilation_rate"].ints(2, default: [1, 1]), useBias: try c["use_bias"].bool(default: true),
+                kernelSize: try spatial("kernel_size"), strides: try spatial("strides", default: 1),
+                padding: try padding(c, causal: rank == 1), depthMultiplier: try c["depth_multiplier"].int(default: 1),
+                dilation: try spatial("dilation_rate", default: 1), useBias: try c["use_bias"].bool(default: true),
                 activation: try activation(c["activation"], kerasMajor: kerasMajor)))
         case "LocallyConnected2D":
-            try channelsLast(c, name)
             let impl = try c["implementation"].int(default: 1)
             guard impl == 1 else { throw KerasError("layer \(name) (LocallyConnected2D): implementation \(impl) is not supported (only 1)", layer: name) }
-            return LocallyConnected2D(name: name, config: try convConfig(c, kerasMajor: kerasMajor))
+            return LocallyConnected2D(name: name, config: try convConfig(c, rank: rank, kerasMajor: kerasMajor))
         case "Dense":
             return Dense(name: name, units: try c["units"].int(), useBias: try c["use_bias"].bool(default: true),
                          activation: try activation(c["activation"], kerasMajor: kerasMajor))
@@ -72,20 +121,18 @@ enum KerasLayerFactory {
             let shared = try c["shared_axes"].isNull ? [] : (c["shared_axes"].array ?? [c["shared_axes"]]).map { try $0.int() }
             return PReLU(name: name, sharedAxes: shared)
         case "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D":
-            try channelsLast(c, name)
-            let pool = try c["pool_size"].ints(2, default: [2, 2])
+            let pool = try spatial("pool_size", default: 2)
+            let strides = c["strides"].isNull ? pool : try spatial("strides")
             return Pooling2D(name: name, kind: className.hasPrefix("Max") ? .max : .average, poolSize: pool,
-                             strides: try c["strides"].ints(2, default: pool), padding: try padding(c))
+                             strides: strides, padding: try padding(c))
         case "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPooling2D", "GlobalMaxPool2D":
-            try channelsLast(c, name)
             return GlobalPooling2D(name: name, kind: className.contains("Max") ? .max : .average,
                                    keepDims: try c["keepdims"].bool(default: false))
         case "ZeroPadding2D", "Cropping2D":
-            try channelsLast(c, name)
             let key = className == "ZeroPadding2D" ? "padding" : "cropping"
-            return Padding2D(name: name, amounts: try pairs(c[key]), cropping: className == "Cropping2D")
+            let amounts = rank == 1 ? [[0, 0], try c[key].ints(2)] : try pairs(c[key])
+            return Padding2D(name: name, amounts: amounts, cropping: className == "Cropping2D")
         case "Flatten":
-            try channelsLast(c, name)
             return Flatten(name: name)
         case "Reshape":
             return Reshape(name: name, targetShape: try (c["target_shape"].array ?? []).map { try $0.int() })
@@ -109,12 +156,11 @@ enum KerasLayerFactory {
             let variance: [Float]? = c["variance"].isNull ? nil : try floats(c["variance"], default: 1)
             return Normalization(name: name, mean: mean, variance: variance, invert: try c["invert"].bool(default: false))
         case "UpSampling2D":
-            try channelsLast(c, name)
-            let interp = c["interpolation"].string ?? "nearest"
+            let interp = rank == 1 ? "nearest" : c["interpolation"].string ?? "nearest"
             guard interp == "nearest" || interp == "bilinear" else {
                 throw KerasError("layer \(name) (UpSampling2D): interpolation \"\(interp)\" is not supported", layer: name)
             }
-            return UpSampling2D(name: name, size: try c["size"].ints(2, default: [2, 2]), bilinear: interp == "bilinear")
+            return UpSampling2D(name: name, size: try spatial("size", default: 2), bilinear: interp == "bilinear")
         case "TFOpLambda":
             let function = try c["function"].string("a function name")
             return try makeOp(className: function, name: name, operands: operands)
@@ -146,24 +192,27 @@ enum KerasLayerFactory {
         return try dims.dropFirst().map { $0.isNull ? -1 : try $0.int() }
     }
 
-    static func channelsLast(_ c: JSON, _ name: String) throws {
-        if let f = c["data_format"].string, f != "channels_last" {
-            throw KerasError("layer \(name): data_format \(f) is not supported (channels_last only)", layer: name)
-        }
+    /// A window's sizes per spatial axis (`3` or `[3, 3]`); `rank` 1 reads a 1-D layer's `[k]` as `[1, k]`.
+    static func spatialSizes(_ j: JSON, rank: Int, default d: Int?) throws -> [Int] {
+        let v = try j.ints(rank, default: d.map { [Int](repeating: $0, count: rank) })
+        return rank == 1 ? [1] + v : v
     }
 
-    static func padding(_ c: JSON) throws -> Padding {
+    /// `valid`, `same`, or for a 1-D convolution (`causal`) also `causal`.
+    static func padding(_ c: JSON, causal: Bool = false) throws -> Padding {
         let p = c["padding"].string ?? "valid"
-        guard let v = Padding(rawValue: p.lowercased()) else {
-            throw KerasError("config key \(c["padding"].path): padding \"\(p)\" is not supported (valid or same)", key: c["padding"].path)
+        guard let v = Padding(rawValue: p.lowercased()), v != .causal || causal else {
+            throw KerasError("config key \(c["padding"].path): padding \"\(p)\" is not supported (valid or same\(causal ? ", or causal" : ""))", key: c["padding"].path)
         }
         return v
     }
 
-    static func convConfig(_ c: JSON, kerasMajor: Int) throws -> Conv2DConfig {
-        Conv2DConfig(filters: try c["filters"].int(), kernelSize: try c["kernel_size"].ints(2),
-                     strides: try c["strides"].ints(2, default: [1, 1]), padding: try padding(c),
-                     dilation: try c["dilation_rate"].ints(2, default: [1, 1]), groups: try c["groups"].int(default: 1),
+    /// A convolution's settings; `rank` 1 reads a 1-D convolution's as the `[1, k]` 2-D one.
+    static func convConfig(_ c: JSON, rank: Int = 2, kerasMajor: Int) throws -> Conv2DConfig {
+        func spatial(_ key: String, default d: Int? = nil) throws -> [Int] { try spatialSizes(c[key], rank: rank, default: d) }
+        return Conv2DConfig(filters: try c["filters"].int(), kernelSize: try spatial("kernel_size"),
+                     strides: try spatial("strides", default: 1), padding: try padding(c, causal: rank == 1),
+                     dilation: try spatial("dilation_rate", default: 1), groups: try c["groups"].int(default: 1),
                      useBias: try c["use_bias"].bool(default: true),
                      activation: try activation(c["activation"], kerasMajor: kerasMajor))
     }

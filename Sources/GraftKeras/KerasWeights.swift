@@ -167,12 +167,16 @@ public enum KerasWeights {
     /// A legacy weights group read without a model: per layer in `layer_names` order, its weights as stored.
     public struct LegacyWeights {
         public var layers: [(name: String, tensors: [(name: String, tensor: Tensor)])] = []
+        /// The Keras backend that wrote them (the group's `backend` attribute): `theano` kernels are convolutions, not
+        /// correlations, and are flipped on loading as Keras 2 did.
+        public var backend: String?
     }
 
     /// Reads every layer's weights of a legacy weights group (the model is needed only to name them, so a loader
     /// can build it meanwhile), into tensors from `arena` while it has room.
     public static func collectLegacy(_ group: HDF5Group, source: String, arena: TensorArena? = nil) throws -> LegacyWeights {
         var out = LegacyWeights()
+        out.backend = try? group.readStringAttribute("backend")
         let pending = PendingTensors(arena: arena)
         for layerName in try group.readStringListAttribute("layer_names") {
             guard group.kind(of: layerName) == .group else {
@@ -205,13 +209,14 @@ public enum KerasWeights {
                 for t in tensors { out["\(layerName)/\(stripSuffix(t.name.split(separator: "/").last.map(String.init) ?? t.name))"] = t.tensor }
                 continue
             }
-            for (path, t) in mapNames(tensors, to: layer, prefix: layerName) { out[path] = t }
+            for (path, t) in mapNames(tensors, to: layer, prefix: layerName, theano: weights.backend == "theano") { out[path] = t }
         }
         return out
     }
 
     /// Maps checkpoint weight names of one layer (or nested model) to Graft paths.
-    static func mapNames(_ tensors: [(name: String, tensor: Tensor)], to layer: any Layer, prefix: String) -> [(String, Tensor)] {
+    static func mapNames(_ tensors: [(name: String, tensor: Tensor)], to layer: any Layer, prefix: String,
+                         theano: Bool = false) -> [(String, Tensor)] {
         if let nested = layer as? Model {
             // Nested model: `…/inner_layer/kernel:0`; group by inner layer, map each group.
             var byLayer: [String: [(name: String, tensor: Tensor)]] = [:]
@@ -226,7 +231,7 @@ public enum KerasWeights {
             for inner in order {
                 let group = byLayer[inner] ?? []
                 if let l = nested.layer(named: inner) {
-                    out += mapNames(group, to: l, prefix: "\(prefix)/\(pathInside(nested, to: inner) ?? inner)")
+                    out += mapNames(group, to: l, prefix: "\(prefix)/\(pathInside(nested, to: inner) ?? inner)", theano: theano)
                 } else {
                     out += group.map { ("\(prefix)/\(inner)/\(stripSuffix($0.name))", $0.tensor) }
                 }
@@ -241,12 +246,29 @@ public enum KerasWeights {
         if keys.contains(where: { $0 == nil }) || Set(keys.compactMap { $0 }).count != keys.count {
             // Names unknown (old files, custom scopes): take them in order, like Keras's positional loader.
             if vars.count == tensors.count {
-                return zip(vars, tensors).map { ("\(prefix)/\($0.key)", $1.tensor) }
+                return zip(vars, tensors).map { ("\(prefix)/\($0.key)", legacyKernel($1.tensor, key: $0.key, layer: layer, theano: theano)) }
             }
         }
         return zip(keys, tensors).map { key, t in
-            ("\(prefix)/\(key ?? stripSuffix(t.name.split(separator: "/").last.map(String.init) ?? t.name))", t.tensor)
+            ("\(prefix)/\(key ?? stripSuffix(t.name.split(separator: "/").last.map(String.init) ?? t.name))",
+             legacyKernel(t.tensor, key: key, layer: layer, theano: theano))
         }
+    }
+
+    /// The convolutions whose kernels Keras 2 converted from older files (`preprocess_weights_for_loading`).
+    static let legacyConvolutions: Set<String> = ["Conv1D", "Conv2D", "Conv3D", "Conv2DTranspose"]
+
+    /// A convolution kernel as Keras 2 read it from an older file: flipped along its spatial axes when Theano wrote it
+    /// (Theano convolves, Keras on TensorFlow and Graft correlate), then, when it is stored as Theano's
+    /// `[out, in, kH, kW]`, transposed to `[kH, kW, in, out]`.
+    static func legacyKernel(_ t: Tensor, key: String?, layer: any Layer, theano: Bool) -> Tensor {
+        guard key == "kernel", legacyConvolutions.contains(layer.kerasClassName), t.rank >= 3 else { return t }
+        var k = theano ? t.flipped(axes: Array(0..<(t.rank - 2))) : t
+        if let expected = layer.variable("kernel")?.shape, k.rank == 4, k.shape != expected,
+           [k.shape[2], k.shape[3], k.shape[1], k.shape[0]] == expected {
+            k = k.permuted([2, 3, 1, 0])
+        }
+        return k
     }
 
     /// The path of a layer inside nested models (`inner` or `sub/inner`).

@@ -93,7 +93,7 @@ extension Model {
             var bn: BatchNormalization?
             if conv.ownActivation == .linear, conv.outputChannels > 0, let j = soleConsumer(i),
                let b = nodes[j].layer as? BatchNormalization,
-               b.channelCount == conv.outputChannels {
+               b.normalizesLastAxis, b.channelCount == conv.outputChannels {
                 bn = b
                 last = j
                 absorbed.append(j)

@@ -1,6 +1,6 @@
 import GraftTensor
 
-/// Keras `BatchNormalization` over the last (channel) axis. Variables in Keras order:
+/// Keras `BatchNormalization` over one axis (the last, or any other, such as 1 for `channels_first`). Variables in Keras order:
 /// `gamma` (if `scale`), `beta` (if `center`), `moving_mean`, `moving_variance` (buffers).
 public final class BatchNormalization: Layer {
     public let name: String
@@ -8,7 +8,7 @@ public final class BatchNormalization: Layer {
     public let momentum: Float
     public let center: Bool
     public let scale: Bool
-    /// The normalised axis as Keras counts it (batch is 0, -1 the last); it must be the channel axis.
+    /// The normalised axis as Keras counts it (batch is 0, -1 the last).
     public let axis: Int
     public var kerasClassName: String { "BatchNormalization" }
     public private(set) var gamma: Variable?
@@ -18,6 +18,8 @@ public final class BatchNormalization: Layer {
     /// Keras's `trainable = False`: the layer runs in inference mode, also while training (set by `freeze`).
     public var frozen = false
     private var channels = 0
+    /// The normalised axis (batch included) when it is not the last: inputs are permuted to put it last.
+    private var channelAxis: Int?
 
     public init(name: String, epsilon: Float = 1e-3, momentum: Float = 0.99, center: Bool = true, scale: Bool = true,
                 axis: Int = -1) {
@@ -48,12 +50,15 @@ public final class BatchNormalization: Layer {
 
     public func build(inputShapes: [[Int]], rng: inout SplitMix64) throws -> [Int] {
         try requireInputs(inputShapes, count: 1)
-        guard let c = inputShapes[0].last, c > 0 else {
-            throw LayerError(name, "needs a known channel count, got \(Shape.describe([-1] + inputShapes[0]))")
-        }
         let rank = inputShapes[0].count + 1
-        guard axis == -1 || axis == rank - 1 else {
-            throw LayerError(name, "normalises axis \(axis) of a rank-\(rank) input; only the last (channel) axis is supported")
+        let resolved = axis < 0 ? rank + axis : axis
+        guard resolved >= 1, resolved < rank else {
+            throw LayerError(name, "normalises axis \(axis), which a rank-\(rank) input does not have (the batch axis 0 cannot be normalised)")
+        }
+        channelAxis = resolved == rank - 1 ? nil : resolved
+        let c = inputShapes[0][resolved - 1]
+        guard c > 0 else {
+            throw LayerError(name, "needs a known channel count, got \(Shape.describe([-1] + inputShapes[0]))")
         }
         try requireAllocatable([[c], [c]] + (scale ? [[c]] : []) + (center ? [[c]] : []))
         channels = c
@@ -63,6 +68,13 @@ public final class BatchNormalization: Layer {
         movingVariance = Variable(Tensor(shape: [c], repeating: 1), isBuffer: true)
         return inputShapes[0]
     }
+
+    /// True when the normalised axis is the last one (what a convolution's folded weights assume).
+    public var normalizesLastAxis: Bool { channelAxis == nil }
+
+    /// `x` with the normalised axis moved last, and back (identity for the usual last axis).
+    func toLastAxis(_ x: Tensor) -> Tensor { channelAxis.map { x.movingAxis($0, to: x.rank - 1) } ?? x }
+    func fromLastAxis(_ y: Tensor) -> Tensor { channelAxis.map { y.movingAxis(y.rank - 1, to: $0) } ?? y }
 
     /// The number of channels normalised (0 before `build`).
     public var channelCount: Int { channels }
@@ -81,12 +93,13 @@ public final class BatchNormalization: Layer {
     }
 
     public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
-        let x = inputs[0]
+        guard inputs[0].rank > (channelAxis ?? 0) else { throw LayerError(name, "got \(Shape.describe(inputs[0].shape))") }
+        let x = toLastAxis(inputs[0])
         guard x.shape.last == channels else {
             throw LayerError(name, "expects \(channels) channels, got \(Shape.describe(x.shape))")
         }
         let (s, t) = inferenceAffine()
-        return x.channelAffine(scale: s, shift: t)
+        return fromLastAxis(x.channelAffine(scale: s, shift: t))
     }
 }
 
@@ -187,7 +200,12 @@ extension BatchNormalization {
     /// Training mode (layer not frozen): normalises with the batch mean and (biased) variance over every axis but the
     /// last, and updates `moving = momentum · moving + (1 − momentum) · batch`. A frozen layer runs in inference mode.
     public func forwardTrain(_ inputs: [Tensor], context: inout TrainingContext) throws -> (output: Tensor, cache: Any?) {
-        let x = inputs[0]
+        guard inputs[0].rank > (channelAxis ?? 0) else { throw LayerError(name, "got \(Shape.describe(inputs[0].shape))") }
+        let (y, cache) = try lastAxisForwardTrain(toLastAxis(inputs[0]), context: &context)
+        return (fromLastAxis(y), cache)
+    }
+
+    func lastAxisForwardTrain(_ x: Tensor, context: inout TrainingContext) throws -> (output: Tensor, cache: Any?) {
         guard x.shape.last == channels else {
             throw LayerError(name, "expects \(channels) channels, got \(Shape.describe(x.shape))")
         }
@@ -225,6 +243,12 @@ extension BatchNormalization {
 
     public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
                          needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {
+        try lastAxisBackward(toLastAxis(inputs[0]), cache: cache, gradOutput: toLastAxis(gradOutput),
+                             needsInputGradient: needsInputGradients[0]).map { $0.map(fromLastAxis) }
+    }
+
+    func lastAxisBackward(_ x: Tensor, cache: Any?, gradOutput: Tensor, needsInputGradient: Bool) throws -> [Tensor?] {
+        let inputs = [x], needsInputGradients = [needsInputGradient]
         let C = channels, rows = gradOutput.count / max(C, 1)
         let g = gamma?.value.scalars ?? [Float](repeating: 1, count: C)
         guard let c = cache as? TrainCache else {

@@ -7,6 +7,9 @@ public enum Padding: String, Sendable, Codable, Equatable {
     /// Output size `ceil(in / stride)`; the total padding is split with the smaller half first (top/left),
     /// as TensorFlow and Keras do.
     case same
+    /// Keras's `causal` (1-D convolutions): all padding before, `(kernel − 1) · dilation`, so that output `t`
+    /// sees inputs up to `t` only; output size `ceil(in / stride)`.
+    case causal
 }
 
 /// Output size and padding along one spatial axis.
@@ -31,6 +34,10 @@ public struct AxisGeometry: Sendable, Equatable {
             let total = max((output - 1) * stride + effective - input, 0)
             padBefore = total / 2
             padAfter = total - total / 2
+        case .causal:
+            output = input >= 1 ? (input - 1) / stride + 1 : 0
+            padBefore = effective - 1
+            padAfter = 0
         }
     }
 

@@ -289,9 +289,11 @@ public final class FineTuneJob {
         for (key, name) in layers {
             do { _ = try model.cut(at: name) } catch let e as LayerError { throw TrainError(key, "\(name): \(e.message)") }
         }
-        if let size = config.inputSize, let input = model.inputShapes.first, input.count == 3, input[0] > 0, input[1] > 0,
-           size != Array(input.prefix(2)) {
-            throw TrainError("data.input_size", "is \(size) but \(config.model) takes a fixed \(input[0])×\(input[1]) input")
+        if let size = config.inputSize, let input = model.inputShapes.first, input.count == 3 {
+            let hw = model.readsChannelsFirstImages ? Array(input.suffix(2)) : Array(input.prefix(2))
+            if hw[0] > 0, hw[1] > 0, size != hw {
+                throw TrainError("data.input_size", "is \(size) but \(config.model) takes a fixed \(hw[0])×\(hw[1]) input")
+            }
         }
         let preparation = try InputPreparation(model: model, task: sourceTask, preprocess: config.preprocess, fit: config.fit,
                                                inputSize: config.inputSize, data: train.imageShape, source: config.model)

@@ -16,9 +16,11 @@ public struct InputPreparation {
     /// `source` names the checkpoint in errors and notes.
     public init(model: Model, task: ModelTask?, preprocess: String?, fit: ImageFit?, inputSize: [Int]?, data: [Int]?,
                 source: String) throws {
-        guard let input = model.inputShapes.first, input.count == 3 else {
+        guard let modelInput = model.inputShapes.first, modelInput.count == 3 else {
             throw TrainError(file: source, "needs a model with one image input (H, W, C)")
         }
+        let channelsFirst = model.readsChannelsFirstImages
+        let input = channelsFirst ? [modelInput[1], modelInput[2], modelInput[0]] : modelInput
         var notes: [String] = []
         func note(_ option: String, _ given: String, _ trained: String?) {
             if let trained, trained != given { notes.append("\(option) \(given) given; \(source) was trained with \(trained)") }
@@ -35,7 +37,7 @@ public struct InputPreparation {
             return f
         } ?? .resize
         let target = try Preprocessor.targetShape(modelInput: input, size: inputSize ?? task?.inputSize, data: data, model: source)
-        preprocessor = Preprocessor(targetShape: target, fit: fitMode, mode: mode)
+        preprocessor = Preprocessor(targetShape: target, fit: fitMode, mode: mode, channelsFirst: channelsFirst)
         overrides = notes
     }
 }

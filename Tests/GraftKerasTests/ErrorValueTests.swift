@@ -37,15 +37,30 @@ struct ErrorValueTests {
         #expect(report.isComplete && report.missing.isEmpty && report.applied.count == paths.count - 1)
     }
 
+    /// A Lambda layer is refused with the reason: its Python code would have to run.
+    @Test func lambdaLayersAreRefusedWithTheReason() throws {
+        let config = """
+        {"class_name": "Sequential", "config": {"name": "s", "layers": [
+          {"class_name": "InputLayer", "config": {"name": "in", "batch_input_shape": [null, 8, 3]}},
+          {"class_name": "Lambda", "config": {"name": "scale_by_two", "function": ["4wEAAAAAAAAA", null, null]}}]}}
+        """
+        #expect { try KerasModelBuilder.build(json: config, kerasVersion: "2.15") } throws: {
+            let text = "\($0)"
+            return ($0 as? GraftError)?.context == ErrorContext(layer: "scale_by_two") && text.contains("Lambda")
+                && text.contains("never runs code from a file")
+        }
+    }
+
     /// A config Graft cannot build names the layer; reading it from a file adds the file, keeping the layer.
     @Test func configErrorsCarryTheLayerAndTheFile() throws {
         let config = """
         {"class_name": "Sequential", "config": {"name": "s", "layers": [
           {"class_name": "InputLayer", "config": {"name": "in", "batch_input_shape": [null, 8, 3]}},
-          {"class_name": "Conv1D", "config": {"name": "wave", "filters": 2, "kernel_size": [3]}}]}}
+          {"module": "wavelets.layers", "class_name": "WaveletPool", "config": {"name": "wave", "levels": 2}}]}}
         """
         #expect { try KerasModelBuilder.build(json: config, kerasVersion: "3.0") } throws: {
-            ($0 as? GraftError)?.context == ErrorContext(layer: "wave") && "\($0)".contains("Conv1D")
+            ($0 as? GraftError)?.context == ErrorContext(layer: "wave")
+                && "\($0)" == "layer wave: unsupported layer class wavelets.layers.WaveletPool"
         }
         let dir = try TestSupport.makeTemporaryDirectory()
         let path = dir.appendingPathComponent("model.json").path
