@@ -218,3 +218,51 @@ def channels_mixture(K):
     x = L.Flatten(name="flat")(x)
     out = L.Dense(3, activation="softmax", name="predictions")(x)
     return K.Model(x_in, out, name="channels_mixture")
+
+
+def normalizations(K):
+    """Per-sample normalisation: LayerNormalization (last axis, all axes), GroupNormalization, UnitNormalization,
+    Keras 3's RMSNormalization and rms_scaling; SpatialDropout1D and a Dense over every position."""
+    L = K.layers
+    x_in = K.Input(shape=(6, 5, 8), name="x")
+    x = L.Conv2D(8, 3, padding="same", name="conv")(x_in)
+    a = L.LayerNormalization(epsilon=1e-6, name="ln_last")(x)
+    b = L.LayerNormalization(axis=[1, 2, 3], center=False, name="ln_all")(x)
+    c = L.GroupNormalization(groups=4, epsilon=1e-4, name="gn")(x)
+    d = L.UnitNormalization(name="unit")(x)
+    branches = [a, b, c, d]
+    if _is_k3(K):
+        branches.append(L.RMSNormalization(name="rms")(x))
+        branches.append(L.LayerNormalization(rms_scaling=True, name="ln_rms_scaling")(x))
+    x = L.Add(name="sum")(branches)
+    x = L.Dense(6, activation="gelu", name="per_pixel")(x)
+    x = L.Reshape((30, 6), name="seq")(x)
+    x = L.SpatialDropout1D(0.2, name="sdrop1d")(x)
+    x = L.LayerNormalization(name="ln_seq")(x)
+    x = L.GlobalAveragePooling1D(name="gap")(x)
+    out = L.Dense(3, activation="softmax", name="predictions")(x)
+    return K.Model(x_in, out, name="normalizations")
+
+
+def mini_convnext(K):
+    """keras.applications' ConvNeXt builder at a small size: LayerNormalization, LayerScale, 7×7 depthwise
+    convolutions, Dense over positions, preprocessing Normalization inside the model."""
+    args = dict(depths=[1, 1, 2, 1], projection_dims=[8, 16, 24, 32], default_size=32, input_shape=(32, 32, 3),
+                classes=5, weights=None)
+    if _is_k3(K):
+        from keras.src.applications.convnext import ConvNeXt
+        return ConvNeXt(name="mini_convnext", **args)
+    from tf_keras.src.applications.convnext import ConvNeXt
+    return ConvNeXt(model_name="mini_convnext", **args)
+
+
+def inception_resnet_block(K):
+    """InceptionResNetV2's scaled residual blocks (Keras 3 serialises CustomScaleLayer; tf-keras a Lambda, refused)."""
+    from keras.src.applications.inception_resnet_v2 import inception_resnet_block as block
+    L = K.layers
+    x_in = K.Input(shape=(9, 9, 16), name="x")
+    x = L.Conv2D(32, 1, name="widen")(x_in)
+    x = block(x, scale=0.17, block_type="block35", block_idx=1)
+    x = block(x, scale=0.3, block_type="block35", block_idx=2, activation=None)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    return K.Model(x_in, x, name="inception_resnet_block")

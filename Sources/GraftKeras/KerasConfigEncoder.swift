@@ -12,7 +12,7 @@ public enum KerasConfigEncoder {
     /// The model config JSON object (`{"class_name": …, "config": …}`).
     public static func encode(_ model: Model, style: Style = .keras2, nested: Bool = false) throws -> [String: Any] {
         let k3 = style == .keras3
-        if model.kerasClassName == "Sequential", isChain(model) {
+        if writesAsSequential(model) {
             var layers: [[String: Any]] = []
             for node in model.nodes {
                 if let input = node.layer as? InputLayer {
@@ -41,7 +41,10 @@ public enum KerasConfigEncoder {
             let id = ObjectIdentifier(node.layer)
             let call = calls[id, default: 0]
             calls[id] = call + 1
-            nodeRef[i] = (node.layer.name, call)
+            // A nested model's calls count from 1 (its own input-to-output call comes first; see
+            // KerasModelBuilder.skipsFirstNode): in Keras 3 a Functional one's, in tf-keras every one's.
+            let skipsFirst = (node.layer as? Model).map { !k3 || !writesAsSequential($0) } ?? false
+            nodeRef[i] = (node.layer.name, call + (skipsFirst ? 1 : 0))
             let inbound: Any
             if k3 {
                 // Keras 3: {"args": [tensor] or [[tensors…]] for layers taking a list, "kwargs": {}}.
@@ -50,7 +53,7 @@ public enum KerasConfigEncoder {
                     let (name, k) = nodeRef[j] ?? ("?", 0)
                     tensors.append(kerasTensor(name: name, node: k, shape: model.nodes[j].outputShape))
                 }
-                let takesList = node.layer is Merge || node.layer is Concatenate || (node.layer is TensorOp && node.inputs.count > 1)
+                let takesList = node.layer is Merge || node.layer is Concatenate || node.inputs.count > 1
                 let args: [Any] = takesList ? [tensors] : tensors
                 let kwargs: [String: Any] = [:]
                 inbound = ["args": args, "kwargs": kwargs] as [String: Any]
@@ -130,6 +133,13 @@ public enum KerasConfigEncoder {
         return [wrap(["class_name": "Rescaling", "config": affine], style), wrap(["class_name": "ReLU", "config": clip], style)]
     }
 
+    /// A class keras.applications defines (ConvNeXt's `LayerScale`): Keras 3 finds it by its module; a Keras 2-style
+    /// config names the class alone, as Keras 3 writes it in a legacy `.h5`.
+    static func applicationEntry(_ cls: String, module: String, config: [String: Any], style: Style) -> [String: Any] {
+        guard style == .keras3 else { return ["class_name": cls, "config": config] }
+        return ["module": "keras.src.applications.\(module)", "class_name": cls, "registered_name": cls, "config": config]
+    }
+
     /// Adds Keras 3's `module` and `registered_name` to a built-in layer's entry.
     static func wrap(_ e: [String: Any], _ style: Style) -> [String: Any] {
         guard style == .keras3 else { return e }
@@ -144,6 +154,9 @@ public enum KerasConfigEncoder {
         let data = try JSONSerialization.data(withJSONObject: try encode(model, style: style), options: [.sortedKeys])
         return String(decoding: data, as: UTF8.self)
     }
+
+    /// A Sequential model that is a chain is written as one; anything else as Functional.
+    static func writesAsSequential(_ m: Model) -> Bool { m.kerasClassName == "Sequential" && isChain(m) }
 
     static func isChain(_ m: Model) -> Bool {
         m.inputNodes == [0] && m.outputNodes == [m.nodes.count - 1]
@@ -301,9 +314,12 @@ public enum KerasConfigEncoder {
         case let x as Reshape:
             cls = "Reshape"
             c["target_shape"] = x.targetShape
+        case let x as InferenceIdentity where x.kerasClassName == "StochasticDepth":
+            c["drop_path_rate"] = Double(x.rate)
+            return applicationEntry("StochasticDepth", module: "convnext", config: c, style: style)
         case let x as InferenceIdentity:
             cls = x.kerasClassName
-            if cls == "SpatialDropout2D" { c["trainable"] = nil }   // Keras 3's constructor takes no `trainable`
+            if cls.hasPrefix("SpatialDropout") { c["trainable"] = nil }   // Keras 3's constructor takes no `trainable`
             switch cls {
             case "GaussianNoise": c["stddev"] = Double(x.rate)
             case "ActivityRegularization": c["l1"] = 0.0; c["l2"] = 0.0
@@ -324,6 +340,32 @@ public enum KerasConfigEncoder {
             c["invert"] = x.invert
             c["mean"] = x.fixedMean.map { $0.map(Double.init) as Any } ?? NSNull()
             c["variance"] = x.fixedVariance.map { $0.map(Double.init) as Any } ?? NSNull()
+        case let x as LayerNormalization:
+            cls = x.kerasClassName
+            c["axis"] = x.axis
+            c["epsilon"] = Double(x.epsilon)
+            if x.mode != .rms {   // RMSNormalization always scales, and takes no `scale` or `center`
+                c["scale"] = x.scale
+                c["center"] = x.center
+            }
+            if x.mode == .rmsScaling { c["rms_scaling"] = true }
+        case let x as GroupNormalization:
+            cls = "GroupNormalization"
+            c["groups"] = x.groups
+            c["axis"] = -1
+            c["epsilon"] = Double(x.epsilon)
+            c["center"] = x.center
+            c["scale"] = x.scale
+        case is UnitNormalization:
+            cls = "UnitNormalization"
+            c["axis"] = [-1]
+        case let x as LayerScale:
+            c["init_values"] = Double(x.initialValue)
+            c["projection_dim"] = x.gamma.shape.first ?? 0
+            return applicationEntry("LayerScale", module: "convnext", config: c, style: style)
+        case let x as ScaledResidual:
+            c["scale"] = Double(x.scale)
+            return applicationEntry("CustomScaleLayer", module: "inception_resnet_v2", config: c, style: style)
         case let x as TensorOp:
             return wrap(try opEntry(x, base: c), style)
         default:

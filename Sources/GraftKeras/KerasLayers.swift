@@ -11,7 +11,16 @@ enum KerasLayerFactory {
         "GlobalMaxPooling2D", "GlobalMaxPool2D", "ZeroPadding2D", "Cropping2D", "Flatten", "Reshape", "Dropout",
         "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "ActivityRegularization", "Add", "Subtract",
         "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Rescaling", "Normalization", "UpSampling2D",
-        "LocallyConnected2D", "TFOpLambda",
+        "LocallyConnected2D", "TFOpLambda", "LayerNormalization", "RMSNormalization", "GroupNormalization",
+        "UnitNormalization", "SpatialDropout1D", "SpatialDropout3D",
+        // Classes keras.applications defines and serialises (ConvNeXt, InceptionResNetV2).
+        "LayerScale", "StochasticDepth", "CustomScaleLayer",
+    ]
+
+    /// The module each keras.applications class comes from: a class of that name from another package is not
+    /// assumed to compute the same thing.
+    static let applicationModules: [String: String] = [
+        "LayerScale": "convnext", "StochasticDepth": "convnext", "CustomScaleLayer": "inception_resnet_v2",
     ]
     /// Every class name `make` accepts.
     static var allSupported: Set<String> { supported.union(oneDimensional.keys) }
@@ -46,7 +55,8 @@ enum KerasLayerFactory {
         }
         let rank = oneDimensional[className] == nil ? 2 : 1
         let planar = oneDimensional[className] ?? className
-        guard supported.contains(planar) else {
+        let known = applicationModules[planar].map { from in module.map { $0.hasSuffix(".\(from)") } ?? true } ?? true
+        guard supported.contains(planar), known else {
             let qualified = module.map { "\($0).\(className)" } ?? className
             throw KerasError("layer \(name): unsupported layer class \(qualified)", layer: name)
         }
@@ -136,7 +146,28 @@ enum KerasLayerFactory {
             return Flatten(name: name)
         case "Reshape":
             return Reshape(name: name, targetShape: try (c["target_shape"].array ?? []).map { try $0.int() })
-        case "Dropout", "SpatialDropout2D", "GaussianDropout":
+        case "LayerNormalization", "RMSNormalization":
+            let axes = try (c["axis"].array ?? [c["axis"]]).map { $0.isNull ? -1 : try $0.int() }
+            let rms = className == "RMSNormalization"
+            let mode: LayerNormalization.Mode = rms ? .rms : try c["rms_scaling"].bool(default: false) ? .rmsScaling : .standard
+            return LayerNormalization(name: name, axis: axes, epsilon: try c["epsilon"].float(default: rms ? 1e-6 : 1e-3),
+                                      center: try c["center"].bool(default: !rms), scale: try c["scale"].bool(default: true), mode: mode)
+        case "GroupNormalization":
+            let axis = try c["axis"].int(default: -1)
+            guard axis == -1 else { throw KerasError("layer \(name) (GroupNormalization): axis \(axis) is not supported (the last axis, -1)", layer: name) }
+            return GroupNormalization(name: name, groups: try c["groups"].int(default: 32), epsilon: try c["epsilon"].float(default: 1e-3),
+                                      center: try c["center"].bool(default: true), scale: try c["scale"].bool(default: true))
+        case "UnitNormalization":
+            let axes = try (c["axis"].array ?? [c["axis"]]).map { $0.isNull ? -1 : try $0.int() }
+            guard axes == [-1] else { throw KerasError("layer \(name) (UnitNormalization): axis \(axes) is not supported (the last axis, -1)", layer: name) }
+            return UnitNormalization(name: name)
+        case "LayerScale":
+            return LayerScale(name: name, initialValue: try c["init_values"].float(default: 1e-6))
+        case "CustomScaleLayer":
+            return ScaledResidual(name: name, scale: try c["scale"].float())
+        case "StochasticDepth":
+            return InferenceIdentity(name: name, kerasClassName: className, rate: try c["drop_path_rate"].float(default: 0))
+        case "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianDropout":
             return InferenceIdentity(name: name, kerasClassName: className, rate: try c["rate"].float(default: 0))
         case "GaussianNoise":
             return InferenceIdentity(name: name, kerasClassName: className, rate: try c["stddev"].float(default: 0))

@@ -134,6 +134,19 @@ public enum KerasModelBuilder {
         }
     }
 
+    /// True when the config numbers the calls of this nested model from 1: a model built on its own input has a
+    /// call of its own (input to output) that a config leaves out but counts. Keras 3 does so for a Functional
+    /// model (not a Sequential one); tf-keras for any model built on an input (`_should_skip_first_node`), as
+    /// Keras 2.2 did for every nested model.
+    static func skipsFirstNode(_ entry: JSON) -> Bool {
+        let keras3 = entry["inbound_nodes"].array?.first?.object != nil
+        if entry["class_name"].string != "Sequential" { return true }
+        if keras3 { return false }
+        let layers = entry["config"]["layers"].array ?? entry["config"].array ?? []
+        guard let head = layers.first else { return false }
+        return head["class_name"].string == "InputLayer" || !head["config"]["batch_input_shape"].isNull
+    }
+
     static func functional(_ j: JSON, kerasMajor: Int) throws -> Model {
         let config = j["config"]
         let name = config["name"].string ?? "model"
@@ -144,6 +157,15 @@ public enum KerasModelBuilder {
         var nodeOf: [TensorRef: Int] = [:]
         var pending: [(call: PendingCall, layer: any Layer)] = []
         var names = Set<String>()
+        // Layers some call or output refers to by node 0.
+        var referencesNodeZero = Set<String>()
+        for entry in entries {
+            let layerName = entry["name"].string ?? entry["config"]["name"].string ?? ""
+            for c in (try? calls(entry, name: layerName)) ?? [] {
+                for r in c.refs where r.node == 0 { referencesNodeZero.insert(r.layer) }
+            }
+        }
+        for r in (try? refList(config["output_layers"])) ?? [] where r.node == 0 { referencesNodeZero.insert(r.layer) }
         for entry in entries {
             let layerName = entry["name"].string ?? entry["config"]["name"].string ?? ""
             guard !layerName.isEmpty else { throw KerasError("model \(name): a layer entry has no name (\(entry.path))") }
@@ -164,8 +186,10 @@ public enum KerasModelBuilder {
                 e = JSON(dict, path: entry.path)
             }
             let l = try layer(from: e, kerasMajor: kerasMajor, operands: layerCalls[0].operands)
+            // A writer that numbered from 0 anyway is read as it wrote.
+            let first = l is Model && skipsFirstNode(entry) && !referencesNodeZero.contains(layerName) ? 1 : 0
             for (k, c) in layerCalls.enumerated() {
-                pending.append((PendingCall(layerName: layerName, nodeIndex: k, refs: c.refs), l))
+                pending.append((PendingCall(layerName: layerName, nodeIndex: first + k, refs: c.refs), l))
             }
         }
         // Place the calls in dependency order (configs are not always topologically sorted), always the ready call

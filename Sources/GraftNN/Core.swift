@@ -255,17 +255,21 @@ extension Reshape {
 }
 
 extension InferenceIdentity {
-    /// Training-mode behaviour: `Dropout` (inverted), `SpatialDropout2D` (whole channels), `GaussianDropout`
+    /// Training-mode behaviour: `Dropout` (inverted), `SpatialDropout1D/2D/3D` (whole channels), ConvNeXt's
+    /// `StochasticDepth` (whole samples: the residual branch dropped), `GaussianDropout`
     /// (multiplicative N(1, p/(1−p))), `GaussianNoise` (additive N(0, stddev²)); the multiplier is cached.
     public func forwardTrain(_ inputs: [Tensor], context: inout TrainingContext) throws -> (output: Tensor, cache: Any?) {
         let x = inputs[0]
         guard rate > 0 else { return (x, nil) }
         switch kerasClassName {
-        case "Dropout", "SpatialDropout2D":
+        case "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "StochasticDepth":
             guard rate < 1 else { return (Tensor(shape: x.shape, repeating: 0), Tensor(shape: x.shape, repeating: 0)) }
             let keep = 1 - rate
             var maskShape = x.shape
-            if kerasClassName == "SpatialDropout2D" && x.rank == 4 { maskShape = [x.shape[0], 1, 1, x.shape[3]] }
+            if kerasClassName.hasPrefix("SpatialDropout") && x.rank >= 3 {
+                maskShape = [x.shape[0]] + [Int](repeating: 1, count: x.rank - 2) + [x.shape[x.rank - 1]]   // whole channels
+            }
+            if kerasClassName == "StochasticDepth" { maskShape = [x.shape[0]] + [Int](repeating: 1, count: x.rank - 1) }   // whole samples
             var values = [Float](repeating: 0, count: maskShape.reduce(1, *))
             for i in values.indices { values[i] = context.rng.uniform(0, 1) < keep ? 1 / keep : 0 }
             let mask = Tensor(shape: maskShape, values: values)

@@ -35,6 +35,7 @@ struct Summary: ParsableCommand {
         Examples:
           graft summary model.h5
           graft summary weights.h5 --architecture zoo:resnet50 --json
+          graft summary model.json        (an architecture alone, as model.to_json() writes it)
         """)
 
     @OptionGroup var options: ModelOptions
@@ -43,7 +44,9 @@ struct Summary: ParsableCommand {
     var json = false
 
     func run() throws {
-        let model = try options.load().model
+        // A model config alone (Keras's `model_from_json`): the architecture with initial weights.
+        let model = options.model.hasSuffix(".json") && options.architecture == nil
+            ? try KerasLoader.loadArchitecture(options.model) : try options.load().model
         guard json else {
             print(model.summary())
             return
