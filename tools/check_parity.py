@@ -4,7 +4,8 @@
   .venv/bin/python tools/check_parity.py [DIR] [--graft PATH]
 
 DIR is Tests/Fixtures/parity (every case and every file format in its index.json) or a folder written by
-`tools/make_fixtures.py --full DIR` (NAME.h5 with NAME_input.npy / NAME_output.npy). A case passes when
+`tools/make_fixtures.py --full DIR` (NAME.h5, NAME.keras, NAME.weights.h5 as they exist, with NAME_input.npy /
+NAME_output.npy; tf-keras's files are named tfk_NAME). A case passes when
 max|graft - keras| <= 1e-4 * max(1, max|keras|). Prints one line per case and `N passed, N failed`.
 """
 import argparse
@@ -67,13 +68,19 @@ def main():
         for f in sorted(os.listdir(args.dir)):
             if f.endswith("_input.npy"):
                 name = f[: -len("_input.npy")]
-                cases.append((name, os.path.join(args.dir, f"{name}.h5"), None, os.path.join(args.dir, f),
-                              os.path.join(args.dir, f"{name}_output.npy")))
-                for g in sorted(os.listdir(args.dir)):
-                    if g.startswith(f"{name}_output@"):
-                        layer = g[len(f"{name}_output@"):-len(".npy")]
-                        cases.append((f"{name} @{layer}", os.path.join(args.dir, f"{name}.h5"), None,
-                                      os.path.join(args.dir, f), os.path.join(args.dir, g), layer))
+                # Every format written for the model: .h5, .keras, and .weights.h5 with the .keras as architecture.
+                loads = [(fmt, os.path.join(args.dir, f"{name}{ext}"), arch) for fmt, ext, arch in (
+                    ("h5", ".h5", None), ("keras", ".keras", None),
+                    ("weights.h5", ".weights.h5", os.path.join(args.dir, f"{name}.keras")))
+                    if os.path.exists(os.path.join(args.dir, f"{name}{ext}"))]
+                for fmt, model, arch in loads:
+                    cases.append((f"{name} [{fmt}]", model, arch, os.path.join(args.dir, f),
+                                  os.path.join(args.dir, f"{name}_output.npy")))
+                    for g in sorted(os.listdir(args.dir)):
+                        if g.startswith(f"{name}_output@"):
+                            layer = g[len(f"{name}_output@"):-len(".npy")]
+                            cases.append((f"{name} [{fmt}] @{layer}", model, arch, os.path.join(args.dir, f),
+                                          os.path.join(args.dir, g), layer))
     passed = failed = 0
     for label, model, arch, x, y, *layer in cases:
         err, problem, dt = run_case(args.graft, model, x, y, arch, layer[0] if layer else None)

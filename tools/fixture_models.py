@@ -266,3 +266,33 @@ def inception_resnet_block(K):
     x = block(x, scale=0.3, block_type="block35", block_idx=2, activation=None)
     x = L.GlobalAveragePooling2D(name="gap")(x)
     return K.Model(x_in, x, name="inception_resnet_block")
+
+
+def decoder_layers(K):
+    """U-Net-style decoding and in-model preprocessing: Conv2DTranspose (valid, same, output_padding, dilation),
+    Resizing (bilinear and nearest, up and down), CenterCrop, Permute, RepeatVector, and Keras 3's activations."""
+    L = K.layers
+    x_in = K.Input(shape=(11, 9, 3), name="x")
+    x = L.Resizing(16, 12, name="resize_up")(x_in)
+    x = L.CenterCrop(14, 10, name="center_crop")(x)
+    x = L.Conv2D(6, 3, strides=2, padding="same", activation="relu", name="down")(x)
+    a = L.Conv2DTranspose(4, 3, strides=2, padding="same", name="up_same")(x)
+    b = L.Conv2DTranspose(4, 3, strides=2, padding="valid", output_padding=1, activation="tanh", name="up_valid_op")(x)
+    b = L.Cropping2D(((1, 1), (1, 1)), name="crop_b")(b)
+    c = L.Conv2DTranspose(4, 2, strides=2, padding="valid", use_bias=False, name="up_k2")(x)
+    d = L.Conv2DTranspose(4, 3, dilation_rate=2, padding="same", name="up_dilated")(x)
+    d = L.Resizing(14, 10, interpolation="nearest", name="resize_nearest")(d)
+    x = L.Concatenate(name="cat")([a, b, c, d])
+    x = L.Resizing(7, 5, name="resize_down")(x)
+    x = L.Permute((2, 1, 3), name="permute")(x)
+    if _is_k3(K):
+        acts = ["celu", "hard_tanh", "hard_shrink", "soft_shrink", "tanh_shrink", "log_sigmoid", "sparse_plus",
+                "squareplus"]
+        x = L.Average(name="acts")([L.Activation(a, name=f"act_{a}")(x) for a in acts])
+    x = L.Conv2D(5, 1, activation="softmax", name="per_pixel_softmax")(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    x = L.RepeatVector(3, name="repeat")(x)
+    x = L.Permute((2, 1), name="swap")(x)
+    x = L.Flatten(name="flat")(x)
+    out = L.Dense(4, activation="log_softmax" if _is_k3(K) else "softmax", name="predictions")(x)
+    return K.Model(x_in, out, name="decoder_layers")

@@ -346,7 +346,7 @@ def make_parity():
     cases = []
     builders = ["convnet_sequential", "mini_xception", "activations_zoo", "nested", "fully_convolutional",
                 "locally_connected", "bare_ops", "sequence_1d", "channels_first", "channels_mixture",
-                "normalizations", "mini_convnext", "inception_resnet_block"]
+                "normalizations", "mini_convnext", "inception_resnet_block", "decoder_layers"]
     for flavour, K in (("keras3", keras), ("tfkeras", tf_keras)):
         for b in builders:
             if (b == "locally_connected" and flavour == "keras3") or (b == "inception_resnet_block" and flavour == "tfkeras"):
@@ -398,51 +398,95 @@ def make_parity():
         json.dump({"generator": "tools/make_fixtures.py --only parity (do not edit)", "seed": SEED, "cases": cases}, fh, indent=1)
 
 
+# Every keras.applications architecture (one or two sizes per family), built with weights=None. Keras 3 writes
+# each in all three formats; tf-keras writes a full-model .h5 of those it has (TFK_ONLY: only tf-keras has them).
 FULL_MODELS = {
     "vgg16_notop": lambda A: A.VGG16(weights=None, include_top=False, input_shape=(224, 224, 3)),
+    "vgg19": lambda A: A.VGG19(weights=None),
     "resnet50": lambda A: A.ResNet50(weights=None),
+    "resnet101": lambda A: A.ResNet101(weights=None),
+    "resnet152": lambda A: A.ResNet152(weights=None),
+    "resnet50v2": lambda A: A.ResNet50V2(weights=None),
+    "resnet101v2": lambda A: A.ResNet101V2(weights=None),
+    "resnet152v2": lambda A: A.ResNet152V2(weights=None),
+    "mobilenet": lambda A: A.MobileNet(weights=None),
     "mobilenetv2": lambda A: A.MobileNetV2(weights=None),
+    "mobilenetv3small": lambda A: A.MobileNetV3Small(weights=None),
+    "mobilenetv3large": lambda A: A.MobileNetV3Large(weights=None),
     "efficientnetb0": lambda A: A.EfficientNetB0(weights=None),
+    "efficientnetv2b0": lambda A: A.EfficientNetV2B0(weights=None),
+    "efficientnetv2s": lambda A: A.EfficientNetV2S(weights=None),
+    "convnexttiny": lambda A: A.ConvNeXtTiny(weights=None),
     "densenet121": lambda A: A.DenseNet121(weights=None),
+    "densenet169": lambda A: A.DenseNet169(weights=None),
+    "densenet201": lambda A: A.DenseNet201(weights=None),
     "inceptionv3": lambda A: A.InceptionV3(weights=None, input_shape=(224, 224, 3)),
+    "inceptionresnetv2": lambda A: A.InceptionResNetV2(weights=None, input_shape=(224, 224, 3)),
     "xception": lambda A: A.Xception(weights=None, input_shape=(224, 224, 3)),
+    "nasnetmobile": lambda A: A.NASNetMobile(weights=None),
+    "nasnetlarge": lambda A: A.NASNetLarge(weights=None),
+    "regnetx002": lambda A: A.RegNetX002(weights=None),
+    "regnety004": lambda A: A.RegNetY004(weights=None),
+    "resnetrs50": lambda A: A.ResNetRS50(weights=None),
 }
+TFK_ONLY = {"regnetx002", "regnety004", "resnetrs50"}
+# tf-keras builds these with Lambda layers (Python code), which Graft refuses by design; Keras 3 writes them.
+TFK_SKIP = {"inceptionresnetv2"}
 
 
-def make_full(directory, only=None):
+def randomized_statistics(model, rng):
+    """The model's initial weights with random BatchNorm statistics and biases (a random network's outputs
+    otherwise hardly depend on them)."""
+    values = []
+    for w in model.weights:
+        n = getattr(w, "path", None) or w.name
+        v = np.asarray(w.numpy())
+        if "moving_variance" in n:
+            v = rng.uniform(0.5, 2.0, v.shape).astype(np.float32)
+        elif "moving_mean" in n:
+            v = (rng.standard_normal(v.shape) * 0.2).astype(np.float32)
+        elif n.split(":")[0].endswith("bias") or "beta" in n:
+            v = (rng.standard_normal(v.shape) * 0.05).astype(np.float32)
+        values.append(v)
+    model.set_weights(values)
+
+
+def make_full(directory, only=None, writers=("keras3", "tfkeras")):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
+    import tf_keras
     os.makedirs(directory, exist_ok=True)
     for name, make in FULL_MODELS.items():
         if only and name not in only:
             continue
-        keras.utils.set_random_seed(SEED)
-        rng = np.random.default_rng(SEED)
-        model = make(keras.applications)
-        values = []
-        for w in model.weights:
-            n = w.path
-            v = np.asarray(w.numpy())
-            if "moving_variance" in n:
-                v = rng.uniform(0.5, 2.0, v.shape).astype(np.float32)
-            elif "moving_mean" in n:
-                v = (rng.standard_normal(v.shape) * 0.2).astype(np.float32)
-            elif n.endswith("bias") or "beta" in n:
-                v = (rng.standard_normal(v.shape) * 0.05).astype(np.float32)
-            values.append(v)
-        model.set_weights(values)
-        x = (rng.uniform(0, 255, (2,) + tuple(model.input_shape[1:]))).astype(np.float32)
-        x = keras.applications.imagenet_utils.preprocess_input(x, mode="tf")
-        y = np.asarray(model(x, training=False))
-        model.save(os.path.join(directory, f"{name}.h5"))
-        np.save(os.path.join(directory, f"{name}_input.npy"), x)
-        np.save(os.path.join(directory, f"{name}_output.npy"), y)
-        if len(y.shape) == 2:
-            # Softmax outputs of random networks are nearly uniform: also keep the features before the head.
-            layer = model.layers[-2]
-            feats = np.asarray(keras.Model(model.input, layer.output)(x, training=False))
-            np.save(os.path.join(directory, f"{name}_output@{layer.name}.npy"), feats)
-        print(f"full: {name}: {model.count_params()} parameters, output {y.shape}")
+        if os.path.exists(os.path.join(directory, f"{name}_input.npy")) or os.path.exists(os.path.join(directory, f"tfk_{name}_input.npy")):
+            continue   # written by an earlier run: delete its files to write it again
+        for writer, K in (("keras3", keras), ("tfkeras", tf_keras)):
+            if writer not in writers or (writer == "keras3" and name in TFK_ONLY) or (writer == "tfkeras" and name in TFK_SKIP):
+                continue
+            stem = name if writer == "keras3" else f"tfk_{name}"
+            K.utils.set_random_seed(SEED)
+            rng = np.random.default_rng(SEED)
+            model = make(K.applications)
+            randomized_statistics(model, rng)
+            shape = tuple(d if d is not None else 224 for d in model.input_shape[1:])   # MobileNetV3 takes any size
+            x = (rng.uniform(0, 255, (2,) + shape)).astype(np.float32)
+            x = K.applications.imagenet_utils.preprocess_input(x, mode="tf")
+            y = np.asarray(model(x, training=False))
+            model.save(os.path.join(directory, f"{stem}.h5"))
+            if writer == "keras3":
+                model.save(os.path.join(directory, f"{stem}.keras"))
+                model.save_weights(os.path.join(directory, f"{stem}.weights.h5"))
+            np.save(os.path.join(directory, f"{stem}_input.npy"), x)
+            np.save(os.path.join(directory, f"{stem}_output.npy"), y)
+            if len(y.shape) == 2:
+                # Softmax outputs of random networks are nearly uniform: also keep the features before the head.
+                layer = model.layers[-2]
+                feats = np.asarray(K.Model(model.input, layer.output)(x, training=False))
+                np.save(os.path.join(directory, f"{stem}_output@{layer.name}.npy"), feats)
+            print(f"full: {stem}: {model.count_params()} parameters, output {y.shape}", flush=True)
+            del model
+            K.backend.clear_session()
 
 
 def main():
@@ -450,9 +494,10 @@ def main():
     parser.add_argument("--only", default="hdf5,npy,images,keras,parity,optimizers", help="comma-separated fixture groups")
     parser.add_argument("--full", metavar="DIR", help="write the full-size keras.applications models to DIR instead")
     parser.add_argument("--models", help="with --full: comma-separated subset")
+    parser.add_argument("--writers", default="keras3,tfkeras", help="with --full: keras3, tfkeras or both")
     args = parser.parse_args()
     if args.full:
-        make_full(args.full, set(args.models.split(",")) if args.models else None)
+        make_full(args.full, set(args.models.split(",")) if args.models else None, tuple(args.writers.split(",")))
         return
     groups = set(args.only.split(","))
     mpath = os.path.join(OUT, "MANIFEST.json")

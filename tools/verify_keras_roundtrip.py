@@ -57,7 +57,8 @@ def keras_loaders():
 
 
 # Keras 3 classes and arguments tf-keras lacks: a tf-keras load of a file holding them is skipped.
-KERAS3_ONLY = ("hard_swish", "RMSNormalization", "rms_scaling", "CustomScaleLayer")
+KERAS3_ONLY = ("hard_swish", "RMSNormalization", "rms_scaling", "CustomScaleLayer", "celu", "hard_tanh", "hard_shrink",
+               "soft_shrink", "tanh_shrink", "log_sigmoid", "sparse_plus", "squareplus", "log_softmax")
 
 
 def main():
@@ -138,7 +139,10 @@ def main():
                         skipped += 1
                         print(f"skip  {label} [{what}]: Keras 3 has no LocallyConnected2D (tf-keras loads this file)")
                         continue
-                    own = originals.get(label, {}).get(ext)
+                    # The same model as that Keras wrote it (tf-keras never reads Keras 3's .h5 configs).
+                    model_name = label.split("_", 1)[1] if "_" in label else label
+                    writer = "keras3" if what.startswith("keras3") else "tfkeras"
+                    own = originals.get(f"{writer}_{model_name}", {}).get(ext)
                     if own:
                         try:
                             loader(own)

@@ -12,7 +12,9 @@ public enum KerasConfigEncoder {
     /// The model config JSON object (`{"class_name": …, "config": …}`).
     public static func encode(_ model: Model, style: Style = .keras2, nested: Bool = false) throws -> [String: Any] {
         let k3 = style == .keras3
-        if writesAsSequential(model) {
+        // A nested Sequential is written as Functional in a Keras 2-style config: tf-keras numbers its calls from 1,
+        // Keras 3 from 0, but both number a nested Functional's from 1.
+        if writesAsSequential(model) && !(nested && !k3) {
             var layers: [[String: Any]] = []
             for node in model.nodes {
                 if let input = node.layer as? InputLayer {
@@ -197,6 +199,15 @@ public enum KerasConfigEncoder {
             throw KerasError("layer \(layer): Keras 3's hard_sigmoid (relu6(x + 3) / 6) reads as 0.2·x + 0.5 from a Keras 2-style .h5; write .keras or .weights.h5 instead", layer: layer)
         case .hardSwish: return "hard_swish"
         case .mish: return "mish"
+        case .celu(let a) where a == 1: return "celu"
+        case .hardTanh: return "hard_tanh"
+        case .hardShrink(let t) where t == 0.5: return "hard_shrink"
+        case .softShrink(let t) where t == 0.5: return "soft_shrink"
+        case .tanhShrink: return "tanh_shrink"
+        case .logSigmoid: return "log_sigmoid"
+        case .sparsePlus: return "sparse_plus"
+        case .squareplus(let b) where b == 4: return "squareplus"
+        case .logSoftmax: return "log_softmax"
         default:
             throw KerasError("layer \(layer): activation \(a) has no Keras name; it cannot be written", layer: layer)
         }
@@ -340,6 +351,28 @@ public enum KerasConfigEncoder {
             c["invert"] = x.invert
             c["mean"] = x.fixedMean.map { $0.map(Double.init) as Any } ?? NSNull()
             c["variance"] = x.fixedVariance.map { $0.map(Double.init) as Any } ?? NSNull()
+        case let x as Conv2DTranspose:
+            cls = "Conv2DTranspose"
+            c.merge(convFields(x.config, layer: x.name)) { $1 }
+            c["filters"] = x.config.filters
+            c["output_padding"] = x.outputPadding.map { $0 as Any } ?? NSNull()
+            c["activation"] = try activationName(x.config.activation, layer: x.name)
+        case let x as Resizing:
+            cls = "Resizing"
+            c["height"] = x.height
+            c["width"] = x.width
+            c["interpolation"] = x.bilinear ? "bilinear" : "nearest"
+            c["crop_to_aspect_ratio"] = false
+        case let x as CenterCrop:
+            cls = "CenterCrop"
+            c["height"] = x.height
+            c["width"] = x.width
+        case let x as Permute:
+            cls = "Permute"
+            c["dims"] = x.dims
+        case let x as RepeatVector:
+            cls = "RepeatVector"
+            c["n"] = x.count
         case let x as LayerNormalization:
             cls = x.kerasClassName
             c["axis"] = x.axis

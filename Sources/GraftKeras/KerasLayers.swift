@@ -12,7 +12,8 @@ enum KerasLayerFactory {
         "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "ActivityRegularization", "Add", "Subtract",
         "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Rescaling", "Normalization", "UpSampling2D",
         "LocallyConnected2D", "TFOpLambda", "LayerNormalization", "RMSNormalization", "GroupNormalization",
-        "UnitNormalization", "SpatialDropout1D", "SpatialDropout3D",
+        "UnitNormalization", "SpatialDropout1D", "SpatialDropout3D", "Conv2DTranspose", "Convolution2DTranspose",
+        "Deconvolution2D", "Resizing", "CenterCrop", "Permute", "RepeatVector",
         // Classes keras.applications defines and serialises (ConvNeXt, InceptionResNetV2).
         "LayerScale", "StochasticDepth", "CustomScaleLayer",
     ]
@@ -42,6 +43,7 @@ enum KerasLayerFactory {
         "Conv2D", "Convolution2D", "SeparableConv2D", "SeparableConvolution2D", "DepthwiseConv2D", "MaxPooling2D",
         "MaxPool2D", "AveragePooling2D", "AvgPool2D", "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPooling2D",
         "GlobalMaxPool2D", "ZeroPadding2D", "Cropping2D", "Flatten", "UpSampling2D", "LocallyConnected2D",
+        "Conv2DTranspose", "Convolution2DTranspose", "Deconvolution2D", "Resizing", "CenterCrop",
     ]
 
     /// Builds a layer. `operands` carries the constants of a math op; `kerasMajor` picks version-specific semantics.
@@ -146,6 +148,27 @@ enum KerasLayerFactory {
             return Flatten(name: name)
         case "Reshape":
             return Reshape(name: name, targetShape: try (c["target_shape"].array ?? []).map { try $0.int() })
+        case "Conv2DTranspose", "Convolution2DTranspose", "Deconvolution2D":
+            let op: [Int]? = c["output_padding"].isNull ? nil : try c["output_padding"].ints(2)
+            return Conv2DTranspose(name: name, config: try convConfig(c, kerasMajor: kerasMajor), outputPadding: op)
+        case "Resizing":
+            let interp = c["interpolation"].string ?? "bilinear"
+            guard interp == "bilinear" || interp == "nearest" else {
+                throw KerasError("layer \(name) (Resizing): interpolation \"\(interp)\" is not supported (bilinear or nearest)", layer: name)
+            }
+            for key in ["crop_to_aspect_ratio", "pad_to_aspect_ratio"] where try c[key].bool(default: false) {
+                throw KerasError("layer \(name) (Resizing): \(key) is not supported", layer: name)
+            }
+            if try c["antialias"].bool(default: false) {
+                throw KerasError("layer \(name) (Resizing): antialias is not supported", layer: name)
+            }
+            return Resizing(name: name, height: try c["height"].int(), width: try c["width"].int(), bilinear: interp == "bilinear")
+        case "CenterCrop":
+            return CenterCrop(name: name, height: try c["height"].int(), width: try c["width"].int())
+        case "Permute":
+            return Permute(name: name, dims: try (c["dims"].array ?? []).map { try $0.int() })
+        case "RepeatVector":
+            return RepeatVector(name: name, count: try c["n"].int())
         case "LayerNormalization", "RMSNormalization":
             let axes = try (c["axis"].array ?? [c["axis"]]).map { $0.isNull ? -1 : try $0.int() }
             let rms = className == "RMSNormalization"
@@ -295,6 +318,17 @@ enum KerasLayerFactory {
         case "hard_swish", "hard_silu": return .hardSwish
         case "leaky_relu": return .leakyReLU(alpha: 0.2)
         case "mish": return .mish
+        case "celu": return .celu(alpha: 1)
+        case "hard_tanh": return .hardTanh
+        case "hard_shrink": return .hardShrink(threshold: 0.5)
+        case "soft_shrink": return .softShrink(threshold: 0.5)
+        case "tanh_shrink": return .tanhShrink
+        case "log_sigmoid": return .logSigmoid
+        case "sparse_plus": return .sparsePlus
+        case "squareplus": return .squareplus(b: 4)
+        case "log_softmax": return .logSoftmax
+        case "glu", "sparsemax", "threshold":
+            throw KerasError("config key \(j.path): activation \"\(n)\" is not supported", key: j.path)
         default: throw KerasError("config key \(j.path): unsupported activation \"\(n)\"", key: j.path)
         }
     }

@@ -100,7 +100,7 @@ extension Model {
             }
             var activation = ActivationKind.linear
             if conv.ownActivation == .linear, let k = soleConsumer(last), let a = nodes[k].layer as? ActivationLayer,
-               a.activation != .softmax {
+               !a.activation.isAlongLastAxis {
                 activation = a.activation
                 last = k
                 absorbed.append(k)

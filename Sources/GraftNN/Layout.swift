@@ -92,9 +92,9 @@ public final class ChannelsFirst: Layer {
         }
         let out = try inner.build(inputShapes: [Array(s.dropFirst()) + [s[0]]], rng: &rng)
         keepsRank = out.count == s.count
-        if keepsRank, inner.finalActivation == .softmax {
+        if keepsRank, inner.finalActivation.isAlongLastAxis {
             // Keras applies it over the last axis of the channels-first output (a spatial axis), not the channels.
-            throw LayerError(name, "a softmax activation on a channels_first output is not supported")
+            throw LayerError(name, "a \(inner.finalActivation) activation on a channels_first output is not supported")
         }
         return keepsRank ? [out[out.count - 1]] + out.dropLast() : out
     }

@@ -4,7 +4,7 @@ extension ActivationKind {
     /// True when `backward` reads only the output `y` (never `z`): the derivative is a function of the output.
     public var derivativeFollowsFromOutput: Bool {
         switch self {
-        case .linear, .relu, .relu6, .sigmoid, .tanh, .softmax, .exponential: return true
+        case .linear, .relu, .relu6, .sigmoid, .tanh, .softmax, .logSoftmax, .exponential: return true
         default: return false
         }
     }
@@ -80,7 +80,14 @@ extension ActivationKind {
                     } else {
                         d = slope
                     }
-                case .softmax:
+                case .celu(let a): d = x > 0 ? 1 : Foundation.exp(x / a)
+                case .hardTanh: d = x > -1 && x < 1 ? 1 : 0
+                case .hardShrink(let t), .softShrink(let t): d = Swift.abs(x) > t ? 1 : 0
+                case .tanhShrink: let t = Foundation.tanh(x); d = t * t
+                case .logSigmoid: d = 1 - ActivationKind.sigmoid(x)
+                case .sparsePlus: d = x <= -1 ? 0 : (x >= 1 ? 1 : (x + 1) / 2)
+                case .squareplus(let b): d = (1 + x / (x * x + b).squareRoot()) / 2
+                case .softmax, .logSoftmax:
                     d = .nan
                 }
                 dz[i] = d * g
@@ -102,6 +109,19 @@ public func softmaxBackwardLastAxis(y: UnsafePointer<Float>, dy: UnsafePointer<F
     }
 }
 
+/// Backward of log-softmax along the last axis: `dz = dy − exp(y) · Σ dy` per row.
+public func logSoftmaxBackwardLastAxis(y: UnsafePointer<Float>, dy: UnsafePointer<Float>, dz: UnsafeMutablePointer<Float>,
+                                       rows: Int, n: Int) {
+    Parallel.forEach(rows, grain: max(1, 4096 / max(n, 1))) { range in
+        for r in range {
+            let o = y + r * n, g = dy + r * n, out = dz + r * n
+            var sum: Float = 0
+            for i in 0..<n { sum += g[i] }
+            for i in 0..<n { out[i] = g[i] - Foundation.exp(o[i]) * sum }
+        }
+    }
+}
+
 extension Tensor {
     /// Gradient of `activated(kind)`: `z` is this layer's input to the activation, `y` its output.
     public static func activationGradient(_ kind: ActivationKind, z: Tensor, y: Tensor, dy: Tensor) -> Tensor {
@@ -111,6 +131,9 @@ extension Tensor {
         if kind == .softmax {
             let n = dy.shape.last ?? 1
             softmaxBackwardLastAxis(y: y.basePointer, dy: dy.basePointer, dz: o, rows: dy.count / Swift.max(n, 1), n: n)
+        } else if kind == .logSoftmax {
+            let n = dy.shape.last ?? 1
+            logSoftmaxBackwardLastAxis(y: y.basePointer, dy: dy.basePointer, dz: o, rows: dy.count / Swift.max(n, 1), n: n)
         } else {
             kind.backward(z: z.basePointer, y: y.basePointer, dy: dy.basePointer, dz: o, count: dy.count)
         }
@@ -181,19 +204,18 @@ extension Tensor {
 
     /// Backward of `upsampledBilinear` to an input of `H × W`.
     public func upsampleBilinearBackward(_ fh: Int, _ fw: Int) -> Tensor {
+        resizeBilinearBackward(height: shape[1] / fh, width: shape[2] / fw)
+    }
+
+    /// The gradient of `resizedBilinear` for an input of `H`×`W`, from this output gradient.
+    public func resizeBilinearBackward(height H: Int, width W: Int) -> Tensor {
         let (N, OH, OW, C) = (shape[0], shape[1], shape[2], shape[3])
-        let H = OH / fh, W = OW / fw
         var out = Tensor(shape: [N, H, W, C], repeating: 0)
         let o = out.basePointer, g = basePointer
-        func source(_ i: Int, _ f: Int, _ size: Int) -> (Int, Int, Float) {
-            let s = Swift.max((Float(i) + 0.5) / Float(f) - 0.5, 0)
-            let i0 = Swift.min(Int(s), size - 1)
-            return (i0, Swift.min(i0 + 1, size - 1), s - Float(i0))
-        }
         for n in 0..<N { for y in 0..<OH {
-            let (y0, y1, dy) = source(y, fh, H)
+            let (y0, y1, dy) = Tensor.bilinearSource(y, in: H, out: OH)
             for x in 0..<OW {
-                let (x0, x1, dx) = source(x, fw, W)
+                let (x0, x1, dx) = Tensor.bilinearSource(x, in: W, out: OW)
                 let src = g + ((n * OH + y) * OW + x) * C
                 for c in 0..<C {
                     let v = src[c]
@@ -202,6 +224,22 @@ extension Tensor {
                     o[((n * H + y1) * W + x0) * C + c] += v * dy * (1 - dx)
                     o[((n * H + y1) * W + x1) * C + c] += v * dy * dx
                 }
+            }
+        } }
+        return out
+    }
+
+    /// The gradient of `resizedNearest` for an input of `H`×`W`.
+    public func resizeNearestBackward(height H: Int, width W: Int) -> Tensor {
+        let (N, OH, OW, C) = (shape[0], shape[1], shape[2], shape[3])
+        var out = Tensor(shape: [N, H, W, C], repeating: 0)
+        let o = out.basePointer, g = basePointer
+        for n in 0..<N { for y in 0..<OH {
+            let sy = Tensor.nearestSource(y, in: H, out: OH)
+            for x in 0..<OW {
+                let sx = Tensor.nearestSource(x, in: W, out: OW)
+                let src = g + ((n * OH + y) * OW + x) * C, dst = o + ((n * H + sy) * W + sx) * C
+                for c in 0..<C { dst[c] += src[c] }
             }
         } }
         return out

@@ -12,11 +12,32 @@ public enum ActivationKind: Sendable, Equatable, Codable {
     case hardSwish                   // x · relu6(x + 3) / 6
     case leakyReLU(alpha: Float)
     case mish
+    /// Keras 3's further activations: `celu` (alpha 1), `hard_tanh`, `hard_shrink` and `soft_shrink` (threshold
+    /// 0.5), `tanh_shrink`, `log_sigmoid`, `sparse_plus`, `squareplus` (b 4), and `log_softmax` (along the last axis).
+    case celu(alpha: Float)
+    case hardTanh
+    case hardShrink(threshold: Float)
+    case softShrink(threshold: Float)
+    case tanhShrink, logSigmoid, sparsePlus
+    case squareplus(b: Float)
+    case logSoftmax
     /// Keras `ReLU` layer: `max_value`, `negative_slope`, `threshold`.
     case reluGeneral(maxValue: Float?, negativeSlope: Float, threshold: Float)
 
-    /// Applies the activation in place to `count` contiguous values. `softmax` is not element-wise:
-    /// use `softmaxLastAxis`.
+    /// True for the activations taken along the last axis (softmax, log-softmax), not element by element.
+    public var isAlongLastAxis: Bool { self == .softmax || self == .logSoftmax }
+
+    /// Applies the activation in place to `rows` rows of `n` values (the last axis).
+    public func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, n: Int) {
+        switch self {
+        case .softmax: softmaxLastAxis(x, rows: rows, n: n)
+        case .logSoftmax: logSoftmaxLastAxis(x, rows: rows, n: n)
+        default: apply(x, count: rows * n)
+        }
+    }
+
+    /// Applies the activation in place to `count` contiguous values. Softmax and log-softmax are not element-wise:
+    /// use `apply(_:rows:n:)`.
     public func apply(_ x: UnsafeMutablePointer<Float>, count: Int) {
         if self == .linear { return }
         Parallel.forEach(count, grain: 32768) { r in applySerial(x + r.lowerBound, count: r.count) }
@@ -59,8 +80,16 @@ public enum ActivationKind: Sendable, Equatable, Codable {
                 if let m = maxValue { pos = Swift.min(Swift.max(pos, 0), m) }
                 p[i] = slope != 0 ? pos - slope * Swift.max(threshold - v, 0) : pos
             }
-        case .softmax:
-            preconditionFailure("softmax is applied along an axis, not element-wise")
+        case .celu(let a): for i in 0..<n where p[i] < 0 { p[i] = a * Foundation.expm1(p[i] / a) }
+        case .hardTanh: for i in 0..<n { p[i] = Swift.min(Swift.max(p[i], -1), 1) }
+        case .hardShrink(let t): for i in 0..<n where Swift.abs(p[i]) <= t { p[i] = 0 }
+        case .softShrink(let t): for i in 0..<n { let v = p[i]; p[i] = v > t ? v - t : (v < -t ? v + t : 0) }
+        case .tanhShrink: for i in 0..<n { p[i] = p[i] - Foundation.tanh(p[i]) }
+        case .logSigmoid: for i in 0..<n { p[i] = -ActivationKind.softplus(-p[i]) }
+        case .sparsePlus: for i in 0..<n { let v = p[i]; p[i] = v <= -1 ? 0 : (v >= 1 ? v : (v + 1) * (v + 1) / 4) }
+        case .squareplus(let b): for i in 0..<n { let v = p[i]; p[i] = (v + (v * v + b).squareRoot()) / 2 }
+        case .softmax, .logSoftmax:
+            preconditionFailure("\(self) is applied along an axis, not element-wise")
         }
     }
 
@@ -70,6 +99,21 @@ public enum ActivationKind: Sendable, Equatable, Codable {
 
     @inline(__always) static func softplus(_ x: Float) -> Float {
         x > 20 ? x : Foundation.log1p(Foundation.exp(x))
+    }
+}
+
+/// Log-softmax along the last axis of a row-major `[rows, n]` buffer, in place: `x − max − log Σ exp(x − max)`.
+public func logSoftmaxLastAxis(_ x: UnsafeMutablePointer<Float>, rows: Int, n: Int) {
+    Parallel.forEach(rows, grain: max(1, 4096 / max(n, 1))) { range in
+        for r in range {
+            let p = x + r * n
+            var m = -Float.infinity
+            for i in 0..<n { m = Swift.max(m, p[i]) }
+            var sum = 0.0
+            for i in 0..<n { sum += Double(Foundation.exp(p[i] - m)) }
+            let shift = m + Float(Foundation.log(sum))
+            for i in 0..<n { p[i] -= shift }
+        }
     }
 }
 

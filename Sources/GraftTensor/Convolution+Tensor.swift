@@ -97,6 +97,23 @@ extension Tensor {
         }
     }
 
+    /// The gradient of a convolution's input alone, from `gradOutput` (`g.outputShape`): `[N, H, W, inChannels]` of
+    /// `g`'s input. It is also the forward pass of the transposed convolution (Keras's `Conv2DTranspose`) that maps
+    /// `g`'s output space back to its input space with the same kernel.
+    public static func convolutionBackwardData(_ g: ConvGeometry, kernel: Tensor, gradOutput: Tensor) -> Tensor {
+        var dx = Tensor(uninitializedShape: [g.batch, g.h.input, g.w.input, g.inChannels])
+        dx.withUnsafeMutableBufferPointer { d in
+            kernel.withUnsafeBufferPointer { k in
+                gradOutput.withUnsafeBufferPointer { dz in
+                    // The input is read only for the kernel's gradient, which is not asked for.
+                    ConvolutionKernels.conv2dBackward(g, input: dz.baseAddress!, kernel: k.baseAddress!, gradOutput: dz.baseAddress!,
+                                                      gradInput: d.baseAddress!, gradKernel: nil, gradBias: nil)
+                }
+            }
+        }
+        return dx
+    }
+
     /// The depthwise convolution's backward pass for `input`.
     public static func depthwiseBackward(_ g: ConvGeometry, input: Tensor, kernel: Tensor, gradOutput: Tensor, needInput: Bool,
                                          kernelGradient: inout Tensor?, biasGradient: inout Tensor?) -> Tensor? {

@@ -137,11 +137,11 @@ public enum ConvolutionKernels {
            DNNL.conv2dForward(g, input: input, kernel: kernel, bias: bias, post: post, prepared: prepared, output: output) { return }
         if (!g.isPointwise || DNNL.pointwise) && activation != .linear
             && DNNL.conv2dForward(g, input: input, kernel: kernel, bias: bias, prepared: prepared, output: output) {
-            activation.apply(output, count: g.pixels * g.outChannels)
+            activation.apply(output, rows: g.pixels, n: g.outChannels)
             return
         }
         conv2dForwardFallback(g, input: input, kernel: kernel, bias: bias, output: output)
-        activation.apply(output, count: g.pixels * g.outChannels)
+        activation.apply(output, rows: g.pixels, n: g.outChannels)
     }
 
     /// im2col + OpenBLAS (a plain GEMM for 1×1 convolutions).
@@ -195,12 +195,12 @@ public enum ConvolutionKernels {
             // Graft's [kH, kW, C, M] kernel with output channel c·M + m is oneDNN's grouped layout (hwigo, g = C).
             let post = DNNL.PostOp.exact(activation) ?? .none
             if DNNL.conv2dForward(g, input: input, kernel: kernel, bias: bias, post: post, prepared: prepared, output: output) {
-                if post == .none { activation.apply(output, count: g.pixels * g.outChannels) }
+                if post == .none { activation.apply(output, rows: g.pixels, n: g.outChannels) }
                 return
             }
         }
         depthwiseDirect(g, multiplier: M, input: input, kernel: kernel, bias: bias, output: output)
-        activation.apply(output, count: g.pixels * g.outChannels)
+        activation.apply(output, rows: g.pixels, n: g.outChannels)
     }
 
     /// Graft's own depthwise loops (the fallback, and what tests compare oneDNN with).

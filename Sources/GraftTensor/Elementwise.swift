@@ -133,17 +133,13 @@ extension Tensor {
         return out
     }
 
-    /// The activation applied element-wise (softmax along the last axis).
+    /// The activation applied element-wise (softmax and log-softmax along the last axis).
     public func activated(_ kind: ActivationKind) -> Tensor {
         if kind == .linear { return self }
         var out = self
         out.makeUnique()
-        if kind == .softmax {
-            let n = shape.last ?? 1
-            softmaxLastAxis(out.basePointer, rows: count / Swift.max(n, 1), n: n)
-        } else {
-            kind.apply(out.basePointer, count: count)
-        }
+        let n = Swift.max(shape.last ?? 1, 1)
+        kind.apply(out.basePointer, rows: count / n, n: n)
         return out
     }
 
@@ -219,22 +215,32 @@ extension Tensor {
     /// Bilinear upsampling (Keras `UpSampling2D(interpolation="bilinear")`, half-pixel centres, no antialias).
     public func upsampledBilinear(_ fh: Int, _ fw: Int) throws -> Tensor {
         guard rank == 4 else { throw ShapeError("upsampling needs NHWC, got \(Shape.describe(shape))") }
+        return try resizedBilinear(height: shape[1] * fh, width: shape[2] * fw)
+    }
+
+    /// Where output index `i` of `outSize` reads from an axis of `inSize` (TensorFlow's half-pixel centres):
+    /// the two neighbours and the weight of the second.
+    @inline(__always)
+    static func bilinearSource(_ i: Int, in inSize: Int, out outSize: Int) -> (Int, Int, Float) {
+        let s = Swift.max((Float(i) + 0.5) * (Float(inSize) / Float(outSize)) - 0.5, 0)
+        let i0 = Swift.min(Int(s), inSize - 1)
+        return (i0, Swift.min(i0 + 1, inSize - 1), s - Float(i0))
+    }
+
+    /// Bilinear resizing of NHWC images to `height`×`width` as `tf.image.resize` does it (half-pixel centres, no
+    /// antialiasing): Keras's `Resizing` and bilinear `UpSampling2D`.
+    public func resizedBilinear(height OH: Int, width OW: Int) throws -> Tensor {
+        guard rank == 4 else { throw ShapeError("resizing needs NHWC, got \(Shape.describe(shape))") }
         let (N, H, W, C) = (shape[0], shape[1], shape[2], shape[3])
-        let OH = H * fh, OW = W * fw
+        guard OH > 0, OW > 0, H > 0, W > 0 else { throw ShapeError("cannot resize \(Shape.describe(shape)) to \(OH)×\(OW)") }
         var out = Tensor(uninitializedShape: [N, OH, OW, C])
         let o = out.basePointer, x = basePointer
-        func source(_ i: Int, _ f: Int, _ size: Int) -> (Int, Int, Float) {
-            let s = Swift.max((Float(i) + 0.5) / Float(f) - 0.5, 0)
-            let i0 = Swift.min(Int(s), size - 1)
-            let i1 = Swift.min(i0 + 1, size - 1)
-            return (i0, i1, s - Float(i0))
-        }
         Parallel.forEach(N * OH, grain: 8) { range in
             for r in range {
                 let n = r / OH, y = r % OH
-                let (y0, y1, dy) = source(y, fh, H)
+                let (y0, y1, dy) = Tensor.bilinearSource(y, in: H, out: OH)
                 for xo in 0..<OW {
-                    let (x0, x1, dx) = source(xo, fw, W)
+                    let (x0, x1, dx) = Tensor.bilinearSource(xo, in: W, out: OW)
                     let p00 = x + ((n * H + y0) * W + x0) * C, p01 = x + ((n * H + y0) * W + x1) * C
                     let p10 = x + ((n * H + y1) * W + x0) * C, p11 = x + ((n * H + y1) * W + x1) * C
                     let po = o + ((n * OH + y) * OW + xo) * C
@@ -247,5 +253,28 @@ extension Tensor {
             }
         }
         return out
+    }
+
+    /// Nearest-neighbour resizing as `tf.image.resize(method="nearest")` does it: output `i` reads input
+    /// `floor((i + 0.5) · in / out)`.
+    public func resizedNearest(height OH: Int, width OW: Int) throws -> Tensor {
+        guard rank == 4 else { throw ShapeError("resizing needs NHWC, got \(Shape.describe(shape))") }
+        let (N, H, W, C) = (shape[0], shape[1], shape[2], shape[3])
+        guard OH > 0, OW > 0, H > 0, W > 0 else { throw ShapeError("cannot resize \(Shape.describe(shape)) to \(OH)×\(OW)") }
+        var out = Tensor(uninitializedShape: [N, OH, OW, C])
+        let o = out.basePointer, x = basePointer
+        for n in 0..<N { for y in 0..<OH {
+            let sy = Tensor.nearestSource(y, in: H, out: OH)
+            for xo in 0..<OW {
+                let sx = Tensor.nearestSource(xo, in: W, out: OW)
+                (o + ((n * OH + y) * OW + xo) * C).update(from: x + ((n * H + sy) * W + sx) * C, count: C)
+            }
+        } }
+        return out
+    }
+
+    @inline(__always)
+    static func nearestSource(_ i: Int, in inSize: Int, out outSize: Int) -> Int {
+        Swift.min(Int((Float(i) + 0.5) * (Float(inSize) / Float(outSize))), inSize - 1)
     }
 }

@@ -1,0 +1,98 @@
+import Foundation
+import Testing
+import GraftTensor
+@testable import GraftNN
+
+/// Finite-difference checks for Conv2DTranspose, Resizing, CenterCrop, Permute, RepeatVector and Keras 3's further
+/// activations.
+struct DecoderGradientTests {
+    typealias G = GradientCheckTests
+
+    struct TransposeCase: Sendable, CustomTestStringConvertible {
+        let kernel: [Int], strides: [Int], padding: Padding, dilation: [Int], outputPadding: [Int]?
+        var testDescription: String { "k\(kernel) s\(strides) \(padding) d\(dilation) op\(outputPadding.map { "\($0)" } ?? "-")" }
+    }
+
+    static let transposeCases: [TransposeCase] = [
+        TransposeCase(kernel: [3, 3], strides: [2, 2], padding: .same, dilation: [1, 1], outputPadding: nil),
+        TransposeCase(kernel: [3, 2], strides: [2, 1], padding: .valid, dilation: [1, 1], outputPadding: [1, 0]),
+        TransposeCase(kernel: [2, 2], strides: [3, 3], padding: .valid, dilation: [1, 1], outputPadding: nil),   // kernel below stride
+        TransposeCase(kernel: [3, 3], strides: [1, 1], padding: .same, dilation: [2, 2], outputPadding: nil),
+    ]
+
+    @Test(arguments: transposeCases)
+    func conv2DTranspose(_ c: TransposeCase) throws {
+        let layer = Conv2DTranspose(name: "deconv", config: Conv2DConfig(filters: 3, kernelSize: c.kernel, strides: c.strides,
+                                                                         padding: c.padding, dilation: c.dilation, activation: .tanh),
+                                    outputPadding: c.outputPadding)
+        let (m, x) = try G.single(layer, input: [3, 4, 2])
+        try G.check(m, [x])
+    }
+
+    /// The transposed convolution is the adjoint of the convolution with the same kernel: ⟨D x, y⟩ = ⟨x, Dᵀ y⟩.
+    @Test func transposeIsTheAdjointOfConvolution() throws {
+        let config = Conv2DConfig(filters: 3, kernelSize: [3, 3], strides: [2, 2], padding: .same, useBias: false)
+        let deconv = Conv2DTranspose(name: "t", config: config)
+        let md = try GraphBuilder.sequential(name: "t", inputShape: [3, 4, 2], layers: [deconv], seed: 2)
+        let conv = Conv2D(name: "c", config: Conv2DConfig(filters: 2, kernelSize: [3, 3], strides: [2, 2], padding: .same, useBias: false))
+        let mc = try GraphBuilder.sequential(name: "c", inputShape: [6, 8, 3], layers: [conv], seed: 2)
+        conv.kernel.value = deconv.kernel.value   // [3, 3, 3, 2]: HWIO for the convolution from 3 to 2 channels
+        let y = Tensor(shape: [1, 3, 4, 2], values: G.values(24, seed: 4))
+        let x = Tensor(shape: [1, 6, 8, 3], values: G.values(144, seed: 5))
+        let dty = try md.predict([y])[0], dx = try mc.predict([x])[0]
+        let lhs = zip(dx.scalars, y.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        let rhs = zip(x.scalars, dty.scalars).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        #expect(abs(lhs - rhs) < 1e-4 * max(1, abs(lhs)))
+    }
+
+    @Test func resizingCroppingAndPermuting() throws {
+        let layers: [(any Layer, [Int])] = [
+            (Resizing(name: "up", height: 7, width: 5), [7, 5, 2]),
+            (Resizing(name: "down", height: 2, width: 3), [2, 3, 2]),
+            (Resizing(name: "nearest", height: 6, width: 2, bilinear: false), [6, 2, 2]),
+            (CenterCrop(name: "crop", height: 2, width: 3), [2, 3, 2]),
+            (Permute(name: "perm", dims: [3, 1, 2]), [2, 3, 4]),
+        ]
+        for (layer, shape) in layers {
+            let (m, x) = try G.single(layer, input: [3, 4, 2])
+            #expect(m.nodes.last?.outputShape == shape, "\(layer.name)")
+            try G.check(m, [x])
+        }
+        let (mr, xr) = try G.single(RepeatVector(name: "repeat", count: 3), input: [4])
+        #expect(try mr.predict([xr])[0].shape == [2, 3, 4])
+        try G.check(mr, [xr])
+        // Resizing to the same size is the identity; CenterCrop takes the middle.
+        let x = Tensor(shape: [1, 3, 4, 1], values: (0..<12).map(Float.init))
+        let same = try GraphBuilder.sequential(name: "same", inputShape: [3, 4, 1], layers: [Resizing(name: "r", height: 3, width: 4)])
+        #expect(try same.predict([x])[0] == x)
+        let mid = try GraphBuilder.sequential(name: "mid", inputShape: [3, 4, 1], layers: [CenterCrop(name: "c", height: 1, width: 2)])
+        #expect(try mid.predict([x])[0].scalars == [5, 6])
+        #expect(throws: LayerError.self) {
+            try GraphBuilder.sequential(name: "big", inputShape: [3, 4, 1], layers: [CenterCrop(name: "c", height: 5, width: 2)])
+        }
+    }
+
+    static let activations: [ActivationKind] = [
+        .celu(alpha: 1), .hardTanh, .hardShrink(threshold: 0.5), .softShrink(threshold: 0.5), .tanhShrink, .logSigmoid,
+        .sparsePlus, .squareplus(b: 4), .logSoftmax,
+    ]
+
+    @Test(arguments: activations)
+    func furtherActivations(_ kind: ActivationKind) throws {
+        let m = try GraphBuilder.sequential(name: "act_\(kind)", inputShape: [3, 4], layers: [ActivationLayer(name: "act", activation: kind)])
+        // Values away from every kink of these functions (0, ±0.5, ±1).
+        let x = G.values(24, seed: 9, lo: -2, hi: 2).map { v -> Float in
+            var v = v
+            for k: Float in [-1, -0.5, 0, 0.5, 1] where abs(v - k) < 0.08 { v = k + (v < k ? -0.08 : 0.08) }
+            return v
+        }
+        try G.check(m, [Tensor(shape: [2, 3, 4], values: x)])
+    }
+
+    @Test func logSoftmaxIsTheLogOfSoftmax() {
+        let x = Tensor(shape: [2, 3], values: [1, 2, 3, -1, 0, 50])
+        let a = x.activated(.logSoftmax), b = x.activated(.softmax)
+        for (u, v) in zip(a.scalars, b.scalars) { #expect(abs(u - Foundation.log(v)) < 1e-5 || v < 1e-30) }
+        #expect(a.scalars[5] == 0 || abs(a.scalars[5]) < 1e-6)
+    }
+}
