@@ -296,3 +296,20 @@ def decoder_layers(K):
     x = L.Flatten(name="flat")(x)
     out = L.Dense(4, activation="log_softmax" if _is_k3(K) else "softmax", name="predictions")(x)
     return K.Model(x_in, out, name="decoder_layers")
+
+
+def augmented_classifier(K):
+    """The Keras transfer-learning tutorial's shape: image augmentation layers inside the model (a nested Sequential,
+    active only while training), then the classifier; AlphaDropout, and ThresholdedReLU (tf-keras) or Identity."""
+    L = K.layers
+    augment = K.Sequential([L.RandomFlip("horizontal"), L.RandomRotation(0.1), L.RandomZoom(0.1),
+                            L.RandomContrast(0.2)], name="data_augmentation")
+    x_in = K.Input(shape=(12, 12, 3), name="image")
+    x = augment(x_in)
+    x = L.Rescaling(1.0 / 127.5, offset=-1, name="rescale")(x)
+    x = L.Conv2D(6, 3, activation="selu", name="conv")(x)
+    x = L.AlphaDropout(0.1, name="alpha_drop")(x)
+    x = L.ThresholdedReLU(theta=0.1, name="thresholded")(x) if not _is_k3(K) else L.Identity(name="identity")(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    out = L.Dense(3, activation="softmax", name="predictions")(x)
+    return K.Model(x_in, out, name="augmented_classifier")

@@ -346,7 +346,8 @@ def make_parity():
     cases = []
     builders = ["convnet_sequential", "mini_xception", "activations_zoo", "nested", "fully_convolutional",
                 "locally_connected", "bare_ops", "sequence_1d", "channels_first", "channels_mixture",
-                "normalizations", "mini_convnext", "inception_resnet_block", "decoder_layers"]
+                "normalizations", "mini_convnext", "inception_resnet_block", "decoder_layers",
+                "augmented_classifier"]
     for flavour, K in (("keras3", keras), ("tfkeras", tf_keras)):
         for b in builders:
             if (b == "locally_connected" and flavour == "keras3") or (b == "inception_resnet_block" and flavour == "tfkeras"):
@@ -415,7 +416,9 @@ FULL_MODELS = {
     "mobilenetv3large": lambda A: A.MobileNetV3Large(weights=None),
     "efficientnetb0": lambda A: A.EfficientNetB0(weights=None),
     "efficientnetv2b0": lambda A: A.EfficientNetV2B0(weights=None),
-    "efficientnetv2s": lambda A: A.EfficientNetV2S(weights=None),
+    # Not EfficientNetV2S: with random weights its activations grow to 10^3 and Keras itself on PyTorch and on
+    # TensorFlow differs by 2e-3 relative on the same file (float32 rounding amplified), so no tolerance fits.
+    "efficientnetv2b1": lambda A: A.EfficientNetV2B1(weights=None),
     "convnexttiny": lambda A: A.ConvNeXtTiny(weights=None),
     "densenet121": lambda A: A.DenseNet121(weights=None),
     "densenet169": lambda A: A.DenseNet169(weights=None),

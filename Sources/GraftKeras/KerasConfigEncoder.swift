@@ -331,8 +331,18 @@ public enum KerasConfigEncoder {
         case let x as InferenceIdentity:
             cls = x.kerasClassName
             if cls.hasPrefix("SpatialDropout") { c["trainable"] = nil }   // Keras 3's constructor takes no `trainable`
+            if KerasLayerFactory.trainingAugmentation.contains(cls) {
+                // Written back with the settings it was read with (Graft runs it as the identity).
+                guard let text = x.originalSettings,
+                      var settings = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] else {
+                    throw KerasError("layer \(x.name): \(cls) has no settings to write", layer: x.name)
+                }
+                settings["name"] = x.name
+                return wrap(["class_name": cls, "config": settings], style)
+            }
             switch cls {
             case "GaussianNoise": c["stddev"] = Double(x.rate)
+            case "Identity": c = ["name": x.name, "trainable": true, "dtype": "float32"]
             case "ActivityRegularization": c["l1"] = 0.0; c["l2"] = 0.0
             default: c["rate"] = Double(x.rate)
             }

@@ -1,3 +1,4 @@
+import Foundation
 import GraftNN
 import GraftTensor
 
@@ -14,8 +15,18 @@ enum KerasLayerFactory {
         "LocallyConnected2D", "TFOpLambda", "LayerNormalization", "RMSNormalization", "GroupNormalization",
         "UnitNormalization", "SpatialDropout1D", "SpatialDropout3D", "Conv2DTranspose", "Convolution2DTranspose",
         "Deconvolution2D", "Resizing", "CenterCrop", "Permute", "RepeatVector",
+        "Identity", "AlphaDropout", "ThresholdedReLU",
         // Classes keras.applications defines and serialises (ConvNeXt, InceptionResNetV2).
         "LayerScale", "StochasticDepth", "CustomScaleLayer",
+    ]
+
+    /// Keras's image augmentation layers that act only while training and pass images through unchanged otherwise:
+    /// Graft keeps them as such (it augments in its input pipeline: `--augment`).
+    static let trainingAugmentation: Set<String> = [
+        "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast", "RandomBrightness",
+        "RandomHue", "RandomSaturation", "RandomGrayscale", "RandomSharpness", "RandomShear", "RandomPerspective",
+        "RandomColorJitter", "RandomColorDegeneration", "RandomPosterization", "RandomInvert", "RandomErasing",
+        "RandomGaussianBlur", "RandomElasticTransform", "AugMix", "CutMix", "MixUp", "RandAugment",
     ]
 
     /// The module each keras.applications class comes from: a class of that name from another package is not
@@ -58,6 +69,11 @@ enum KerasLayerFactory {
         let rank = oneDimensional[className] == nil ? 2 : 1
         let planar = oneDimensional[className] ?? className
         let known = applicationModules[planar].map { from in module.map { $0.hasSuffix(".\(from)") } ?? true } ?? true
+        if trainingAugmentation.contains(planar) {
+            let settings = (c.object.flatMap { try? JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]) })
+                .map { String(decoding: $0, as: UTF8.self) }
+            return InferenceIdentity(name: name, kerasClassName: planar, rate: 0, originalSettings: settings)
+        }
         guard supported.contains(planar), known else {
             let qualified = module.map { "\($0).\(className)" } ?? className
             throw KerasError("layer \(name): unsupported layer class \(qualified)", layer: name)
@@ -194,8 +210,13 @@ enum KerasLayerFactory {
             return InferenceIdentity(name: name, kerasClassName: className, rate: try c["rate"].float(default: 0))
         case "GaussianNoise":
             return InferenceIdentity(name: name, kerasClassName: className, rate: try c["stddev"].float(default: 0))
-        case "ActivityRegularization":
+        case "ActivityRegularization", "Identity":
             return InferenceIdentity(name: name, kerasClassName: className, rate: 0)
+        case "AlphaDropout":
+            return InferenceIdentity(name: name, kerasClassName: className, rate: try c["rate"].float(default: 0))
+        case "ThresholdedReLU":
+            return ActivationLayer(name: name, kerasClassName: "ReLU", activation: .reluGeneral(
+                maxValue: nil, negativeSlope: 0, threshold: try c["theta"].float(default: 1)))
         case "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum":
             guard let kind = Merge.Kind(rawValue: className) else { throw KerasError("layer \(name): unsupported merge \(className)", layer: name) }
             return Merge(name: name, kind: kind)

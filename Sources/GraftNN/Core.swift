@@ -136,12 +136,16 @@ public final class InferenceIdentity: Layer {
     public let kerasClassName: String
     /// Dropout rate or noise standard deviation, as configured.
     public let rate: Float
+    /// The layer's settings as the file gave them (JSON), for a layer that acts only while training and that Graft
+    /// keeps as the identity (Keras's `RandomFlip`): written back unchanged.
+    public let originalSettings: String?
     public var variables: [(key: String, variable: Variable)] { [] }
 
-    public init(name: String, kerasClassName: String, rate: Float) {
+    public init(name: String, kerasClassName: String, rate: Float, originalSettings: String? = nil) {
         self.name = name
         self.kerasClassName = kerasClassName
         self.rate = rate
+        self.originalSettings = originalSettings
     }
 
     public func build(inputShapes: [[Int]], rng: inout SplitMix64) throws -> [Int] {
@@ -256,7 +260,8 @@ extension Reshape {
 
 extension InferenceIdentity {
     /// Training-mode behaviour: `Dropout` (inverted), `SpatialDropout1D/2D/3D` (whole channels), ConvNeXt's
-    /// `StochasticDepth` (whole samples: the residual branch dropped), `GaussianDropout`
+    /// `StochasticDepth` (whole samples: the residual branch dropped), `AlphaDropout` (dropped units set to SELU's
+    /// saturation, then rescaled), `GaussianDropout`
     /// (multiplicative N(1, p/(1−p))), `GaussianNoise` (additive N(0, stddev²)); the multiplier is cached.
     public func forwardTrain(_ inputs: [Tensor], context: inout TrainingContext) throws -> (output: Tensor, cache: Any?) {
         let x = inputs[0]
@@ -278,6 +283,21 @@ extension InferenceIdentity {
             let sd = (rate / (1 - rate)).squareRoot()
             let mask = Tensor(shape: x.shape, values: (0..<x.count).map { _ in 1 + sd * context.rng.normal() })
             return (try x.elementwise(.multiply, mask), mask)
+        case "AlphaDropout":
+            // Keras: dropped units take SELU's saturation value α′, then a·x + b keeps mean and variance.
+            guard rate < 1 else { return (x, nil) }
+            let alphaP: Float = -1.7580993408473766
+            let a = ((1 - rate) * (1 + rate * alphaP * alphaP)).squareRoot()
+            let scale = 1 / a, shift = -scale * alphaP * rate
+            var kept = [Float](repeating: 0, count: x.count), y = x
+            y.withUnsafeMutableBufferPointer { o in
+                for i in 0..<o.count {
+                    let keep = context.rng.uniform(0, 1) >= rate
+                    kept[i] = keep ? scale : 0
+                    o[i] = scale * (keep ? o[i] : alphaP) + shift
+                }
+            }
+            return (y, Tensor(shape: x.shape, values: kept))
         case "GaussianNoise":
             let noise = Tensor(shape: x.shape, values: (0..<x.count).map { _ in rate * context.rng.normal() })
             return (try x.elementwise(.add, noise), nil)

@@ -298,6 +298,10 @@ public final class FineTuneJob {
         let preparation = try InputPreparation(model: model, task: sourceTask, preprocess: config.preprocess, fit: config.fit,
                                                inputSize: config.inputSize, data: train.imageShape, source: config.model)
         for line in preparation.overrides { say(line) }
+        let augmenting = model.flattenedLayers.filter { ($0 as? InferenceIdentity)?.originalSettings != nil }.map(\.name)
+        if !augmenting.isEmpty {
+            say("note: \(augmenting.joined(separator: ", ")) augment\(augmenting.count == 1 ? "s" : "") images in Keras while training; Graft passes images through them unchanged (augment with --augment or the recipe's augment key)")
+        }
         let pre = preparation.preprocessor
         func survey(_ data: any ImageSource, _ label: String) throws -> any ImageSource {
             let (kept, lines) = try InputPreparation.survey(data, label: label, preprocessor: pre, skipBad: config.skipBad,

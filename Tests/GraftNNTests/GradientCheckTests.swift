@@ -229,7 +229,8 @@ struct GradientCheckTests {
     }
 
     @Test func dropoutFamilyWithFixedSeed() throws {
-        for (cls, rate) in [("Dropout", Float(0.3)), ("SpatialDropout2D", 0.5), ("GaussianDropout", 0.2), ("GaussianNoise", 0.1)] {
+        for (cls, rate) in [("Dropout", Float(0.3)), ("SpatialDropout2D", 0.5), ("SpatialDropout1D", 0.4), ("GaussianDropout", 0.2),
+                            ("GaussianNoise", 0.1), ("AlphaDropout", 0.2), ("StochasticDepth", 0.3), ("Identity", 0)] {
             let (m, x) = try Self.single(InferenceIdentity(name: cls.lowercased(), kerasClassName: cls, rate: rate), input: [3, 3, 2])
             try Self.check(m, [x])
         }

@@ -109,3 +109,20 @@ struct NormalizationGradientTests {
         try G.check(m, [Tensor(shape: [4, 2, 3], values: G.values(24, seed: 3))])
     }
 }
+
+/// Keras's AlphaDropout keeps the mean and variance of SELU-normalised inputs while dropping units.
+struct AlphaDropoutTests {
+    @Test func keepsMeanAndVariance() throws {
+        let layer = InferenceIdentity(name: "ad", kerasClassName: "AlphaDropout", rate: 0.3)
+        let m = try GraphBuilder.sequential(name: "ad", inputShape: [1000], layers: [layer])
+        var rng = SplitMix64(seed: 5)
+        let x = Tensor(shape: [20, 1000], values: (0..<20_000).map { _ in rng.normal() })
+        #expect(try m.predict([x])[0] == x)
+        var ctx = TrainingContext(seed: 3)
+        let y = try m.forwardTraining([x], context: &ctx).outputs[0].scalars
+        let mean = y.reduce(0, +) / Float(y.count)
+        let variance = y.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Float(y.count)
+        #expect(abs(mean) < 0.03 && abs(variance - 1) < 0.05)
+        #expect(y.filter { $0 != 0 }.count > 19_000)
+    }
+}
