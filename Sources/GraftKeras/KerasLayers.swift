@@ -34,8 +34,8 @@ enum KerasLayerFactory {
     static let applicationModules: [String: String] = [
         "LayerScale": "convnext", "StochasticDepth": "convnext", "CustomScaleLayer": "inception_resnet_v2",
     ]
-    /// Every class name `make` accepts.
-    static var allSupported: Set<String> { supported.union(oneDimensional.keys) }
+    /// Every layer class name `make` builds (aliases included), beside nested models and Keras 3's ops.
+    static var accepted: Set<String> { supported.union(oneDimensional.keys).union(trainingAugmentation) }
 
     /// The 1-D classes, each run as the 2-D class it maps to on a one-pixel-high image (`Sequence1D`).
     static let oneDimensional: [String: String] = [
