@@ -24,6 +24,10 @@ def cases(quick):
             iters = 3 if (b == 32 or name == "vgg16") else 5
             out.append(dict(name=f"{name} inference b{b}", peer=name, batch=b, iterations=iters, unit="img/s",
                             graft=[zoo, "--batch", str(b)]))
+    # A keras.applications model Graft's zoo does not have, from the .h5 Keras wrote (ensure_weights).
+    for b in [1, 8]:
+        out.append(dict(name=f"convnext-tiny inference b{b}", peer="convnexttiny", batch=b, iterations=3 if quick else 5,
+                        unit="img/s", graft=[os.path.join(OUT, "convnext_tiny.h5"), "--batch", str(b)]))
     for mode in ("frozen-base", "full"):
         out.append(dict(name=f"resnet50 step b32 {mode}", peer=f"resnet50-{mode}", batch=32, iterations=3, unit="s",
                         graft=["zoo:resnet50?no-top", "--batch", "32", "--train", mode]))
@@ -55,7 +59,8 @@ def run_median(cmd, processes, unit, env=None):
 
 
 def ensure_weights(graft):
-    """ResNet50 weight files for the load case: Keras .h5 (Graft and Keras read it) and a PyTorch state dict."""
+    """ResNet50 weight files for the load case: Keras .h5 (Graft and Keras read it) and a PyTorch state dict; and
+    ConvNeXt-Tiny as Keras writes it, for Graft's inference row."""
     os.makedirs(OUT, exist_ok=True)
     h5 = os.path.join(OUT, "resnet50.h5")
     pt = os.path.join(OUT, "resnet50.pt")
@@ -63,6 +68,11 @@ def ensure_weights(graft):
         subprocess.run([sys.executable, "-c",
                         "import os; os.environ['TF_CPP_MIN_LOG_LEVEL']='3'; import keras, sys; "
                         "keras.applications.ResNet50(weights=None).save(sys.argv[1])", h5], check=True)
+    convnext = os.path.join(OUT, "convnext_tiny.h5")
+    if not os.path.exists(convnext):
+        subprocess.run([sys.executable, "-c",
+                        "import os; os.environ['TF_CPP_MIN_LOG_LEVEL']='3'; import keras, sys; "
+                        "keras.applications.ConvNeXtTiny(weights=None).save(sys.argv[1])", convnext], check=True)
     if not os.path.exists(pt):
         subprocess.run([sys.executable, "-c",
                         "import torch, torchvision, sys; torch.save(torchvision.models.resnet50().state_dict(), sys.argv[1])",

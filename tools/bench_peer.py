@@ -87,6 +87,8 @@ def run_torch(a):
     name = a.case.split("-")[0]
     if name == "vgg16":
         net = torchvision.models.vgg16().features
+    elif name == "convnexttiny":
+        net = torchvision.models.convnext_tiny()
     elif name == "resnet50":
         net = torchvision.models.resnet50()
     else:
@@ -153,6 +155,8 @@ def run_keras(a):
     shape = (224, 224, 3)
     if name == "vgg16":
         net = apps.VGG16(weights=None, include_top=False, input_shape=shape)
+    elif name == "convnexttiny":
+        net = apps.ConvNeXtTiny(weights=None, input_shape=shape)
     elif name == "resnet50":
         net = apps.ResNet50(weights=None, input_shape=shape)
     else:

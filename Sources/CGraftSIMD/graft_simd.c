@@ -10,16 +10,19 @@
 INLINE void loop_exp(float *restrict x, long n) { for (long i = 0; i < n; i++) x[i] = graft_expf(x[i]); }
 INLINE void loop_tanh(float *restrict x, long n) { for (long i = 0; i < n; i++) x[i] = graft_tanhf(x[i]); }
 INLINE void loop_sigmoid(float *restrict x, long n) { for (long i = 0; i < n; i++) x[i] = graft_sigmoidf(x[i]); }
+INLINE void loop_gelu(float *restrict x, long n) { for (long i = 0; i < n; i++) x[i] = graft_geluf(x[i]); }
 
 static void base_exp(float *restrict x, long n) { loop_exp(x, n); }
 static void base_tanh(float *restrict x, long n) { loop_tanh(x, n); }
 static void base_sigmoid(float *restrict x, long n) { loop_sigmoid(x, n); }
+static void base_gelu(float *restrict x, long n) { loop_gelu(x, n); }
 
 #ifdef GRAFT_X86
 #define AVX2 __attribute__((target("avx2,fma")))
 AVX2 static void avx2_exp(float *restrict x, long n) { loop_exp(x, n); }
 AVX2 static void avx2_tanh(float *restrict x, long n) { loop_tanh(x, n); }
 AVX2 static void avx2_sigmoid(float *restrict x, long n) { loop_sigmoid(x, n); }
+AVX2 static void avx2_gelu(float *restrict x, long n) { loop_gelu(x, n); }
 
 static int detect(void) {
     unsigned a, b, c, d;
@@ -65,3 +68,4 @@ int graft_simd_level(void) {
 DISPATCH(exp)
 DISPATCH(tanh)
 DISPATCH(sigmoid)
+DISPATCH(gelu)

@@ -20,12 +20,17 @@ struct SetNormalizer: Sendable {
     /// `x̂` for every set of `x` (`[sets · size]`, one set after another), and each set's `r`.
     func forward(_ x: UnsafePointer<Float>, sets: Int, size: Int, into out: UnsafeMutablePointer<Float>) -> [Float] {
         var inverse = [Float](repeating: 0, count: sets)
-        for s in 0..<sets {
-            let p = x + s * size, o = out + s * size
-            let (mean, r) = statistics(p, size)
-            let shift = centerOutput ? mean : 0
-            for j in 0..<size { o[j] = (p[j] - shift) * r }
-            inverse[s] = r
+        inverse.withUnsafeMutableBufferPointer { inv in
+            let r = inv.baseAddress!
+            Parallel.forEach(sets, grain: max(1, 16_384 / max(size, 1))) { range in
+                for s in range {
+                    let p = x + s * size, o = out + s * size
+                    let (mean, scale) = statistics(p, size)
+                    let shift = centerOutput ? mean : 0
+                    for j in 0..<size { o[j] = (p[j] - shift) * scale }
+                    r[s] = scale
+                }
+            }
         }
         return inverse
     }
@@ -47,7 +52,7 @@ struct SetNormalizer: Sendable {
     func backward(_ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>, sets: Int, size: Int,
                   into dx: UnsafeMutablePointer<Float>) {
         let n = Double(meanOfSquares ? size : 1)
-        for s in 0..<sets {
+        Parallel.forEach(sets, grain: max(1, 16_384 / max(size, 1))) { range in for s in range {
             let p = x + s * size, gp = g + s * size, d = dx + s * size
             let (meanF, rF) = statistics(p, size)
             let mean = Double(meanF), r = Double(rF)
@@ -63,7 +68,7 @@ struct SetNormalizer: Sendable {
             for j in 0..<size {
                 d[j] = Float(r * (Double(gp[j]) - meanG) - k * (Double(p[j]) - b))
             }
-        }
+        } }
     }
 }
 
@@ -140,15 +145,8 @@ public final class LayerNormalization: Layer {
             x.withUnsafeBufferPointer { p in _ = normalizer.forward(p.baseAddress!, sets: sets, size: size, into: o.baseAddress!) }
         }
         guard gamma != nil || beta != nil else { return (xhat, xhat) }
-        var y = xhat
-        let g = gamma?.value.scalars, b = beta?.value.scalars
-        y.withUnsafeMutableBufferPointer { o in
-            for s in 0..<sets {
-                let row = o.baseAddress! + s * size
-                for j in 0..<size { row[j] = row[j] * (g?[j] ?? 1) + (b?[j] ?? 0) }
-            }
-        }
-        return (xhat, y)
+        let g = gamma?.value.scalars ?? [Float](repeating: 1, count: size), b = beta?.value.scalars ?? [Float](repeating: 0, count: size)
+        return (xhat, xhat.reshaped([sets, size]).channelAffine(scale: g, shift: b).reshaped(x.shape))
     }
 
     public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor { try normalized(inputs[0]).y }

@@ -63,8 +63,8 @@ extension ActivationKind {
                         let t = FastMath.tanh(u)
                         d = 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * k * (1 + 3 * 0.044715 * x * x)
                     } else {
-                        let cdf = 0.5 * (1 + Foundation.erf(x / Float(2).squareRoot()))
-                        let pdf = Foundation.exp(-0.5 * x * x) / Float(2 * Float.pi).squareRoot()
+                        let cdf = 0.5 * (1 + FastMath.erf(x * 0.70710678118654752))
+                        let pdf = FastMath.exp(-0.5 * x * x) * 0.3989422804014327
                         d = cdf + x * pdf
                     }
                 case .hardSigmoid(let keras2):

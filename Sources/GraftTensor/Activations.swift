@@ -64,7 +64,7 @@ public enum ActivationKind: Sendable, Equatable, Codable {
                 let k: Float = 0.7978845608028654   // sqrt(2/pi)
                 for i in 0..<n { let v = p[i]; p[i] = 0.5 * v * (1 + FastMath.tanh(k * (v + 0.044715 * v * v * v))) }
             } else {
-                for i in 0..<n { let v = p[i]; p[i] = 0.5 * v * (1 + Foundation.erf(v / Float(2).squareRoot())) }
+                graft_simd_gelu(p, n, FastMath.simdLevel)
             }
         case .hardSigmoid(let keras2):
             if keras2 { for i in 0..<n { p[i] = Swift.min(Swift.max(0.2 * p[i] + 0.5, 0), 1) } }

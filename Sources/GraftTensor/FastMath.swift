@@ -22,4 +22,8 @@ public enum FastMath {
     /// 1 / (1 + e^(−x)), computed from e^(−|x|) so it neither overflows nor loses precision for negative x.
     @inline(__always)
     public static func sigmoid(_ x: Float) -> Float { graft_sigmoidf(x) }
+
+    /// erf x (Abramowitz and Stegun 7.1.26 on `exp`: absolute error below 5e-7).
+    @inline(__always)
+    public static func erf(_ x: Float) -> Float { graft_erff(x) }
 }

@@ -164,6 +164,29 @@ struct KernelTests {
         #expect(FastMath.sigmoid(-.infinity) == 0 && FastMath.sigmoid(.infinity) == 1)
     }
 
+    /// erf (absolute error: Abramowitz and Stegun 7.1.26 promises 1.5e-7, float arithmetic adds a few 1e-7) and the
+    /// exact GELU built on it, which is
+    /// within 2e-7 · max(1, |x|) of the Double formula, scalar and on both array paths.
+    @Test(arguments: [Int32(0), Int32(1)]) func erfAndGELUAreAccurate(level: Int32) {
+        let xs = Self.mathSweep.filter { abs($0) < 1e6 } + [.nan, .infinity, -.infinity]
+        var g = xs
+        g.withUnsafeMutableBufferPointer { graft_simd_gelu($0.baseAddress!, $0.count, level) }
+        var worstErf = 0.0, worstGELU = 0.0
+        for (i, x) in xs.enumerated() where !x.isNaN {
+            let d = Double(x)
+            worstErf = max(worstErf, abs(Double(FastMath.erf(x)) - Foundation.erf(d)))
+            let want = 0.5 * d * (1 + Foundation.erf(d / 2.0.squareRoot()))
+            if x.isInfinite {   // +∞ → +∞; −∞ → −∞ · 0, NaN, as in the formula
+                #expect(x > 0 ? g[i] == .infinity : g[i].isNaN, "gelu(\(x)) = \(g[i])")
+                continue
+            }
+            worstGELU = max(worstGELU, abs(Double(g[i]) - want) / max(1, abs(d)))
+        }
+        #expect(worstErf < 5e-7, "erf \(worstErf)")   // the approximation's 1.5e-7 and float rounding
+        #expect(worstGELU < 2e-7, "gelu \(worstGELU) at level \(level)")
+        #expect(FastMath.erf(.nan).isNaN && FastMath.erf(.infinity) == 1 && FastMath.erf(-.infinity) == -1)
+    }
+
     /// The array versions (CGraftSIMD), on the baseline path and on the AVX2 + FMA path when the CPU has it, meet
     /// the same bounds as FastMath's scalar functions and handle NaN and infinities alike.
     @Test(arguments: [Int32(0), Int32(1)]) func simdArrayMathIsAccurate(level: Int32) {

@@ -74,6 +74,22 @@ GRAFT_INLINE float graft_sigmoidf(float x) {
     return x != x ? x : (x >= 0.0f ? positive : e * positive);
 }
 
+// erf x by Abramowitz and Stegun 7.1.26: 1 − (a1·t + … + a5·t⁵)·e^(−x²), t = 1 / (1 + p·|x|), odd; absolute
+// error at most 1.5e-7 (5e-7 in float arithmetic).
+GRAFT_INLINE float graft_erff(float x) {
+    float a = fabsf(x);
+    float t = 1.0f / (1.0f + 0.3275911f * a);
+    float poly = ((((1.061405429f * t - 1.453152027f) * t + 1.421413741f) * t - 0.284496736f) * t + 0.254829592f) * t;
+    float y = 1.0f - poly * graft_expf(-a * a);
+    float is_signed = graft_bits_to_float((graft_float_to_bits(y) & 0x7FFFFFFFu) | (graft_float_to_bits(x) & 0x80000000u));
+    return x != x ? x : is_signed;
+}
+
+// The exact (erf) GELU, x · (1 + erf(x / √2)) / 2: Keras's `gelu` with approximate=False.
+GRAFT_INLINE float graft_geluf(float x) {
+    return 0.5f * x * (1.0f + graft_erff(x * 0.70710678118654752f));
+}
+
 /// Which code path runs: 0 baseline, 1 AVX2 + FMA.
 int graft_simd_level(void);
 
@@ -82,6 +98,7 @@ int graft_simd_level(void);
 void graft_simd_exp(float *x, long n, int level);
 void graft_simd_tanh(float *x, long n, int level);
 void graft_simd_sigmoid(float *x, long n, int level);
+void graft_simd_gelu(float *x, long n, int level);
 
 #ifdef __cplusplus
 }
