@@ -78,7 +78,7 @@ let package = Package(
         .testTarget(name: "GraftDataTests", dependencies: ["GraftData", "GraftTensor", "GraftTestSupport"]),
         .testTarget(name: "GraftTrainTests", dependencies: ["GraftTrain", "GraftKeras", "GraftData", "GraftHDF5", "GraftNN", "GraftTensor",
                                                     "GraftTestSupport", "ZIPFoundation"]),
-        .testTarget(name: "GraftRecipesTests", dependencies: ["GraftRecipes", "GraftTrain", "GraftData", "GraftNN", "GraftTestSupport"]),
+        .testTarget(name: "GraftRecipesTests", dependencies: ["GraftRecipes", "GraftTrain", "GraftData", "GraftKeras", "GraftNN", "GraftTensor", "GraftTestSupport"]),
         .testTarget(name: "graftTests", dependencies: ["graft", "GraftCore", "GraftData", "GraftTensor", "CHDF5", "GraftTestSupport"]),
     ]
 )

@@ -36,9 +36,9 @@ ConvLSTM1D ConvLSTM2D ConvLSTM3D InputLayer ReLU LeakyReLU ELU PReLU Softmax Act
 ALIAS = re.compile(r"^(AvgPool|MaxPool|GlobalAvgPool|GlobalMaxPool)\dD$|^(Convolution|SeparableConvolution)\dD(Transpose)?$|^Deconvolution2D$")
 # Classes of keras.layers that are not layers a model config holds.
 NOT_LAYERS = {"InputSpec", "Layer", "Wrapper", "AbstractRNNCell", "FlaxLayer", "JaxLayer", "TorchModuleWrapper", "TFSMLayer"}
-# Classes keras.applications defines and serialises, and tf-keras's recorded ops.
+# Classes keras.applications defines and serialises, tf-keras's recorded ops, and Graft's tiled convolution.
 EXTRA = {"LayerScale": (True, True), "StochasticDepth": (True, True), "CustomScaleLayer": (True, False),
-         "TFOpLambda": (False, True)}
+         "TFOpLambda": (False, True), "TiledConv2D": (False, False)}   # the last: Graft's own
 
 
 def fdeep():

@@ -361,6 +361,14 @@ public enum KerasConfigEncoder {
             c["invert"] = x.invert
             c["mean"] = x.fixedMean.map { $0.map(Double.init) as Any } ?? NSNull()
             c["variance"] = x.fixedVariance.map { $0.map(Double.init) as Any } ?? NSNull()
+        case let x as TiledConv2D:
+            // Graft's own class: Graft reads it back; Keras has none (`graft export` says so before writing).
+            c.merge(convFields(x.config, layer: x.name)) { $1 }
+            c["filters"] = x.config.filters
+            c["tiles"] = x.tiles
+            c["activation"] = try activationName(x.config.activation, layer: x.name)
+            guard style == .keras3 else { return ["class_name": "TiledConv2D", "config": c] }
+            return ["module": "graft", "class_name": "TiledConv2D", "registered_name": "graft>TiledConv2D", "config": c]
         case let x as Conv2DTranspose:
             cls = "Conv2DTranspose"
             c.merge(convFields(x.config, layer: x.name)) { $1 }

@@ -16,6 +16,8 @@ enum KerasLayerFactory {
         "UnitNormalization", "SpatialDropout1D", "SpatialDropout3D", "Conv2DTranspose", "Convolution2DTranspose",
         "Deconvolution2D", "Resizing", "CenterCrop", "Permute", "RepeatVector",
         "Identity", "AlphaDropout", "ThresholdedReLU",
+        // Graft's own: a tiled convolution, in the checkpoints Graft writes.
+        "TiledConv2D",
         // Classes keras.applications defines and serialises (ConvNeXt, InceptionResNetV2).
         "LayerScale", "StochasticDepth", "CustomScaleLayer",
     ]
@@ -164,6 +166,8 @@ enum KerasLayerFactory {
             return Flatten(name: name)
         case "Reshape":
             return Reshape(name: name, targetShape: try (c["target_shape"].array ?? []).map { try $0.int() })
+        case "TiledConv2D":
+            return TiledConv2D(name: name, config: try convConfig(c, kerasMajor: kerasMajor), tiles: try c["tiles"].ints(2))
         case "Conv2DTranspose", "Convolution2DTranspose", "Deconvolution2D":
             let op: [Int]? = c["output_padding"].isNull ? nil : try c["output_padding"].ints(2)
             return Conv2DTranspose(name: name, config: try convConfig(c, kerasMajor: kerasMajor), outputPadding: op)

@@ -120,7 +120,8 @@ public enum KerasLoader {
     }
 
     /// An architecture without weights (freshly initialised) from a full-model `.h5`, a `.keras` archive, a `.json`
-    /// config, or a built-in one: `zoo:NAME` with optional `?classes=N&no-top&input=H,W,C`.
+    /// config, or a built-in one: `zoo:NAME` with optional `?classes=N&no-top&input=H,W,C` (and `tiles=N` for
+    /// `tiled`).
     public static func loadArchitecture(_ path: String) throws -> Model {
         // Within a load, the weights file's budget; alone, half the machine's memory.
         guard Initializer.budget != nil else {
@@ -166,8 +167,11 @@ public enum KerasLoader {
                 let dims = v.split(separator: ",").compactMap { Int($0) }
                 guard dims.count == 3, dims.allSatisfy({ $0 > 0 }) else { throw KerasError("architecture zoo:\(spec): input must be H,W,C") }
                 options.inputShape = dims
+            case ("tiles", let v?):
+                guard let n = Int(v), (1...64).contains(n) else { throw KerasError("architecture zoo:\(spec): tiles must be a whole number from 1 to 64") }
+                options.tiles = n
             default:
-                throw KerasError("architecture zoo:\(spec): unknown option \(item) (classes=N, no-top, input=H,W,C)")
+                throw KerasError("architecture zoo:\(spec): unknown option \(item) (classes=N, no-top, input=H,W,C, tiles=N)")
             }
         }
         do {

@@ -113,3 +113,84 @@ public final class Conv2DTranspose: Layer {
         return [needsInputGradients[0] ? dz.convolved(g, kernel: kernel.value, bias: nil) : nil]
     }
 }
+
+/// A tiled convolution (Le et al., 2010), which Keras does not have: `tiles` `[tH, tW]` kernels learnt and used in
+/// turn over the output positions (output `(i, j)` takes kernel `(i mod tH, j mod tW)`), so units `tH` rows or `tW`
+/// columns apart share weights. Tiles `[1, 1]` are `Conv2D`; one tile per output position is `LocallyConnected2D`.
+/// Kernel `[tH·tW, kH·kW·C, filters]`, bias `[tH, tW, filters]` (the shapes of Keras's LocallyConnected2D).
+public final class TiledConv2D: Layer {
+    public let name: String
+    public let config: Conv2DConfig
+    public let tiles: [Int]
+    public var kerasClassName: String { "TiledConv2D" }
+    public private(set) var kernel = Variable(Tensor(shape: [0]))
+    public private(set) var bias: Variable?
+    private var inChannels = 0
+
+    public init(name: String, config: Conv2DConfig, tiles: [Int]) {
+        self.name = name
+        self.config = config
+        self.tiles = tiles
+    }
+
+    public var variables: [(key: String, variable: Variable)] {
+        [("kernel", kernel)] + (bias.map { [("bias", $0)] } ?? [])
+    }
+
+    public func build(inputShapes: [[Int]], rng: inout SplitMix64) throws -> [Int] {
+        try requireInputs(inputShapes, count: 1)
+        let s = inputShapes[0]
+        try requireRank(s, 3)
+        guard tiles.count == 2, tiles.allSatisfy({ (1...65_536).contains($0) }) else {
+            throw LayerError(name, "tiles \(tiles) must be two whole numbers from 1 to 65536")
+        }
+        guard config.groups == 1, config.padding != .causal else { throw LayerError(name, "groups and causal padding are not supported") }
+        guard let c = s.last, c > 0 else { throw LayerError(name, "needs a known channel count, got \(Shape.describe([-1] + s))") }
+        let (h, w) = try convOutputSpatial(name, input: s, kernel: config.kernelSize, strides: config.strides,
+                                           dilation: config.dilation, padding: config.padding)
+        if (h > 0 && tiles[0] > h) || (w > 0 && tiles[1] > w) {
+            throw LayerError(name, "tiles \(tiles) exceed the \(h)×\(w) output (one tile per position is the most)")
+        }
+        inChannels = c
+        let patch = config.kernelSize[0] * config.kernelSize[1] * c
+        try requireAllocatable([[tiles[0] * tiles[1], patch, config.filters]] + (config.useBias ? [tiles + [config.filters]] : []))
+        kernel = Variable(Initializer.glorotUniform([tiles[0] * tiles[1], patch, config.filters], rng: &rng))
+        bias = config.useBias ? Variable(Tensor(shape: tiles + [config.filters])) : nil
+        return [h, w, config.filters]
+    }
+
+    func geometry(_ x: Tensor) throws -> ConvGeometry {
+        guard x.rank == 4, x.shape[3] == inChannels else {
+            throw LayerError(name, "expects NHWC input with \(inChannels) channels, got \(Shape.describe(x.shape))")
+        }
+        let g = ConvGeometry(input: x.shape, outChannels: config.filters, kernel: config.kernelSize, strides: config.strides,
+                             dilation: config.dilation, padding: config.padding)
+        guard g.h.output > 0, g.w.output > 0 else { throw LayerError(name, "input \(Shape.describe(x.shape)) is smaller than the kernel") }
+        return g
+    }
+
+    func linearForward(_ x: Tensor) throws -> Tensor {
+        x.tiledConvolution(try geometry(x), tiles: tiles, kernel: kernel.value, bias: bias?.value)
+    }
+
+    public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        try linearForward(inputs[0]).activated(config.activation)
+    }
+
+    public var finalActivation: ActivationKind { config.activation }
+
+    public func forwardTrain(_ inputs: [Tensor], context: inout TrainingContext) throws -> (output: Tensor, cache: Any?) {
+        let z = try linearForward(inputs[0])
+        return config.activation == .linear ? (z, nil) : activationOutput(z, config.activation)
+    }
+
+    public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
+                         needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {
+        let x = inputs[0], g = try geometry(x)
+        let dz = preActivationGradient(config.activation, cache: cache, output: output, gradOutput: gradOutput, preActivation: preActivation)
+        return [accumulatingGradients(kernel: kernel, bias: bias) {
+            Tensor.tiledConvolutionBackward(g, tiles: tiles, input: x, kernel: kernel.value, gradOutput: dz,
+                                            needInput: needsInputGradients[0], kernelGradient: &$0, biasGradient: &$1)
+        }]
+    }
+}

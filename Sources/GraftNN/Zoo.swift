@@ -4,7 +4,7 @@ import GraftTensor
 /// Built-in architectures with keras.applications layer names, so their weight files load into them.
 public enum Zoo {
     /// The names `graft zoo` accepts.
-    public static let names = ["lenet5", "convnet", "alexnet", "vgg16", "resnet50", "mobilenetv2"]
+    public static let names = ["lenet5", "convnet", "tiled", "alexnet", "vgg16", "resnet50", "mobilenetv2"]
 
     /// Options shared by every architecture.
     public struct Options: Sendable, Equatable {
@@ -14,12 +14,15 @@ public enum Zoo {
         /// `[H, W, C]`; nil uses the architecture's default.
         public var inputShape: [Int]?
         public var seed: UInt64 = 0
+        /// The tile size of `tiled`'s convolutions (t×t kernels in turn).
+        public var tiles: Int = 2
 
-        public init(classes: Int? = nil, includeTop: Bool = true, inputShape: [Int]? = nil, seed: UInt64 = 0) {
+        public init(classes: Int? = nil, includeTop: Bool = true, inputShape: [Int]? = nil, seed: UInt64 = 0, tiles: Int = 2) {
             self.classes = classes
             self.includeTop = includeTop
             self.inputShape = inputShape
             self.seed = seed
+            self.tiles = tiles
         }
     }
 
@@ -28,6 +31,7 @@ public enum Zoo {
         switch name.lowercased() {
         case "lenet5", "lenet-5", "lenet": return try lenet5(options)
         case "convnet": return try convnet(options)
+        case "tiled": return try tiled(options)
         case "alexnet": return try alexnet(options)
         case "vgg16": return try vgg16(options)
         case "resnet50": return try resnet50(options)
@@ -41,6 +45,24 @@ public enum Zoo {
                      bias: Bool = true, activation: ActivationKind = .linear) -> Conv2D {
         Conv2D(name: name, config: Conv2DConfig(filters: filters, kernelSize: [k, k], strides: [strides, strides],
                                                 padding: padding, useBias: bias, activation: activation))
+    }
+
+    /// Tiled convolutions (Le et al. 2010) for small images (default 28×28×1): 16@5×5 and 32@3×3 `TiledConv2D`
+    /// layers with `tiles`×`tiles` kernels each, ReLU, max pooling after each, global average pooling, classes.
+    static func tiled(_ o: Options) throws -> Model {
+        let shape = o.inputShape ?? [28, 28, 1]
+        func tiledConv(_ name: String, _ filters: Int, _ k: Int) -> TiledConv2D {
+            TiledConv2D(name: name, config: Conv2DConfig(filters: filters, kernelSize: [k, k], padding: .same, activation: .relu),
+                        tiles: [o.tiles, o.tiles])
+        }
+        var layers: [any Layer] = [
+            tiledConv("tiled1", 16, 5), Pooling2D(name: "pool1", kind: .max, poolSize: [2, 2]),
+            tiledConv("tiled2", 32, 3), Pooling2D(name: "pool2", kind: .max, poolSize: [2, 2]),
+        ]
+        if o.includeTop {
+            layers += [GlobalPooling2D(name: "gap", kind: .average), Dense(name: "predictions", units: o.classes ?? 10, activation: .softmax)]
+        }
+        return try GraphBuilder.sequential(name: "tiled", inputShape: shape, layers: layers, seed: o.seed)
     }
 
     /// LeNet-5 (LeCun et al. 1998): 6@5×5 tanh, average pool, 16@5×5, average pool, 120@5×5, 84, classes.

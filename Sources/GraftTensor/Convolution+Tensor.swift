@@ -67,26 +67,45 @@ extension Tensor {
     }
 
     /// The unshared convolution (Keras's `LocallyConnected2D`): kernel `[outH·outW, kH·kW·C, filters]`, one per output
-    /// position, bias `[outH, outW, filters]`.
+    /// position, bias `[outH, outW, filters]`. The tiled convolution with one tile per output position.
     public func locallyConnected(_ g: ConvGeometry, kernel: Tensor, bias: Tensor?) -> Tensor {
+        tiledConvolution(g, tiles: [g.h.output, g.w.output], kernel: kernel, bias: bias)
+    }
+
+    /// The tiled convolution (Le et al., "Tiled convolutional neural networks", 2010): `tiles` `[tH, tW]` kernels
+    /// `[tH·tW, kH·kW·C, filters]` used in turn over the output positions, output `(i, j)` taking kernel
+    /// `(i mod tH)·tW + j mod tW`; bias `[tH, tW, filters]` likewise. Tiles `[1, 1]` are a convolution; one tile per
+    /// output position is the unshared (locally connected) convolution.
+    public func tiledConvolution(_ g: ConvGeometry, tiles: [Int], kernel: Tensor, bias: Tensor?) -> Tensor {
         let (N, F, L, P) = (g.batch, g.outChannels, g.h.output * g.w.output, g.patch)
+        let tile = TileMap(g, tiles)
         let cols = patches(g)
         var out = Tensor(uninitializedShape: g.outputShape)
         out.withUnsafeMutableBufferPointer { o in
             cols.withUnsafeBufferPointer { c in
                 kernel.withUnsafeBufferPointer { k in
-                    // Per position l: out[n, l, :] = cols[n, l, :] · kernel[l], a GEMM over the batch with strided rows.
+                    // Per position l: out[n, l, :] = cols[n, l, :] · kernel[tile(l)], a GEMM over the batch with strided rows.
                     for l in 0..<L {
-                        sgemm(m: N, n: F, k: P, a: c.baseAddress! + l * P, lda: L * P, b: k.baseAddress! + l * P * F, ldb: F,
+                        sgemm(m: N, n: F, k: P, a: c.baseAddress! + l * P, lda: L * P, b: k.baseAddress! + tile[l] * P * F, ldb: F,
                               c: o.baseAddress! + l * F, ldc: L * F)
                     }
                 }
             }
             bias?.withUnsafeBufferPointer { b in
-                for n in 0..<N { for i in 0..<(L * F) { o[n * L * F + i] += b[i] } }
+                for n in 0..<N { for l in 0..<L { for f in 0..<F { o[(n * L + l) * F + f] += b[tile[l] * F + f] } } }
             }
         }
         return out
+    }
+
+    /// Which of the tiled convolution's kernels each output position (row-major over `outH × outW`) takes.
+    struct TileMap {
+        let index: [Int]
+        init(_ g: ConvGeometry, _ tiles: [Int]) {
+            let (th, tw) = (Swift.max(tiles[0], 1), Swift.max(tiles[1], 1))
+            index = (0..<(g.h.output * g.w.output)).map { l in (l / g.w.output % th) * tw + l % g.w.output % tw }
+        }
+        subscript(_ l: Int) -> Int { index[l] }
     }
 
     /// The convolution's backward pass for `input`.
@@ -147,21 +166,29 @@ extension Tensor {
     /// The unshared convolution's backward pass for `input`.
     public static func locallyConnectedBackward(_ g: ConvGeometry, input: Tensor, kernel: Tensor, gradOutput: Tensor, needInput: Bool,
                                                 kernelGradient: inout Tensor?, biasGradient: inout Tensor?) -> Tensor? {
+        tiledConvolutionBackward(g, tiles: [g.h.output, g.w.output], input: input, kernel: kernel, gradOutput: gradOutput,
+                                 needInput: needInput, kernelGradient: &kernelGradient, biasGradient: &biasGradient)
+    }
+
+    /// The tiled convolution's backward pass for `input`: each kernel's gradient sums over the positions that use it.
+    public static func tiledConvolutionBackward(_ g: ConvGeometry, tiles: [Int], input: Tensor, kernel: Tensor, gradOutput: Tensor,
+                                                needInput: Bool, kernelGradient: inout Tensor?, biasGradient: inout Tensor?) -> Tensor? {
         let (N, F, L, P) = (g.batch, g.outChannels, g.h.output * g.w.output, g.patch)
-        let cols = input.patches(g)
+        let tile = TileMap(g, tiles)
         var none: Tensor? = nil
         gradOutput.withUnsafeBufferPointer { dz in
-            cols.withUnsafeBufferPointer { c in
-                withMutablePointers(&none, &kernelGradient, &biasGradient) { _, gk, gb in
-                    if let gk {
+            withMutablePointers(&none, &kernelGradient, &biasGradient) { _, gk, gb in
+                if let gk {
+                    let cols = input.patches(g)
+                    cols.withUnsafeBufferPointer { c in
                         for l in 0..<L {
                             sgemm(transposeA: true, m: P, n: F, k: N, a: c.baseAddress! + l * P, lda: L * P, b: dz.baseAddress! + l * F,
-                                  ldb: L * F, beta: 1, c: gk + l * P * F, ldc: F)
+                                  ldb: L * F, beta: 1, c: gk + tile[l] * P * F, ldc: F)
                         }
                     }
-                    if let gb {
-                        for n in 0..<N { for i in 0..<(L * F) { gb[i] += dz[n * L * F + i] } }
-                    }
+                }
+                if let gb {
+                    for n in 0..<N { for l in 0..<L { for f in 0..<F { gb[tile[l] * F + f] += dz[(n * L + l) * F + f] } } }
                 }
             }
         }
@@ -171,7 +198,7 @@ extension Tensor {
             gradOutput.withUnsafeBufferPointer { dz in
                 kernel.withUnsafeBufferPointer { k in
                     for l in 0..<L {
-                        sgemm(transposeB: true, m: N, n: P, k: F, a: dz.baseAddress! + l * F, lda: L * F, b: k.baseAddress! + l * P * F,
+                        sgemm(transposeB: true, m: N, n: P, k: F, a: dz.baseAddress! + l * F, lda: L * F, b: k.baseAddress! + tile[l] * P * F,
                               ldb: F, c: dc.baseAddress! + l * P, ldc: L * P)
                     }
                 }

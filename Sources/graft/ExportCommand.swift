@@ -23,6 +23,10 @@ struct Export: ParsableCommand {
     func run() throws {
         let loaded = try options.load()
         let model = loaded.model
+        if let tiled = model.flattenedLayers.compactMap({ $0 as? TiledConv2D }).first {
+            let t = "\(tiled.tiles[0])×\(tiled.tiles[1])"
+            throw CLIError("layer \(tiled.name): Keras has no tiled convolution (TiledConv2D, tiles \(t)), so it could not load this model; Graft's own checkpoints (fine-tune's final.h5) keep it")
+        }
         let format: String
         if output.hasSuffix(".weights.h5") {
             try KerasWriter.writeKeras3Weights(model, to: output, task: loaded.task)

@@ -96,3 +96,54 @@ struct DecoderGradientTests {
         #expect(a.scalars[5] == 0 || abs(a.scalars[5]) < 1e-6)
     }
 }
+
+/// The tiled convolution: gradient-checked, and the two layers it generalises at its two ends.
+struct TiledConvolutionTests {
+    typealias G = GradientCheckTests
+
+    @Test(arguments: [([2, 2], [1, 1], Padding.same), ([1, 3], [2, 1], .valid), ([3, 2], [1, 1], .valid)])
+    func gradients(_ tiles: [Int], _ strides: [Int], _ padding: Padding) throws {
+        let layer = TiledConv2D(name: "tiled", config: Conv2DConfig(filters: 3, kernelSize: [3, 2], strides: strides, padding: padding,
+                                                                    activation: .tanh), tiles: tiles)
+        let (m, x) = try G.single(layer, input: [6, 5, 2])
+        #expect(layer.kernel.shape == [tiles[0] * tiles[1], 12, 3] && layer.bias?.shape == tiles + [3])
+        for (_, v) in m.namedVariables where v.shape.count == 3 && v.shape.last == 3 && v.shape.count != 1 {
+            v.value = Tensor(shape: v.shape, values: G.values(v.value.count, seed: 77, lo: -0.5, hi: 0.5))   // tiled biases too
+        }
+        try G.check(m, [x])
+    }
+
+    @Test func oneTileIsAConvolutionAndOnePerPositionIsLocallyConnected() throws {
+        let config = Conv2DConfig(filters: 4, kernelSize: [3, 3], strides: [1, 2], padding: .valid)
+        let x = Tensor(shape: [2, 6, 7, 3], values: G.values(252, seed: 8))
+        // tiles 1×1 = Conv2D with the same kernel (HWIO flattened) and bias.
+        let tiled = TiledConv2D(name: "t", config: config, tiles: [1, 1])
+        let mt = try GraphBuilder.sequential(name: "t", inputShape: [6, 7, 3], layers: [tiled], seed: 1)
+        let conv = Conv2D(name: "c", config: config)
+        let mc = try GraphBuilder.sequential(name: "c", inputShape: [6, 7, 3], layers: [conv], seed: 1)
+        conv.kernel.value = tiled.kernel.value.reshaped([3, 3, 3, 4])
+        let b = Tensor(shape: [4], values: [0.1, -0.2, 0.3, 0.05])
+        conv.bias?.value = b
+        tiled.bias?.value = b.reshaped([1, 1, 4])
+        let yt = try mt.predict([x])[0], yc = try mc.predict([x])[0]
+        #expect(yt.shape == yc.shape && zip(yt.scalars, yc.scalars).allSatisfy { abs($0 - $1) < 1e-5 })
+        // tiles = the 4×3 output = LocallyConnected2D with the same kernel and bias.
+        let full = TiledConv2D(name: "f", config: config, tiles: [4, 3])
+        let mf = try GraphBuilder.sequential(name: "f", inputShape: [6, 7, 3], layers: [full], seed: 2)
+        let lc = LocallyConnected2D(name: "l", config: config)
+        let ml = try GraphBuilder.sequential(name: "l", inputShape: [6, 7, 3], layers: [lc], seed: 2)
+        lc.kernel.value = full.kernel.value
+        full.bias?.value = Tensor(shape: [4, 3, 4], values: G.values(48, seed: 3))
+        lc.bias?.value = full.bias!.value
+        #expect(try mf.predict([x])[0] == (try ml.predict([x])[0]))
+        // Tiles 2×2 over a 4×3 output: positions two rows or two columns apart share a kernel.
+        let two = TiledConv2D(name: "two", config: Conv2DConfig(filters: 1, kernelSize: [1, 1], useBias: false), tiles: [2, 2])
+        let m2 = try GraphBuilder.sequential(name: "two", inputShape: [4, 3, 1], layers: [two])
+        two.kernel.value = Tensor(shape: [4, 1, 1], values: [1, 10, 100, 1000])
+        let ones = try m2.predict([Tensor(shape: [1, 4, 3, 1], repeating: 1)])[0]
+        #expect(ones.scalars == [1, 10, 1, 100, 1000, 100, 1, 10, 1, 100, 1000, 100])
+        #expect(throws: LayerError.self) {
+            try GraphBuilder.sequential(name: "big", inputShape: [4, 3, 1], layers: [TiledConv2D(name: "b", config: config, tiles: [5, 1])])
+        }
+    }
+}

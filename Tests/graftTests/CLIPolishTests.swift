@@ -6,6 +6,22 @@ import Testing
 
 /// JSON output for scripts, documented exit codes, examples in help, and a real SIGINT.
 struct CLIPolishTests {
+    /// A tiled-convolution network is Graft's own: its checkpoint reloads in Graft, and `export` to a Keras format
+    /// refuses it in one line (exit 1, nothing written) instead of writing a file Keras cannot load.
+    @Test func aTiledNetworkIsNotExportedToKeras() throws {
+        let dir = try TestSupport.makeTemporaryDirectory()
+        let h5 = dir.appendingPathComponent("tiled.h5").path
+        #expect(try TestSupport.runGraft(["zoo", "tiled", "--output", h5]).status == 0)
+        let summary = try TestSupport.runGraft(["summary", h5])
+        #expect(summary.status == 0 && summary.stdout.contains("tiled1 (TiledConv2D)"))
+        for out in ["t.keras", "t.weights.h5", "t.h5"] {
+            let target = dir.appendingPathComponent(out).path
+            let r = try TestSupport.runGraft(["export", h5, "--output", target])
+            #expect(r.status == 1 && r.stderr.split(separator: "\n").count == 1 && r.stderr.contains("TiledConv2D"), "\(r.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: target))
+        }
+    }
+
     @Test func jsonOutputs() throws {
         let path = TestSupport.fixture("keras/tfkeras_lenet.h5")
         let s = try TestSupport.runGraft(["summary", path, "--json"])
