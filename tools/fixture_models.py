@@ -313,3 +313,24 @@ def augmented_classifier(K):
     x = L.GlobalAveragePooling2D(name="gap")(x)
     out = L.Dense(3, activation="softmax", name="predictions")(x)
     return K.Model(x_in, out, name="augmented_classifier")
+
+
+def volumes(K):
+    """3-D: Conv3D (strided, same and valid, dilated), max and average pooling 3D (same-padded average), global
+    pooling 3D; a channels_first Conv3D and pooling; Dense on the pooled features."""
+    L = K.layers
+    x_in = K.Input(shape=(6, 7, 5, 2), name="clip")
+    x = L.Conv3D(4, 3, padding="same", activation="relu", name="conv3d_same")(x_in)
+    x = L.Conv3D(5, (2, 3, 2), strides=(1, 2, 1), name="conv3d_strided")(x)
+    x = L.MaxPooling3D((2, 1, 2), name="maxpool3d")(x)
+    y = L.Conv3D(3, 2, dilation_rate=(1, 1, 1), padding="same", use_bias=False, name="conv3d_nobias")(x)
+    y = L.AveragePooling3D(2, strides=1, padding="same", name="avgpool3d_same")(y)
+    a = L.GlobalAveragePooling3D(name="gap3d")(y)
+    b = L.GlobalMaxPooling3D(keepdims=True, name="gmp3d_keep")(y)
+    b = L.Reshape((3,), name="flat_keep")(b)
+    c = L.Permute((4, 1, 2, 3), name="to_channels_first")(x)
+    c = L.Conv3D(2, 2, data_format="channels_first", name="conv3d_cf")(c)
+    c = L.GlobalAveragePooling3D(data_format="channels_first", name="gap3d_cf")(c)
+    x = L.Concatenate(name="cat")([a, b, c])
+    out = L.Dense(3, activation="softmax", name="predictions")(x)
+    return K.Model(x_in, out, name="volumes")

@@ -347,7 +347,7 @@ def make_parity():
     builders = ["convnet_sequential", "mini_xception", "activations_zoo", "nested", "fully_convolutional",
                 "locally_connected", "bare_ops", "sequence_1d", "channels_first", "channels_mixture",
                 "normalizations", "mini_convnext", "inception_resnet_block", "decoder_layers",
-                "augmented_classifier"]
+                "augmented_classifier", "volumes"]
     for flavour, K in (("keras3", keras), ("tfkeras", tf_keras)):
         for b in builders:
             if (b == "locally_connected" and flavour == "keras3") or (b == "inception_resnet_block" and flavour == "tfkeras"):

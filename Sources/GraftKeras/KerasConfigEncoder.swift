@@ -338,6 +338,12 @@ public enum KerasConfigEncoder {
                     throw KerasError("layer \(x.name): \(cls) has no settings to write", layer: x.name)
                 }
                 settings["name"] = x.name
+                // The settings of the Keras that wrote them, made readable by the other where that is a matter of
+                // spelling: a plain dtype, no tf-keras `rng_type` (Keras 3 reads .h5 too), no Keras 3 `data_format`
+                // in a Keras 2-style config.
+                settings["dtype"] = "float32"
+                settings["rng_type"] = nil
+                if style == .keras2 { settings["data_format"] = nil }
                 return wrap(["class_name": cls, "config": settings], style)
             }
             switch cls {
@@ -361,6 +367,28 @@ public enum KerasConfigEncoder {
             c["invert"] = x.invert
             c["mean"] = x.fixedMean.map { $0.map(Double.init) as Any } ?? NSNull()
             c["variance"] = x.fixedVariance.map { $0.map(Double.init) as Any } ?? NSNull()
+        case let x as Conv3D:
+            cls = "Conv3D"
+            c["filters"] = x.filters
+            c["kernel_size"] = x.kernelSize
+            c["strides"] = x.strides
+            c["padding"] = x.padding.rawValue
+            c["data_format"] = "channels_last"
+            c["dilation_rate"] = x.dilation
+            c["use_bias"] = x.useBias
+            c["activation"] = try activationName(x.activation, layer: x.name)
+        case let x as Pooling3D:
+            guard x.kind != .sum else { throw KerasError("layer \(x.name): Keras has no sum pooling layer; it cannot be written", layer: x.name) }
+            cls = x.kerasClassName
+            c["pool_size"] = x.poolSize
+            c["strides"] = x.strides
+            c["padding"] = x.padding.rawValue
+            c["data_format"] = "channels_last"
+        case let x as GlobalPooling3D:
+            guard x.kind != .sum else { throw KerasError("layer \(x.name): Keras has no global sum pooling layer", layer: x.name) }
+            cls = x.kerasClassName
+            c["data_format"] = "channels_last"
+            c["keepdims"] = x.keepDims
         case let x as TiledConv2D:
             // Graft's own class: Graft reads it back; Keras has none (`graft export` says so before writing).
             c.merge(convFields(x.config, layer: x.name)) { $1 }

@@ -16,6 +16,8 @@ enum KerasLayerFactory {
         "UnitNormalization", "SpatialDropout1D", "SpatialDropout3D", "Conv2DTranspose", "Convolution2DTranspose",
         "Deconvolution2D", "Resizing", "CenterCrop", "Permute", "RepeatVector",
         "Identity", "AlphaDropout", "ThresholdedReLU",
+        "Conv3D", "Convolution3D", "MaxPooling3D", "MaxPool3D", "AveragePooling3D", "AvgPool3D", "GlobalAveragePooling3D",
+        "GlobalAvgPool3D", "GlobalMaxPooling3D", "GlobalMaxPool3D",
         // Graft's own: a tiled convolution, in the checkpoints Graft writes.
         "TiledConv2D",
         // Classes keras.applications defines and serialises (ConvNeXt, InceptionResNetV2).
@@ -57,6 +59,8 @@ enum KerasLayerFactory {
         "MaxPool2D", "AveragePooling2D", "AvgPool2D", "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPooling2D",
         "GlobalMaxPool2D", "ZeroPadding2D", "Cropping2D", "Flatten", "UpSampling2D", "LocallyConnected2D",
         "Conv2DTranspose", "Convolution2DTranspose", "Deconvolution2D", "Resizing", "CenterCrop",
+        "Conv3D", "Convolution3D", "MaxPooling3D", "MaxPool3D", "AveragePooling3D", "AvgPool3D", "GlobalAveragePooling3D",
+        "GlobalAvgPool3D", "GlobalMaxPooling3D", "GlobalMaxPool3D",
     ]
 
     /// Builds a layer. `operands` carries the constants of a math op; `kerasMajor` picks version-specific semantics.
@@ -166,6 +170,19 @@ enum KerasLayerFactory {
             return Flatten(name: name)
         case "Reshape":
             return Reshape(name: name, targetShape: try (c["target_shape"].array ?? []).map { try $0.int() })
+        case "Conv3D", "Convolution3D":
+            guard try c["groups"].int(default: 1) == 1 else { throw KerasError("layer \(name) (Conv3D): groups are not supported", layer: name) }
+            return Conv3D(name: name, filters: try c["filters"].int(), kernelSize: try c["kernel_size"].ints(3),
+                          strides: try c["strides"].ints(3, default: [1, 1, 1]), padding: try padding(c),
+                          dilation: try c["dilation_rate"].ints(3, default: [1, 1, 1]), useBias: try c["use_bias"].bool(default: true),
+                          activation: try activation(c["activation"], kerasMajor: kerasMajor))
+        case "MaxPooling3D", "MaxPool3D", "AveragePooling3D", "AvgPool3D":
+            let pool = try c["pool_size"].ints(3, default: [2, 2, 2])
+            let strides = c["strides"].isNull ? pool : try c["strides"].ints(3)
+            return Pooling3D(name: name, kind: className.hasPrefix("Max") ? .max : .average, poolSize: pool, strides: strides,
+                             padding: try padding(c))
+        case "GlobalAveragePooling3D", "GlobalAvgPool3D", "GlobalMaxPooling3D", "GlobalMaxPool3D":
+            return GlobalPooling3D(name: name, kind: className.contains("Max") ? .max : .average, keepDims: try c["keepdims"].bool(default: false))
         case "TiledConv2D":
             return TiledConv2D(name: name, config: try convConfig(c, kerasMajor: kerasMajor), tiles: try c["tiles"].ints(2))
         case "Conv2DTranspose", "Convolution2DTranspose", "Deconvolution2D":

@@ -75,6 +75,8 @@ struct SetNormalizer: Sendable {
 /// Keras `LayerNormalization` over a sample's last `axes` axes (Keras's `axis`, which must name trailing axes), and
 /// Keras 3's `RMSNormalization` (`rms`: no centring, `scale` weights). `gamma`/`beta` have the shape of those axes.
 public final class LayerNormalization: Layer {
+    /// What is divided by: the centred spread (Keras's LayerNormalization), the spread without centring the output
+    /// (its deprecated `rms_scaling`), or the root mean square (RMSNormalization).
     public enum Mode: String, Sendable {
         /// `(x − μ) / sqrt(var + ε)`.
         case standard

@@ -147,3 +147,46 @@ struct TiledConvolutionTests {
         }
     }
 }
+
+/// Finite-difference checks for the 3-D layers.
+struct VolumeGradientTests {
+    typealias G = GradientCheckTests
+
+    @Test(arguments: [([3, 3, 3], [1, 1, 1], Padding.same, [1, 1, 1]), ([2, 3, 2], [2, 1, 2], .valid, [1, 1, 1]),
+                      ([2, 2, 2], [1, 1, 1], .same, [2, 1, 2])])
+    func conv3D(_ kernel: [Int], _ strides: [Int], _ padding: Padding, _ dilation: [Int]) throws {
+        let layer = Conv3D(name: "conv3d", filters: 3, kernelSize: kernel, strides: strides, padding: padding, dilation: dilation,
+                           activation: .tanh)
+        let (m, x) = try G.single(layer, input: [4, 5, 4, 2])
+        #expect(layer.kernel.shape == kernel + [2, 3])
+        try G.check(m, [x])
+    }
+
+    @Test(arguments: [PoolKind.max, .average])
+    func pooling3D(_ kind: PoolKind) throws {
+        var rng = SplitMix64(seed: 6)
+        var vals: [Float] = (0..<240).map { Float($0) * 0.03 - 3.5 }   // distinct: the max is stable under ±ε
+        vals.shuffle(using: &rng)
+        for (pool, strides, padding) in [([2, 2, 2], [2, 2, 2], Padding.valid), ([3, 2, 2], [1, 2, 1], .same)] {
+            let m = try GraphBuilder.sequential(name: "pool3d", inputShape: [4, 5, 3, 2],
+                                                layers: [Pooling3D(name: "p", kind: kind, poolSize: pool, strides: strides, padding: padding)])
+            try G.check(m, [Tensor(shape: [2, 4, 5, 3, 2], values: vals)], epsilon: 1e-2)
+        }
+        let g = try GraphBuilder.sequential(name: "gpool3d", inputShape: [4, 5, 3, 2],
+                                            layers: [GlobalPooling3D(name: "g", kind: kind, keepDims: true)])
+        #expect(g.outputShapes == [[1, 1, 1, 2]])
+        try G.check(g, [Tensor(shape: [2, 4, 5, 3, 2], values: vals)], epsilon: 1e-2)
+    }
+
+    /// A 3-D convolution over a clip of one frame is the 2-D convolution of that frame.
+    @Test func aOneFrameClipIsAnImage() throws {
+        let conv3 = Conv3D(name: "c3", filters: 2, kernelSize: [1, 3, 3], padding: .same)
+        let m3 = try GraphBuilder.sequential(name: "c3", inputShape: [1, 5, 4, 3], layers: [conv3], seed: 1)
+        let conv2 = Conv2D(name: "c2", config: Conv2DConfig(filters: 2, kernelSize: [3, 3], padding: .same))
+        let m2 = try GraphBuilder.sequential(name: "c2", inputShape: [5, 4, 3], layers: [conv2], seed: 1)
+        conv2.kernel.value = conv3.kernel.value.reshaped([3, 3, 3, 2])
+        let x = Tensor(shape: [2, 1, 5, 4, 3], values: G.values(120, seed: 2))
+        let y3 = try m3.predict([x])[0], y2 = try m2.predict([x.reshaped([2, 5, 4, 3])])[0]
+        #expect(y3.reshaped(y2.shape) == y2)
+    }
+}
