@@ -326,12 +326,10 @@ public final class LocallyConnected2D: Layer {
         return [outSpatial.0, outSpatial.1, config.filters]
     }
 
-    public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
-        try linearForward(inputs[0]).activated(config.activation)
-    }
+    public var activation: ActivationKind { config.activation }
 
     /// The unshared convolution plus bias, before the activation.
-    func linearForward(_ x: Tensor) throws -> Tensor {
+    public func linearForward(_ x: Tensor) throws -> Tensor {
         guard Array(x.shape.dropFirst()) == inputShape else {
             throw LayerError(name, "expects input \(Shape.describe([-1] + inputShape)), got \(Shape.describe(x.shape))")
         }
@@ -340,6 +338,28 @@ public final class LocallyConnected2D: Layer {
 
     func localGeometry(_ x: Tensor) -> ConvGeometry {
         ConvGeometry(input: x.shape, outChannels: config.filters, kernel: config.kernelSize, strides: config.strides, padding: .valid)
+    }
+}
+
+/// A layer that computes a linear map, then its activation: its forward passes (inference and training) and its
+/// final activation follow from `linearForward` and `activation`.
+public protocol LinearThenActivation: Layer {
+    /// The activation applied to `linearForward`'s result.
+    var activation: ActivationKind { get }
+    /// The linear part (convolution plus bias) of the forward pass.
+    func linearForward(_ x: Tensor) throws -> Tensor
+}
+
+extension LinearThenActivation {
+    public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        try linearForward(inputs[0]).activated(activation)
+    }
+
+    public var finalActivation: ActivationKind { activation }
+
+    public func forwardTrain(_ inputs: [Tensor], context: inout TrainingContext) throws -> (output: Tensor, cache: Any?) {
+        let z = try linearForward(inputs[0])
+        return activation == .linear ? (z, nil) : activationOutput(z, activation)
     }
 }
 
@@ -436,14 +456,7 @@ extension SeparableConv2D {
     }
 }
 
-extension LocallyConnected2D {
-    public var finalActivation: ActivationKind { config.activation }
-
-    public func forwardTrain(_ inputs: [Tensor], context: inout TrainingContext) throws -> (output: Tensor, cache: Any?) {
-        let z = try linearForward(inputs[0])
-        return config.activation == .linear ? (z, nil) : activationOutput(z, config.activation)
-    }
-
+extension LocallyConnected2D: LinearThenActivation {
     public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
                          needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {
         let x = inputs[0]

@@ -3,7 +3,7 @@ import GraftTensor
 /// Keras `Conv2DTranspose`: kernel `[kH, kW, filters, in]`, bias `[filters]`. Its forward pass is the backward
 /// (input-gradient) pass of the convolution that maps its output back to its input, as TensorFlow computes it, so
 /// it runs on the same kernels (oneDNN or im2col) as `Conv2D`'s backward pass.
-public final class Conv2DTranspose: Layer {
+public final class Conv2DTranspose: LinearThenActivation {
     public let name: String
     public let config: Conv2DConfig
     /// Keras's `output_padding` (nil: none given), each below the stride.
@@ -77,22 +77,13 @@ public final class Conv2DTranspose: Layer {
     }
 
     /// The transposed convolution plus bias, before the activation.
-    func linearForward(_ x: Tensor) throws -> Tensor {
+    public func linearForward(_ x: Tensor) throws -> Tensor {
         var y = Tensor.convolutionBackwardData(try geometry(x), kernel: kernel.value, gradOutput: x)
         if let b = bias?.value.scalars { y = y.channelAffine(scale: [Float](repeating: 1, count: b.count), shift: b) }
         return y
     }
 
-    public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
-        try linearForward(inputs[0]).activated(config.activation)
-    }
-
-    public var finalActivation: ActivationKind { config.activation }
-
-    public func forwardTrain(_ inputs: [Tensor], context: inout TrainingContext) throws -> (output: Tensor, cache: Any?) {
-        let z = try linearForward(inputs[0])
-        return config.activation == .linear ? (z, nil) : activationOutput(z, config.activation)
-    }
+    public var activation: ActivationKind { config.activation }
 
     public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
                          needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {
@@ -118,7 +109,7 @@ public final class Conv2DTranspose: Layer {
 /// turn over the output positions (output `(i, j)` takes kernel `(i mod tH, j mod tW)`), so units `tH` rows or `tW`
 /// columns apart share weights. Tiles `[1, 1]` are `Conv2D`; one tile per output position is `LocallyConnected2D`.
 /// Kernel `[tH·tW, kH·kW·C, filters]`, bias `[tH, tW, filters]` (the shapes of Keras's LocallyConnected2D).
-public final class TiledConv2D: Layer {
+public final class TiledConv2D: LinearThenActivation {
     public let name: String
     public let config: Conv2DConfig
     public let tiles: [Int]
@@ -169,20 +160,12 @@ public final class TiledConv2D: Layer {
         return g
     }
 
-    func linearForward(_ x: Tensor) throws -> Tensor {
+    /// The tiled convolution plus bias, before the activation.
+    public func linearForward(_ x: Tensor) throws -> Tensor {
         x.tiledConvolution(try geometry(x), tiles: tiles, kernel: kernel.value, bias: bias?.value)
     }
 
-    public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
-        try linearForward(inputs[0]).activated(config.activation)
-    }
-
-    public var finalActivation: ActivationKind { config.activation }
-
-    public func forwardTrain(_ inputs: [Tensor], context: inout TrainingContext) throws -> (output: Tensor, cache: Any?) {
-        let z = try linearForward(inputs[0])
-        return config.activation == .linear ? (z, nil) : activationOutput(z, config.activation)
-    }
+    public var activation: ActivationKind { config.activation }
 
     public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
                          needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {

@@ -5,7 +5,7 @@ import GraftTensor
 // pooling is 2-D pooling of each slice followed by pooling across slices.
 
 /// Keras `Conv3D`: kernel `[kD, kH, kW, in, filters]`, bias `[filters]`.
-public final class Conv3D: Layer {
+public final class Conv3D: LinearThenActivation {
     public let name: String
     public let filters: Int
     public let kernelSize: [Int], strides: [Int], dilation: [Int]
@@ -106,7 +106,8 @@ public final class Conv3D: Layer {
         return Tensor(shape: Array(kernelSize[1...]) + [inChannels, filters], values: Array(kernel.value.scalars[(z * size)..<((z + 1) * size)]))
     }
 
-    func linearForward(_ x: Tensor) throws -> Tensor {
+    /// The 3-D convolution plus bias, before the activation.
+    public func linearForward(_ x: Tensor) throws -> Tensor {
         let (d, g) = try geometry(x)
         var sum: Tensor?
         for z in 0..<kernelSize[0] {
@@ -114,17 +115,6 @@ public final class Conv3D: Layer {
             sum = try sum.map { try $0.elementwise(.add, part) } ?? part
         }
         return sum!.reshaped([x.shape[0], d.output, g.h.output, g.w.output, filters])
-    }
-
-    public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
-        try linearForward(inputs[0]).activated(activation)
-    }
-
-    public var finalActivation: ActivationKind { activation }
-
-    public func forwardTrain(_ inputs: [Tensor], context: inout TrainingContext) throws -> (output: Tensor, cache: Any?) {
-        let z = try linearForward(inputs[0])
-        return activation == .linear ? (z, nil) : activationOutput(z, activation)
     }
 
     public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
