@@ -54,3 +54,32 @@ struct ChannelsFirstTrainingTests {
         #expect(try reloaded.predict([x])[0] == (try report.model.predict([x])[0]))
     }
 }
+
+/// A 1-D Keras checkpoint as a transfer-learning base: cut, new head, a frozen prefix by pattern, trained steps.
+struct SequenceTransferTests {
+    @Test func aConv1DBaseTakesANewHeadAndTrains() throws {
+        let loaded = try KerasLoader.load(TestSupport.fixture("parity/keras3_sequence_1d.h5")).model
+        let base = try loaded.cut(at: "gap")
+        let model = try base.replacingHead(HeadConfig(classes: 2, pooling: .none), seed: 3)
+        #expect(try model.freeze(.patterns(["causal*", "grouped*"])) == 2)
+        let frozen: [(path: String, value: Tensor)] = ["causal_dil/kernel", "grouped_s2/kernel"].map { path in
+            (path, model.namedVariables.first { $0.path == path }!.variable.value)
+        }
+        let sep: Tensor = try #require(model.variable("sep/depthwise_kernel"))
+        let trainer = Trainer(model: model, optimizer: Adam(learningRate: 1e-2), preprocessor: Preprocessor(targetShape: [24, 4, 1], mode: .none))
+        var rng = SplitMix64(seed: 1)
+        // Class 1: a rising ramp on channel 0; class 0: noise only.
+        var values = [Float](), labels = [Int]()
+        for n in 0..<16 {
+            labels.append(n % 2)
+            for t in 0..<24 { for c in 0..<4 { values.append(rng.uniform(-0.3, 0.3) + (n % 2 == 1 && c == 0 ? Float(t) / 12 : 0)) } }
+        }
+        let x = Tensor(shape: [16, 24, 4], values: values)
+        var context = TrainingContext(seed: 2)
+        var losses: [Double] = []
+        for _ in 0..<30 { losses.append(try trainer.trainStep(x, labels: labels, loss: Loss(), clipNorm: nil, context: &context).0) }
+        #expect(losses.last! < losses.first! * 0.5, "\(losses.first!) → \(losses.last!)")
+        for f in frozen { #expect(model.variable(f.path) == f.value, "\(f.path) changed") }
+        #expect(model.variable("sep/depthwise_kernel") != sep)
+    }
+}
