@@ -239,7 +239,7 @@ public final class RepeatVector: Layer {
     public func build(inputShapes: [[Int]], rng: inout SplitMix64) throws -> [Int] {
         try requireInputs(inputShapes, count: 1)
         try requireRank(inputShapes[0], 1)
-        guard (1...1_000_000).contains(count) else { throw LayerError(name, "n \(count) must be from 1 to 1000000") }
+        guard (1...65_536).contains(count) else { throw LayerError(name, "n \(count) must be from 1 to 65536") }
         return [count, inputShapes[0][0]]
     }
 
