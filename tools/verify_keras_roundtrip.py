@@ -24,7 +24,8 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PARITY = os.path.join(ROOT, "Tests", "Fixtures", "parity")
 ZOO = [("lenet5", ["--input-shape", "28,28,1"]), ("alexnet", []), ("vgg16", ["--no-top"]), ("resnet50", []),
-       ("mobilenetv2", ["--input-shape", "96,96,3", "--classes", "10"]), ("convnet", [])]
+       ("mobilenetv2", ["--input-shape", "96,96,3", "--classes", "10"]), ("convnet", []),
+       ("tiled", ["--tiles", "1", "--input-shape", "28,28,1"])]   # tiles 1×1: written as Conv2D
 
 
 def graft(args, graft_bin):

@@ -389,6 +389,14 @@ public enum KerasConfigEncoder {
             cls = x.kerasClassName
             c["data_format"] = "channels_last"
             c["keepdims"] = x.keepDims
+        case let x as TiledConv2D where x.kerasEquivalent == "Conv2D"
+                || (x.kerasEquivalent == "LocallyConnected2D" && style == .keras2):
+            // The Keras layer it equals, with the same weights (KerasWriter.weights gives them Keras's shapes).
+            cls = x.kerasEquivalent ?? "Conv2D"
+            c.merge(convFields(x.config, layer: x.name)) { $1 }
+            c["filters"] = x.config.filters
+            c["activation"] = try activationName(x.config.activation, layer: x.name)
+            if cls == "Conv2D" { c["groups"] = 1 } else { c["implementation"] = 1; c["dilation_rate"] = nil }
         case let x as TiledConv2D:
             // Graft's own class: Graft reads it back; Keras has none (`graft export` says so before writing).
             c.merge(convFields(x.config, layer: x.name)) { $1 }

@@ -38,6 +38,17 @@ public enum KerasWriter {
         }
     }
 
+    /// A layer's weights as the Keras layer its config names holds them: a 1×1-tiled convolution written as
+    /// `Conv2D` has its kernel `[1, kH·kW·C, F]` as `[kH, kW, C, F]` and its bias `[1, 1, F]` as `[F]`.
+    static func weights(_ l: any Layer) -> [(key: String, variable: Variable, value: Tensor)] {
+        l.variables.map { key, v in
+            guard let t = l as? TiledConv2D, t.kerasEquivalent == "Conv2D" else { return (key, v, v.value) }
+            let c = t.config
+            let shape = key == "kernel" ? c.kernelSize + [v.value.count / (c.kernelSize[0] * c.kernelSize[1] * c.filters), c.filters] : [c.filters]
+            return (key, v, v.value.reshaped(shape))
+        }
+    }
+
     /// The `model_weights` layout: `layer_names` (every layer, Keras order), then per layer a group with
     /// `weight_names` (`layer/kernel:0`, …) and the datasets at those paths.
     static func writeLegacyWeights(_ model: Model, into group: HDF5Group) throws {
@@ -48,14 +59,14 @@ public enum KerasWriter {
             var entries: [(name: String, tensor: Tensor)] = []
             if let nested = layer as? Model {
                 // Keras orders a nested model's weights as all trainable ones, then all non-trainable ones.
-                let all = kerasLayerOrder(nested).flatMap { l in l.variables.map { (l, $0.key, $0.variable) } }
+                let all = kerasLayerOrder(nested).flatMap { l in weights(l).map { (l, $0.key, $0.variable, $0.value) } }
                 let ordered = all.filter { $0.2.isTrainable } + all.filter { !$0.2.isTrainable }
-                entries = ordered.map { ("\($0.0.name)/\($0.1):0", $0.2.value) }
+                entries = ordered.map { ("\($0.0.name)/\($0.1):0", $0.3) }
                 if nested.layers.contains(where: { $0 is Model }) {
                     throw KerasError("model \(model.name): models nested more than one level deep cannot be written yet")
                 }
             } else {
-                entries = layer.variables.map { ("\(layer.name)/\($0.key):0", $0.variable.value) }
+                entries = weights(layer).map { ("\(layer.name)/\($0.key):0", $0.value) }
             }
             try g.setStringListAttribute("weight_names", strings: entries.map(\.name))
             for (name, t) in entries {
@@ -142,8 +153,7 @@ extension KerasWriter {
             }
             let vars = try g.createGroup("vars")
             try vars.setAttribute("name", string: l.name)
-            for (i, (key, v)) in l.variables.enumerated() {
-                let t = v.value
+            for (i, (key, _, t)) in weights(l).enumerated() {
                 if storage(l, key) == .int64 {
                     try vars.createDataset("\(i)", values: t.scalars.map { Int64($0) }, shape: t.count == 1 ? [] : t.shape)
                 } else {

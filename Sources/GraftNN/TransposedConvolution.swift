@@ -117,6 +117,8 @@ public final class TiledConv2D: LinearThenActivation {
     public private(set) var kernel = Variable(Tensor(shape: [0]))
     public private(set) var bias: Variable?
     private var inChannels = 0
+    /// The output's height and width as built (-1 where the input size is not fixed).
+    public private(set) var outputSize: [Int] = []
 
     public init(name: String, config: Conv2DConfig, tiles: [Int]) {
         self.name = name
@@ -143,6 +145,7 @@ public final class TiledConv2D: LinearThenActivation {
             throw LayerError(name, "tiles \(tiles) exceed the \(h)×\(w) output (one tile per position is the most)")
         }
         inChannels = c
+        outputSize = [h, w]
         let patch = config.kernelSize[0] * config.kernelSize[1] * c
         try requireAllocatable([[tiles[0] * tiles[1], patch, config.filters]] + (config.useBias ? [tiles + [config.filters]] : []))
         kernel = Variable(Initializer.glorotUniform([tiles[0] * tiles[1], patch, config.filters], rng: &rng))
@@ -158,6 +161,14 @@ public final class TiledConv2D: LinearThenActivation {
                              dilation: config.dilation, padding: config.padding)
         guard g.h.output > 0, g.w.output > 0 else { throw LayerError(name, "input \(Shape.describe(x.shape)) is smaller than the kernel") }
         return g
+    }
+
+    /// The Keras layer it equals, if any: tiles 1×1 compute `Conv2D`, one tile per (fixed) output position
+    /// `LocallyConnected2D`; others have none.
+    public var kerasEquivalent: String? {
+        if tiles == [1, 1] { return "Conv2D" }
+        if tiles == outputSize, config.padding == .valid, config.dilation == [1, 1] { return "LocallyConnected2D" }
+        return nil
     }
 
     /// The tiled convolution plus bias, before the activation.

@@ -23,9 +23,15 @@ struct Export: ParsableCommand {
     func run() throws {
         let loaded = try options.load()
         let model = loaded.model
-        if let tiled = model.flattenedLayers.compactMap({ $0 as? TiledConv2D }).first {
+        // A tiled convolution Keras can express is written as that layer (tiles 1×1: Conv2D; one tile per output
+        // position: LocallyConnected2D, tf-keras's .h5 only); any other Keras could not load.
+        let keras3 = !output.hasSuffix(".h5") || output.hasSuffix(".weights.h5")
+        if let tiled = model.flattenedLayers.compactMap({ $0 as? TiledConv2D }).first(where: {
+            $0.kerasEquivalent == nil || ($0.kerasEquivalent == "LocallyConnected2D" && keras3)
+        }) {
             let t = "\(tiled.tiles[0])×\(tiled.tiles[1])"
-            throw CLIError("layer \(tiled.name): Keras has no tiled convolution (TiledConv2D, tiles \(t)), so it could not load this model; Graft's own checkpoints (fine-tune's final.h5) keep it")
+            let hint = tiled.kerasEquivalent == nil ? "" : " (as LocallyConnected2D it goes to an .h5, which tf-keras reads)"
+            throw CLIError("layer \(tiled.name): Keras has no tiled convolution (TiledConv2D, tiles \(t)), so it could not load this model\(hint); Graft's own checkpoints (fine-tune's final.h5) keep it")
         }
         let format: String
         if output.hasSuffix(".weights.h5") {

@@ -32,11 +32,16 @@ struct ZooCommand: ParsableCommand {
     @Option(help: "Seed for the initial weights.")
     var seed: UInt64 = 0
 
+    @Option(help: "tiled only: t×t kernels in turn in each tiled convolution (1 is a plain convolution).")
+    var tiles: Int = 2
+
     func run() throws {
         let shape = try inputShape.map { try OptionChecks.size($0, "--input-shape", channels: true) }
         if let classes { try OptionChecks.whole(classes, FineTuneLimits.classes, "--classes") }
+        try OptionChecks.whole(tiles, 1...64, "--tiles")
         try Initializer.$budget.withValue(.machine()) {
-            try write(Zoo.build(name, options: Zoo.Options(classes: classes, includeTop: !noTop, inputShape: shape, seed: seed)))
+            try write(Zoo.build(name, options: Zoo.Options(classes: classes, includeTop: !noTop, inputShape: shape, seed: seed,
+                                                           tiles: tiles)))
         }
     }
 

@@ -128,6 +128,32 @@ struct WriterTests {
         #expect(throws: KerasError.self) { try KerasLoader.loadArchitecture("zoo:mobilenetv2?colour=blue") }
     }
 
+    /// A tiled convolution Keras can express is written as that layer: tiles 1×1 as Conv2D (kernel and bias in
+    /// Conv2D's shapes), one tile per position of a valid convolution as LocallyConnected2D (.h5); the file reads back
+    /// as that layer with the same outputs.
+    @Test func tiledConvolutionsKerasCanExpressAreWrittenAsThoseLayers() throws {
+        let dir = try TestSupport.makeTemporaryDirectory()
+        let x = Tensor(shape: [2, 28, 28, 1], values: (0..<1568).map { Float($0 % 29) / 29 })
+        let one = try Zoo.build("tiled", options: Zoo.Options(classes: 3, seed: 5, tiles: 1))
+        for file in ["one.h5", "one.keras"] {
+            let path = dir.appendingPathComponent(file).path
+            if file.hasSuffix(".keras") { try KerasWriter.writeKerasArchive(one, to: path) } else { try KerasWriter.writeLegacyH5(one, to: path, graftVersion: "t") }
+            let again = try KerasLoader.load(path).model
+            #expect(again.layer(named: "tiled1") is Conv2D)
+            #expect(again.namedVariables.first { $0.path == "tiled1/kernel" }?.variable.shape == [5, 5, 1, 16])
+            try Self.expectSameOutputs(try again.predict([x])[0], try one.predict([x])[0], file)
+        }
+        let lc = TiledConv2D(name: "lc", config: Conv2DConfig(filters: 2, kernelSize: [3, 3]), tiles: [4, 3])
+        let m = try GraphBuilder.sequential(name: "m", inputShape: [6, 5, 1], layers: [lc, Flatten(name: "f")], seed: 2)
+        #expect(lc.kerasEquivalent == "LocallyConnected2D")
+        let path = dir.appendingPathComponent("lc.h5").path
+        try KerasWriter.writeLegacyH5(m, to: path, graftVersion: "t")
+        let again = try KerasLoader.load(path).model
+        #expect(again.layer(named: "lc") is LocallyConnected2D)
+        let y = Tensor(shape: [1, 6, 5, 1], values: (0..<30).map { Float($0) / 30 })
+        #expect(try again.predict([y])[0] == (try m.predict([y])[0]))
+    }
+
     @Test func unwritableLayersAreRefused() throws {
         let m = try GraphBuilder.sequential(name: "s", inputShape: [4, 4, 1],
                                             layers: [Pooling2D(name: "sum", kind: .sum, poolSize: [2, 2])])
