@@ -287,14 +287,19 @@ def decoder_layers(K):
     x = L.Permute((2, 1, 3), name="permute")(x)
     if _is_k3(K):
         acts = ["celu", "hard_tanh", "hard_shrink", "soft_shrink", "tanh_shrink", "log_sigmoid", "sparse_plus",
-                "squareplus"]
+                "squareplus", "sparsemax"]
         x = L.Average(name="acts")([L.Activation(a, name=f"act_{a}")(x) for a in acts])
     x = L.Conv2D(5, 1, activation="softmax", name="per_pixel_softmax")(x)
     x = L.GlobalAveragePooling2D(name="gap")(x)
     x = L.RepeatVector(3, name="repeat")(x)
     x = L.Permute((2, 1), name="swap")(x)
     x = L.Flatten(name="flat")(x)
-    out = L.Dense(4, activation="log_softmax" if _is_k3(K) else "softmax", name="predictions")(x)
+    if _is_k3(K):
+        # glu halves the last axis; Keras's own shape inference does not know it, so it can only come last.
+        x = L.Dense(8, activation="log_softmax", name="predictions")(x)
+        out = L.Activation("glu", name="glu")(x)
+    else:
+        out = L.Dense(4, activation="softmax", name="predictions")(x)
     return K.Model(x_in, out, name="decoder_layers")
 
 

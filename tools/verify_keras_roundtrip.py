@@ -59,7 +59,7 @@ def keras_loaders():
 
 # Keras 3 classes and arguments tf-keras lacks: a tf-keras load of a file holding them is skipped.
 KERAS3_ONLY = ("hard_swish", "RMSNormalization", "rms_scaling", "CustomScaleLayer", "celu", "hard_tanh", "hard_shrink",
-               "soft_shrink", "tanh_shrink", "log_sigmoid", "sparse_plus", "squareplus", "log_softmax")
+               "soft_shrink", "tanh_shrink", "log_sigmoid", "sparse_plus", "squareplus", "log_softmax", "sparsemax", "glu")
 
 
 def main():

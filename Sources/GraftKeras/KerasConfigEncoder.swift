@@ -208,6 +208,7 @@ public enum KerasConfigEncoder {
         case .sparsePlus: return "sparse_plus"
         case .squareplus(let b) where b == 4: return "squareplus"
         case .logSoftmax: return "log_softmax"
+        case .sparsemax: return "sparsemax"
         default:
             throw KerasError("layer \(layer): activation \(a) has no Keras name; it cannot be written", layer: layer)
         }
@@ -446,6 +447,9 @@ public enum KerasConfigEncoder {
         case is UnitNormalization:
             cls = "UnitNormalization"
             c["axis"] = [-1]
+        case is GatedLinearUnit:
+            cls = "Activation"
+            c["activation"] = "glu"
         case let x as LayerScale:
             c["init_values"] = Double(x.initialValue)
             c["projection_dim"] = x.gamma.shape.first ?? 0

@@ -136,6 +136,7 @@ enum KerasLayerFactory {
                                       center: try c["center"].bool(default: true), scale: try c["scale"].bool(default: true),
                                       axis: axis)
         case "Activation":
+            if c["activation"].string == "glu" || c["activation"]["config"].string == "glu" { return GatedLinearUnit(name: name) }
             return ActivationLayer(name: name, activation: try activation(c["activation"], kerasMajor: kerasMajor))
         case "ReLU":
             let maxValue: Float? = c["max_value"].isNull ? nil : try c["max_value"].float()
@@ -369,8 +370,11 @@ enum KerasLayerFactory {
         case "sparse_plus": return .sparsePlus
         case "squareplus": return .squareplus(b: 4)
         case "log_softmax": return .logSoftmax
-        case "glu", "sparsemax", "threshold":
-            throw KerasError("config key \(j.path): activation \"\(n)\" is not supported", key: j.path)
+        case "sparsemax": return .sparsemax
+        case "glu":
+            throw KerasError("config key \(j.path): activation \"glu\" halves the last axis; Graft takes it as an Activation layer only", key: j.path)
+        case "threshold":
+            throw KerasError("config key \(j.path): activation \"threshold\" needs arguments a config cannot give; use a ReLU layer's threshold", key: j.path)
         default: throw KerasError("config key \(j.path): unsupported activation \"\(n)\"", key: j.path)
         }
     }

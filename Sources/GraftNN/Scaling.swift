@@ -85,3 +85,56 @@ public final class ScaledResidual: Layer {
     public var backwardReadsInputs: Bool { false }
     public var backwardReadsOutput: Bool { false }
 }
+
+/// Keras's `glu` activation as a layer (`Activation("glu")`): the last axis split in halves `a`, `b`, then
+/// `a · sigmoid(b)`; the output has half the channels.
+public final class GatedLinearUnit: Layer {
+    public let name: String
+    public var kerasClassName: String { "Activation" }
+    public var variables: [(key: String, variable: Variable)] { [] }
+
+    public init(name: String) { self.name = name }
+
+    public func build(inputShapes: [[Int]], rng: inout SplitMix64) throws -> [Int] {
+        try requireInputs(inputShapes, count: 1)
+        guard let c = inputShapes[0].last, c > 0, c % 2 == 0 else {
+            throw LayerError(name, "glu splits the last axis in halves; it has \(inputShapes[0].last ?? 0)")
+        }
+        return Array(inputShapes[0].dropLast()) + [c / 2]
+    }
+
+    public func forward(_ inputs: [Tensor], training: Bool) throws -> Tensor {
+        let x = inputs[0]
+        guard let c = x.shape.last, c % 2 == 0 else { throw LayerError(name, "glu needs an even last axis, got \(Shape.describe(x.shape))") }
+        let half = c / 2, rows = x.count / max(c, 1)
+        var out = Tensor(uninitializedShape: Array(x.shape.dropLast()) + [half])
+        out.withUnsafeMutableBufferPointer { o in
+            x.withUnsafeBufferPointer { p in
+                for r in 0..<rows { for j in 0..<half { o[r * half + j] = p[r * c + j] * FastMath.sigmoid(p[r * c + half + j]) } }
+            }
+        }
+        return out
+    }
+
+    public var backwardReadsOutput: Bool { false }
+
+    public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
+                         needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {
+        let x = inputs[0], c = x.shape.last ?? 0, half = c / 2, rows = x.count / max(c, 1)
+        var dx = Tensor(uninitializedShape: x.shape)
+        dx.withUnsafeMutableBufferPointer { d in
+            x.withUnsafeBufferPointer { p in
+                gradOutput.withUnsafeBufferPointer { g in
+                    for r in 0..<rows {
+                        for j in 0..<half {
+                            let a = p[r * c + j], s = FastMath.sigmoid(p[r * c + half + j]), dy = g[r * half + j]
+                            d[r * c + j] = dy * s
+                            d[r * c + half + j] = dy * a * s * (1 - s)
+                        }
+                    }
+                }
+            }
+        }
+        return [dx]
+    }
+}

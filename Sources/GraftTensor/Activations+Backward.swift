@@ -87,7 +87,7 @@ extension ActivationKind {
                 case .logSigmoid: d = 1 - ActivationKind.sigmoid(x)
                 case .sparsePlus: d = x <= -1 ? 0 : (x >= 1 ? 1 : (x + 1) / 2)
                 case .squareplus(let b): d = (1 + x / (x * x + b).squareRoot()) / 2
-                case .softmax, .logSoftmax:
+                case .softmax, .logSoftmax, .sparsemax:
                     d = .nan
                 }
                 dz[i] = d * g
@@ -105,6 +105,24 @@ public func softmaxBackwardLastAxis(y: UnsafePointer<Float>, dy: UnsafePointer<F
             var dot: Float = 0
             for i in 0..<n { dot += o[i] * g[i] }
             for i in 0..<n { out[i] = o[i] * (g[i] - dot) }
+        }
+    }
+}
+
+/// Backward of Keras's sparsemax along the last axis: `dz = [y > 0]·dy − (Σ_{y>0} dy) · dτ/dz`, where `dτ/dz` for
+/// the value of sorted rank `r` is the share of kept ranks at or after `r` (`sparsemaxThreshold`).
+public func sparsemaxBackwardLastAxis(z: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                                      dz: UnsafeMutablePointer<Float>, rows: Int, n: Int) {
+    Parallel.forEach(rows, grain: max(1, 4096 / max(n, 1))) { range in
+        var sorted = [Float](repeating: 0, count: n)
+        for r in range {
+            let x = z + r * n, o = y + r * n, g = dy + r * n, out = dz + r * n
+            let weight = sparsemaxThreshold(x, n: n, sorted: &sorted).weight
+            // The rank of each value in decreasing order (ties take consecutive ranks, as a sort would).
+            let order = (0..<n).sorted { x[$0] > x[$1] || (x[$0] == x[$1] && $0 < $1) }
+            var passed: Float = 0
+            for i in 0..<n where o[i] > 0 { passed += g[i] }
+            for (rank, i) in order.enumerated() { out[i] = (o[i] > 0 ? g[i] : 0) - passed * weight[rank] }
         }
     }
 }
@@ -131,6 +149,9 @@ extension Tensor {
         if kind == .softmax {
             let n = dy.shape.last ?? 1
             softmaxBackwardLastAxis(y: y.basePointer, dy: dy.basePointer, dz: o, rows: dy.count / Swift.max(n, 1), n: n)
+        } else if kind == .sparsemax {
+            let n = dy.shape.last ?? 1
+            sparsemaxBackwardLastAxis(z: z.basePointer, y: y.basePointer, dy: dy.basePointer, dz: o, rows: dy.count / Swift.max(n, 1), n: n)
         } else if kind == .logSoftmax {
             let n = dy.shape.last ?? 1
             logSoftmaxBackwardLastAxis(y: y.basePointer, dy: dy.basePointer, dz: o, rows: dy.count / Swift.max(n, 1), n: n)

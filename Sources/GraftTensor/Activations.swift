@@ -21,17 +21,21 @@ public enum ActivationKind: Sendable, Equatable, Codable {
     case tanhShrink, logSigmoid, sparsePlus
     case squareplus(b: Float)
     case logSoftmax
+    /// Keras 3's `sparsemax` (Martins and Astudillo 2016) along the last axis: the Euclidean projection onto the
+    /// probability simplex, `max(x − τ, 0)`.
+    case sparsemax
     /// Keras `ReLU` layer: `max_value`, `negative_slope`, `threshold`.
     case reluGeneral(maxValue: Float?, negativeSlope: Float, threshold: Float)
 
     /// True for the activations taken along the last axis (softmax, log-softmax), not element by element.
-    public var isAlongLastAxis: Bool { self == .softmax || self == .logSoftmax }
+    public var isAlongLastAxis: Bool { self == .softmax || self == .logSoftmax || self == .sparsemax }
 
     /// Applies the activation in place to `rows` rows of `n` values (the last axis).
     public func apply(_ x: UnsafeMutablePointer<Float>, rows: Int, n: Int) {
         switch self {
         case .softmax: softmaxLastAxis(x, rows: rows, n: n)
         case .logSoftmax: logSoftmaxLastAxis(x, rows: rows, n: n)
+        case .sparsemax: sparsemaxLastAxis(x, rows: rows, n: n)
         default: apply(x, count: rows * n)
         }
     }
@@ -88,7 +92,7 @@ public enum ActivationKind: Sendable, Equatable, Codable {
         case .logSigmoid: for i in 0..<n { p[i] = -ActivationKind.softplus(-p[i]) }
         case .sparsePlus: for i in 0..<n { let v = p[i]; p[i] = v <= -1 ? 0 : (v >= 1 ? v : (v + 1) * (v + 1) / 4) }
         case .squareplus(let b): for i in 0..<n { let v = p[i]; p[i] = (v + (v * v + b).squareRoot()) / 2 }
-        case .softmax, .logSoftmax:
+        case .softmax, .logSoftmax, .sparsemax:
             preconditionFailure("\(self) is applied along an axis, not element-wise")
         }
     }
@@ -115,6 +119,45 @@ public func logSoftmaxLastAxis(_ x: UnsafeMutablePointer<Float>, rows: Int, n: I
             for i in 0..<n { p[i] -= shift }
         }
     }
+}
+
+/// Sparsemax along the last axis of a row-major `[rows, n]` buffer, in place, as Keras 3 computes it: with `z` sorted
+/// in decreasing order and `C` its running sums, the kept ranks `S = {i : z₍ᵢ₎ − (Cᵢ − 1)/i > 0}` and
+/// `τ = (Σ_{i∈S} Cᵢ − 1) / |S|`, the result is `max(x − τ, 0)`. (Keras sums the running sums where the published
+/// projection takes the last one, so rows keeping more than one value do not sum to 1; Graft computes what Keras
+/// does, which is what a checkpoint was trained with.)
+public func sparsemaxLastAxis(_ x: UnsafeMutablePointer<Float>, rows: Int, n: Int) {
+    Parallel.forEach(rows, grain: max(1, 4096 / max(n, 1))) { range in
+        var sorted = [Float](repeating: 0, count: n)
+        for r in range {
+            let p = x + r * n
+            let tau = sparsemaxThreshold(p, n: n, sorted: &sorted).tau
+            for i in 0..<n { p[i] = Swift.max(p[i] - tau, 0) }
+        }
+    }
+}
+
+/// Keras's sparsemax threshold `τ` of one row, and `weight[rank]`: dτ/dz₍rank₎ = #{kept ranks ≥ rank} / |S|.
+func sparsemaxThreshold(_ p: UnsafePointer<Float>, n: Int, sorted: inout [Float]) -> (tau: Float, weight: [Float]) {
+    for i in 0..<n { sorted[i] = p[i] }
+    sorted.sort(by: >)
+    var running: Float = 0, sum: Float = 0, kept = 0
+    var isKept = [Bool](repeating: false, count: n)
+    for i in 0..<n {
+        running += sorted[i]
+        if sorted[i] - (running - 1) / Float(i + 1) > 0 {
+            isKept[i] = true
+            kept += 1
+            sum += running
+        }
+    }
+    let k = Float(Swift.max(kept, 1))
+    var weight = [Float](repeating: 0, count: n), later = 0
+    for i in stride(from: n - 1, through: 0, by: -1) {
+        if isKept[i] { later += 1 }
+        weight[i] = Float(later) / k
+    }
+    return ((sum - 1) / k, weight)
 }
 
 /// Softmax along the last axis of a row-major `[rows, n]` buffer, in place (max-subtracted for stability).

@@ -74,7 +74,7 @@ struct DecoderGradientTests {
 
     static let activations: [ActivationKind] = [
         .celu(alpha: 1), .hardTanh, .hardShrink(threshold: 0.5), .softShrink(threshold: 0.5), .tanhShrink, .logSigmoid,
-        .sparsePlus, .squareplus(b: 4), .logSoftmax,
+        .sparsePlus, .squareplus(b: 4), .logSoftmax, .sparsemax,
     ]
 
     @Test(arguments: activations)
@@ -87,6 +87,21 @@ struct DecoderGradientTests {
             return v
         }
         try G.check(m, [Tensor(shape: [2, 3, 4], values: x)])
+    }
+
+    @Test func gatedLinearUnit() throws {
+        let (m, x) = try G.single(GatedLinearUnit(name: "glu"), input: [3, 4])
+        #expect(m.outputShapes == [[3, 2]])
+        try G.check(m, [x])
+    }
+
+    /// Sparsemax as Keras 3.15 computes it: one kept value gives a one-hot row; with several, Keras's threshold (the
+    /// sum of the running sums) gives rows that do not sum to 1: `keras.activations.sparsemax([0.5, 0.4])` is
+    /// `[0.3, 0.2]`, not the projection's `[0.55, 0.45]`.
+    @Test func sparsemaxIsKerass() {
+        let y = Tensor(shape: [2, 4], values: [3, 1, 0.2, -1, 0.5, 0.4, -2, -3]).activated(.sparsemax).scalars
+        #expect(y[0...3] == [1, 0, 0, 0])
+        #expect(zip(y[4...7], [0.3, 0.2, 0, 0] as [Float]).allSatisfy { abs($0 - $1) < 1e-6 })
     }
 
     @Test func logSoftmaxIsTheLogOfSoftmax() {
