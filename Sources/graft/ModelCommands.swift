@@ -101,6 +101,7 @@ struct Predict: ParsableCommand {
         guard x.rank == want.count + 1, zip(given, want).allSatisfy({ $1 < 0 || $0 == $1 }) else {
             throw CLIError("\(input): shape \(Shape.describe(x.shape)) does not fit model input \(Shape.describe([-1] + want))")
         }
+        guard x.shape[0] > 0, x.count > 0 else { throw CLIError("\(input): holds no samples (shape \(Shape.describe(x.shape)))") }
         var target = model.outputNodes[0]
         if let layer {
             guard let idx = model.nodeIndex(ofLayer: layer) else {

@@ -22,6 +22,21 @@ struct CLIPolishTests {
         }
     }
 
+    /// An input array with no samples is a one-line error naming it, not an error about concatenation.
+    @Test func predictRefusesAnEmptyInput() throws {
+        let dir = try TestSupport.makeTemporaryDirectory()
+        let empty = dir.appendingPathComponent("empty.npy").path
+        // NPY 1.0: magic, version, header length, then the header dict padded to a multiple of 64 bytes.
+        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 6, 5, 8), }"
+        header += String(repeating: " ", count: 63 - (10 + header.utf8.count) % 64) + "\n"
+        var bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count % 256), UInt8(header.utf8.count / 256)]
+        bytes += Array(header.utf8)
+        try Data(bytes).write(to: URL(fileURLWithPath: empty))
+        let r = try TestSupport.runGraft(["predict", TestSupport.fixture("parity/keras3_normalizations.h5"), "--input", empty,
+                                          "--output", dir.appendingPathComponent("y.npy").path])
+        #expect(r.status == 1 && r.stderr == "Error: \(empty): holds no samples (shape (0, 6, 5, 8))\n", "\(r.stderr)")
+    }
+
     @Test func jsonOutputs() throws {
         let path = TestSupport.fixture("keras/tfkeras_lenet.h5")
         let s = try TestSupport.runGraft(["summary", path, "--json"])
