@@ -56,10 +56,8 @@ public final class Sequence1D: Layer {
 
     public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
                          needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {
-        let image = output.rank == 3 ? Self.image(output) : output
-        let dy = gradOutput.rank == 3 ? Self.image(gradOutput) : gradOutput
-        return try inner.backward([Self.image(inputs[0])], output: image, cache: cache, gradOutput: dy,
-                                  needsInputGradients: needsInputGradients, preActivation: preActivation)
+        try inner.backward([Self.image(inputs[0])], output: Self.image(output), cache: cache, gradOutput: Self.image(gradOutput),
+                           needsInputGradients: needsInputGradients, preActivation: preActivation)
             .map { $0.map(Self.sequence) }
     }
 
