@@ -90,9 +90,7 @@ public final class Conv2DTranspose: LinearThenActivation {
         let x = inputs[0], g = try geometry(x)
         let dz = preActivationGradient(config.activation, cache: cache, output: output, gradOutput: gradOutput, preActivation: preActivation)
         if let bias, bias.isTrainable {
-            let f = config.filters
-            let (sum, _) = BatchNormalization.sums(dz, dz, centeredOn: [Float](repeating: 0, count: f), rows: dz.count / f, channels: f)
-            bias.accumulate(Tensor(shape: [f], values: sum.map { Float($0) }))
+            bias.accumulate(Tensor(shape: [config.filters], values: dz.channelSums()))
         }
         // y = Dᵀx for the convolution D of `g`: the kernel's gradient is D's with input dz and output gradient x.
         var gk = kernel.takeTrainableGradient(), none: Tensor? = nil

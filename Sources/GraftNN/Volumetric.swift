@@ -141,8 +141,8 @@ public final class Conv3D: LinearThenActivation {
             if let dslices, dx != nil { Self.addSlices(dslices, into: &dx!, depth: d, at: z) }
         }
         if gb != nil {
-            let (sum, _) = BatchNormalization.sums(dz, dz, centeredOn: [Float](repeating: 0, count: filters), rows: dz.count / filters, channels: filters)
-            gb!.withUnsafeMutableBufferPointer { p in for f in 0..<filters { p[f] += Float(sum[f]) } }
+            let sum = dz.channelSums()
+            gb!.withUnsafeMutableBufferPointer { p in for f in 0..<filters { p[f] += sum[f] } }
         }
         return [dx]
     }

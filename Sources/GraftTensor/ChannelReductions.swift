@@ -30,16 +30,20 @@ public enum ChannelReductions {
         return result
     }
 
-    /// Per-channel mean and biased variance (two passes: the mean, then squared deviations from it).
-    public static func meanAndVariance(_ x: UnsafePointer<Float>, rows: Int, channels C: Int) -> (mean: [Double], variance: [Double]) {
-        let n = Double(max(rows, 1))
-        let sums = blockedSums(rows: rows, width: C) { range, acc in
+    /// Per-channel sums (a bias's gradient from its output's).
+    public static func sums(_ x: UnsafePointer<Float>, rows: Int, channels C: Int) -> [Double] {
+        blockedSums(rows: rows, width: C) { range, acc in
             for r in range {
                 let p = x + r * C
                 for c in 0..<C { acc[c] += p[c] }
             }
         }
-        let mean = sums.map { $0 / n }
+    }
+
+    /// Per-channel mean and biased variance (two passes: the mean, then squared deviations from it).
+    public static func meanAndVariance(_ x: UnsafePointer<Float>, rows: Int, channels C: Int) -> (mean: [Double], variance: [Double]) {
+        let n = Double(max(rows, 1))
+        let mean = sums(x, rows: rows, channels: C).map { $0 / n }
         let meanF = mean.map { Float($0) }
         let squares = meanF.withUnsafeBufferPointer { mp -> [Double] in
             guard let m = mp.baseAddress else { return [] }
@@ -100,5 +104,16 @@ extension Tensor {
             }
         }
         return out
+    }
+}
+
+extension Tensor {
+    /// The sum over every axis but the last, per channel of the last axis.
+    public func channelSums() -> [Float] {
+        let C = Swift.max(shape.last ?? 1, 1)
+        return withUnsafeBufferPointer { p in
+            guard let base = p.baseAddress else { return [Float](repeating: 0, count: C) }
+            return ChannelReductions.sums(base, rows: count / C, channels: C).map { Float($0) }
+        }
     }
 }
