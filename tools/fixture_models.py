@@ -339,3 +339,122 @@ def volumes(K):
     x = L.Concatenate(name="cat")([a, b, c])
     out = L.Dense(3, activation="softmax", name="predictions")(x)
     return K.Model(x_in, out, name="volumes")
+
+
+# Sequence models. A builder's `input_<name>` function, when there is one, makes its input batch (token ids, or
+# sequences with masked steps); the ids are saved as float32 for Graft.
+
+def _padded(rng, shape, keep):
+    """Standard-normal sequences whose steps from `keep[i]` on are all zeros (masked by Masking(0.0))."""
+    x = rng.standard_normal(shape).astype("float32")
+    for i, k in enumerate(keep):
+        x[i, k:] = 0
+    return x
+
+
+def recurrent(K):
+    """SimpleRNN, LSTM and GRU (reset_after true and false) behind Masking: return_sequences, go_backwards,
+    return_state feeding another layer's initial_state (an encoder–decoder), a relu SimpleRNN, no-bias GRU."""
+    L = K.layers
+    x_in = K.Input(shape=(6, 4), name="frames")
+    x = L.Masking(0.0, name="mask")(x_in)
+    a = L.LSTM(5, return_sequences=True, name="lstm_seq")(x)
+    a = L.GRU(4, return_sequences=True, go_backwards=True, name="gru_back")(a)
+    a = L.SimpleRNN(3, activation="relu", name="rnn_last")(a)
+    enc, h, c = L.LSTM(4, return_state=True, name="encoder")(x)
+    dec = L.LSTM(4, name="decoder")(x, initial_state=[h, c])
+    g, gs = L.GRU(3, reset_after=False, use_bias=False, return_state=True, name="gru_v1")(x)
+    plain = L.GRU(3, return_sequences=True, name="gru_unmasked")(x_in)
+    plain = L.Flatten(name="flat")(plain)
+    x = L.Concatenate(name="cat")([a, enc, dec, g, gs, plain])
+    out = L.Dense(3, activation="softmax", name="predictions")(x)
+    return K.Model(x_in, out, name="recurrent")
+
+
+def input_recurrent(rng, shape):
+    return _padded(rng, [3] + shape, keep=[6, 4, 1])
+
+
+def bidirectional(K):
+    """Bidirectional over LSTM, GRU and SimpleRNN in every merge mode (concat, sum, mul, ave, None), with
+    return_sequences and return_state, on masked sequences."""
+    L = K.layers
+    x_in = K.Input(shape=(5, 3), name="seq")
+    x = L.Masking(0.0, name="mask")(x_in)
+    s = L.Bidirectional(L.LSTM(4, return_sequences=True), name="bi_concat")(x)
+    s = L.Bidirectional(L.GRU(3, return_sequences=True), merge_mode="sum", name="bi_sum")(s)
+    f, b = L.Bidirectional(L.SimpleRNN(3, return_sequences=True), merge_mode=None, name="bi_none")(s)
+    s = L.Add(name="both")([f, b])
+    m = L.Bidirectional(L.GRU(2), merge_mode="mul", name="bi_mul")(s)
+    v = L.Bidirectional(L.LSTM(2), merge_mode="ave", name="bi_ave")(x)
+    o, fh, fc, bh, bc = L.Bidirectional(L.LSTM(2, return_state=True), name="bi_state")(x)
+    x = L.Concatenate(name="cat")([m, v, o, fh, fc, bh, bc])
+    out = L.Dense(2, name="logits")(x)
+    return K.Model(x_in, out, name="bidirectional")
+
+
+def input_bidirectional(rng, shape):
+    return _padded(rng, [3] + shape, keep=[5, 3, 2])
+
+
+def embedding_text(K):
+    """Token ids: Embedding with mask_zero feeding a Bidirectional LSTM, a GRU and a masked GlobalAveragePooling1D;
+    a second Embedding without a mask, TimeDistributed Dense."""
+    L = K.layers
+    ids = K.Input(shape=(7,), dtype="int32", name="tokens")
+    e = L.Embedding(20, 6, mask_zero=True, name="embed")(ids)
+    s = L.Bidirectional(L.LSTM(4, return_sequences=True), name="bi")(e)
+    s = L.TimeDistributed(L.Dense(5, activation="tanh"), name="per_step")(s)
+    a = L.GRU(3, name="gru")(s)
+    p = L.GlobalAveragePooling1D(name="mean")(s)
+    u = L.Embedding(20, 2, name="embed_plain")(ids)
+    u = L.SimpleRNN(2, name="rnn_plain")(u)
+    x = L.Concatenate(name="cat")([a, p, u])
+    out = L.Dense(4, activation="softmax", name="predictions")(x)
+    return K.Model(ids, out, name="embedding_text")
+
+
+def input_embedding_text(rng, shape):
+    ids = rng.integers(1, 20, size=[4] + shape)
+    for i, k in enumerate([7, 5, 2, 6]):
+        ids[i, k:] = 0
+    ids[3, 1] = 0   # a masked step inside the sequence
+    return ids
+
+
+def embedding_sequential(K):
+    """The text classifier of the Keras guides: Sequential Embedding(mask_zero) → LSTM → Dense."""
+    L = K.layers
+    return K.Sequential([
+        K.Input(shape=(6,), dtype="int32"),
+        L.Embedding(15, 4, mask_zero=True, name="embed"),
+        L.LSTM(5, name="lstm"),
+        L.Dropout(0.3, name="drop"),
+        L.Dense(3, activation="softmax", name="predictions"),
+    ], name="embedding_sequential")
+
+
+def input_embedding_sequential(rng, shape):
+    ids = rng.integers(1, 15, size=[3] + shape)
+    ids[1, 3:] = 0
+    ids[2, 1:] = 0
+    return ids
+
+
+def video_classifier(K):
+    """A CNN applied to every frame (TimeDistributed over a nested Sequential with BatchNormalization), then an LSTM:
+    the standard transfer of an image model to clips."""
+    L = K.layers
+    cnn = K.Sequential([
+        K.Input(shape=(8, 8, 2)),
+        L.Conv2D(4, 3, padding="same", name="frame_conv"),
+        L.BatchNormalization(name="frame_bn"),
+        L.Activation("relu", name="frame_relu"),
+        L.MaxPooling2D(2, name="frame_pool"),
+        L.GlobalAveragePooling2D(name="frame_gap"),
+    ], name="frame_cnn")
+    x_in = K.Input(shape=(4, 8, 8, 2), name="clip")
+    x = L.TimeDistributed(cnn, name="per_frame")(x_in)
+    x = L.LSTM(3, name="lstm")(x)
+    out = L.Dense(2, activation="softmax", name="predictions")(x)
+    return K.Model(x_in, out, name="video_classifier")

@@ -15,6 +15,7 @@ import re
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
 FACTORY = os.path.join(ROOT, "Sources", "GraftKeras", "KerasLayers.swift")
+SEQUENCE = os.path.join(ROOT, "Sources", "GraftKeras", "KerasSequenceLayers.swift")
 BEGIN, END = "<!-- keras-layers:begin -->", "<!-- keras-layers:end -->"
 
 # frugally-deep's "Supported layer types" (README of Dobiasd/frugally-deep at 7cbc07cb, 2026-05-03).
@@ -38,7 +39,8 @@ ALIAS = re.compile(r"^(AvgPool|MaxPool|GlobalAvgPool|GlobalMaxPool)\dD$|^(Convol
 NOT_LAYERS = {"InputSpec", "Layer", "Wrapper", "AbstractRNNCell", "FlaxLayer", "JaxLayer", "TorchModuleWrapper", "TFSMLayer"}
 # Classes keras.applications defines and serialises, tf-keras's recorded ops, and Graft's tiled convolution.
 EXTRA = {"LayerScale": (True, True), "StochasticDepth": (True, True), "CustomScaleLayer": (True, False),
-         "TFOpLambda": (False, True), "TiledConv2D": (False, False)}   # the last: Graft's own
+         "TFOpLambda": (False, True), "TiledConv2D": (False, False),   # Graft's own
+         "CuDNNLSTM": (False, False), "CuDNNGRU": (False, False)}      # Keras 2.0–2.3's GPU layers
 
 
 def fdeep():
@@ -64,7 +66,9 @@ def graft():
             names |= set(re.findall(r'"(\w+)":', block))
         else:
             names |= set(re.findall(r'"(\w+)"', block))
-    return names
+    sequence = open(SEQUENCE).read()
+    block = re.search(r"static let classes: Set<String> = \[(.*?)\n    \]", sequence, re.S).group(1)
+    return names | set(re.findall(r'"(\w+)"', block))
 
 
 def keras_layers(module):

@@ -347,7 +347,8 @@ def make_parity():
     builders = ["convnet_sequential", "mini_xception", "activations_zoo", "nested", "fully_convolutional",
                 "locally_connected", "bare_ops", "sequence_1d", "channels_first", "channels_mixture",
                 "normalizations", "mini_convnext", "inception_resnet_block", "decoder_layers",
-                "augmented_classifier", "volumes"]
+                "augmented_classifier", "volumes", "recurrent", "bidirectional", "embedding_text",
+                "embedding_sequential", "video_classifier"]
     for flavour, K in (("keras3", keras), ("tfkeras", tf_keras)):
         for b in builders:
             if (b == "locally_connected" and flavour == "keras3") or (b == "inception_resnet_block" and flavour == "tfkeras"):
@@ -359,7 +360,8 @@ def make_parity():
             shape = [d if d is not None else 9 for d in model.input_shape[1:]]
             if b == "fully_convolutional":
                 shape = [9, 7, 3]
-            x = rng.standard_normal([3] + shape).astype(np.float32)
+            make_input = getattr(fm, f"input_{b}", None)
+            x = make_input(rng, shape) if make_input else rng.standard_normal([3] + shape).astype(np.float32)
             skip = ()
             if norm is not None:
                 norm.adapt(rng.standard_normal([16] + shape).astype(np.float32) * 2 + 0.5)
@@ -367,7 +369,7 @@ def make_parity():
             randomize(model, rng, skip)
             y = np.asarray(model(x, training=False))
             stem = f"{flavour}_{b}"
-            np.save(os.path.join(out, f"{stem}_input.npy"), x)
+            np.save(os.path.join(out, f"{stem}_input.npy"), x.astype(np.float32))
             np.save(os.path.join(out, f"{stem}_output.npy"), y.astype(np.float32))
             files = {"h5": f"{stem}.h5"}
             model.save(os.path.join(out, files["h5"]))

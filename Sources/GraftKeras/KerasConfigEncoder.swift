@@ -16,7 +16,7 @@ public enum KerasConfigEncoder {
         // Keras 3 from 0, but both number a nested Functional's from 1.
         if writesAsSequential(model) && !(nested && !k3) {
             var layers: [[String: Any]] = []
-            for node in model.nodes {
+            for node in model.nodes where !(node.layer is GraphPlumbing) {
                 if let input = node.layer as? InputLayer {
                     layers.append(wrap(["class_name": "InputLayer", "config": inputConfig(input, style: style)], style))
                 } else {
@@ -39,7 +39,25 @@ public enum KerasConfigEncoder {
         var nodeRef: [Int: (String, Int)] = [:]
         var entries: [[String: Any]] = []
         var entryIndex: [ObjectIdentifier: Int] = [:]
-        for (i, node) in model.nodes.enumerated() {
+        /// A node's inputs as Keras names them (layer, call, output index): its masks apart (a mask's own inputs are
+        /// masks, not apart).
+        func kerasInputs(_ node: Model.Node, masks: Bool = false) -> [(name: String, call: Int, index: Int, shape: [Int])] {
+            node.inputs.filter { (model.nodes[$0].layer is SequenceMask && !(node.layer is SequenceMask)) == masks }.map { j in
+                let (src, index) = source(of: j, in: model)
+                let (name, k) = nodeRef[src] ?? ("?", 0)
+                return (name, k, index, model.nodes[j].outputShape)
+            }
+        }
+        for (i, node) in model.nodes.enumerated() where !(node.layer is OutputPart) {
+            if let m = node.layer as? SequenceMask {
+                // Keras 3 writes masks as ops and passes them to the layers that take them; Keras 2 infers them.
+                guard k3 else { continue }
+                let ops = maskOps(m, inputs: kerasInputs(node).map { kerasTensor(name: $0.name, node: $0.call, index: $0.index, shape: $0.shape) },
+                                  shape: node.outputShape, name: kerasName(m.name))
+                nodeRef[i] = (kerasName(m.name), 0)
+                entries += ops
+                continue
+            }
             let id = ObjectIdentifier(node.layer)
             let call = calls[id, default: 0]
             calls[id] = call + 1
@@ -50,20 +68,21 @@ public enum KerasConfigEncoder {
             let inbound: Any
             if k3 {
                 // Keras 3: {"args": [tensor] or [[tensors…]] for layers taking a list, "kwargs": {}}.
-                var tensors: [Any] = []
-                for j in node.inputs {
-                    let (name, k) = nodeRef[j] ?? ("?", 0)
-                    tensors.append(kerasTensor(name: name, node: k, shape: model.nodes[j].outputShape))
+                var tensors: [Any] = kerasInputs(node).map { kerasTensor(name: $0.name, node: $0.call, index: $0.index, shape: $0.shape) }
+                var kwargs: [String: Any] = [:]
+                if takesInitialStates(node.layer), tensors.count > 1 {
+                    // A recurrent layer's initial states are a keyword argument in Keras 3.
+                    kwargs["initial_state"] = Array(tensors.dropFirst())
+                    tensors = [tensors[0]]
                 }
-                let takesList = node.layer is Merge || node.layer is Concatenate || node.inputs.count > 1
+                if let mask = kerasInputs(node, masks: true).first {
+                    kwargs["mask"] = kerasTensor(name: mask.name, node: mask.call, index: mask.index, shape: mask.shape)
+                }
+                let takesList = node.layer is Merge || node.layer is Concatenate || tensors.count > 1
                 let args: [Any] = takesList ? [tensors] : tensors
-                let kwargs: [String: Any] = [:]
                 inbound = ["args": args, "kwargs": kwargs] as [String: Any]
             } else {
-                inbound = node.inputs.map { j -> [Any] in
-                    let (name, k) = nodeRef[j] ?? ("?", 0)
-                    return [name, k, 0, [String: Any]()]
-                }
+                inbound = kerasInputs(node).map { [$0.name, $0.call, $0.index, [String: Any]()] as [Any] }
             }
             if let k = entryIndex[id] {
                 var nodes = entries[k]["inbound_nodes"] as? [Any] ?? []
@@ -100,7 +119,10 @@ public enum KerasConfigEncoder {
         }
         // Keras 3 writes a single input or output as one reference, not a list of one.
         func refs(_ nodes: [Int]) -> Any {
-            let list: [[Any]] = nodes.map { [model.nodes[$0].layer.name, nodeRef[$0]?.1 ?? 0, 0] }
+            let list: [[Any]] = nodes.map { n in
+                let (src, index) = source(of: n, in: model)
+                return [model.nodes[src].layer.name, nodeRef[src]?.1 ?? 0, index]
+            }
             // Keras 3's legacy loader also needs it for a model nested in another (tf-keras reads both forms).
             return (k3 || nested) && list.count == 1 ? list[0] : list
         }
@@ -112,11 +134,83 @@ public enum KerasConfigEncoder {
         return ["class_name": "Functional", "config": config]
     }
 
+    /// The layers (nested models searched) that take a mask.
+    static func maskedLayers(_ m: Model) -> Set<String> {
+        var out = Set<String>()
+        for l in m.layers {
+            if (l as? Recurrent)?.masked == true || (l as? Bidirectional)?.masked == true || l is MaskedAveragePooling1D { out.insert(l.name) }
+            if let nested = l as? Model { out.formUnion(maskedLayers(nested)) }
+        }
+        return out
+    }
+
+    /// A Keras 2-style config leaves masks to the reader's rules (tf-keras's), which may mask other layers than the
+    /// model does (Keras 3 drops the mask of a recurrent layer given initial states; tf-keras keeps it): such a model
+    /// is refused, naming a layer, rather than written to compute something else.
+    static func requireInferredMasks(_ model: Model, config: String) throws {
+        let masked = maskedLayers(model)
+        guard !masked.isEmpty || model.nodes.contains(where: { $0.layer is SequenceMask }) else { return }
+        let rebuilt = try Initializer.$skipRandom.withValue(true) { try KerasModelBuilder.build(json: config, kerasVersion: KerasWriter.kerasVersionWritten) }
+        let differ = masked.symmetricDifference(maskedLayers(rebuilt)).sorted()
+        if let first = differ.first {
+            throw KerasError("layer \(first): Keras 2's mask rules would \(masked.contains(first) ? "not mask it" : "mask it") in an .h5 file; write .keras or .weights.h5 instead", layer: first)
+        }
+    }
+
+    /// A name Keras 3 accepts for an op Graft names (`embed/mask@3` → `embed_mask_3`).
+    static func kerasName(_ name: String) -> String {
+        String(name.map { $0.isLetter || $0.isNumber || $0 == "_" ? $0 : "_" })
+    }
+
+    /// A mask as the Keras 3 ops that compute it (`not_equal`, `any`, `all`, `logical_or`, `logical_and`), the last one
+    /// named `name`.
+    static func maskOps(_ m: SequenceMask, inputs: [[String: Any]], shape: [Int], name: String) -> [[String: Any]] {
+        func op(_ cls: String, _ opName: String, args: [Any], config: [String: Any] = [:]) -> [String: Any] {
+            var c = config
+            c["name"] = opName
+            return ["module": "keras.src.ops.numpy", "class_name": cls, "registered_name": cls, "name": opName, "config": c,
+                    "inbound_nodes": [["args": args, "kwargs": [String: Any]()] as [String: Any]]]
+        }
+        let last: [String: Any] = ["axis": -1, "keepdims": false]
+        switch m.kind {
+        case .notEqual(let v):
+            return [op("NotEqual", name, args: [inputs[0], Double(v)])]
+        case .anyAlongLastAxis:
+            return [op("Any", name, args: [inputs[0]], config: last)]
+        case .allAlongLastAxis:
+            return [op("All", name, args: [inputs[0]], config: last)]
+        case .anyNotEqual(let v):
+            let inner = "\(name)_not_equal"
+            var elementShape = shape
+            elementShape.append(-1)
+            return [op("NotEqual", inner, args: [inputs[0], Double(v)]),
+                    op("Any", name, args: [kerasTensor(name: inner, node: 0, shape: elementShape)], config: last)]
+        case .any, .all:
+            let cls = m.kind == .any ? "LogicalOr" : "LogicalAnd"
+            guard inputs.count > 1 else { return [op(cls, name, args: [inputs[0], inputs[0]])] }
+            var ops: [[String: Any]] = []
+            var acc = inputs[0]
+            for (k, next) in inputs.dropFirst().enumerated() {
+                let opName = k == inputs.count - 2 ? name : "\(name)_\(k + 1)"
+                ops.append(op(cls, opName, args: [acc, next]))
+                acc = kerasTensor(name: opName, node: 0, shape: shape)
+            }
+            return ops
+        }
+    }
+
+    /// The node and output index Keras would name for node `n`: an `OutputPart` stands for output `index` of the
+    /// layer it takes apart.
+    static func source(of n: Int, in model: Model) -> (node: Int, index: Int) {
+        guard let part = model.nodes[n].layer as? OutputPart, let from = model.nodes[n].inputs.first else { return (n, 0) }
+        return (from, part.index)
+    }
+
     /// A Keras 3 `__keras_tensor__` reference to the output of `name`'s call `node`.
-    static func kerasTensor(name: String, node: Int, shape: [Int]) -> [String: Any] {
+    static func kerasTensor(name: String, node: Int, index: Int = 0, shape: [Int]) -> [String: Any] {
         var dims: [Any] = [NSNull()]
         for d in shape { dims.append(d < 0 ? NSNull() as Any : d as Any) }
-        let history: [Any] = [name, node, 0]
+        let history: [Any] = [name, node, index]
         let config: [String: Any] = ["shape": dims, "dtype": "float32", "keras_history": history]
         return ["class_name": "__keras_tensor__", "config": config]
     }
@@ -160,9 +254,17 @@ public enum KerasConfigEncoder {
     /// A Sequential model that is a chain is written as one; anything else as Functional.
     static func writesAsSequential(_ m: Model) -> Bool { m.kerasClassName == "Sequential" && isChain(m) }
 
+    /// True for a chain of layers as Keras sees it (masks do not count as inputs).
     static func isChain(_ m: Model) -> Bool {
-        m.inputNodes == [0] && m.outputNodes == [m.nodes.count - 1]
-            && m.nodes.enumerated().allSatisfy { i, n in i == 0 ? n.inputs.isEmpty : n.inputs == [i - 1] }
+        let inputsOf = KerasWriter.keras2Inputs(m)
+        let real = m.nodes.indices.filter { !(m.nodes[$0].layer is GraphPlumbing) }
+        guard m.inputNodes == [0], real.first == 0, let last = real.last, m.outputNodes == [last] else { return false }
+        return real.enumerated().allSatisfy { k, i in k == 0 ? inputsOf[i].isEmpty : inputsOf[i] == [real[k - 1]] }
+    }
+
+    /// A recurrent layer (or Bidirectional) whose extra inputs are initial states.
+    static func takesInitialStates(_ l: any Layer) -> Bool {
+        (l as? Recurrent)?.initialStateInputs ?? (l as? Bidirectional)?.initialStateInputs ?? false
     }
 
     static func inputConfig(_ l: InputLayer, style: Style) -> [String: Any] {
@@ -459,10 +561,56 @@ public enum KerasConfigEncoder {
             return applicationEntry("CustomScaleLayer", module: "inception_resnet_v2", config: c, style: style)
         case let x as TensorOp:
             return wrap(try opEntry(x, base: c), style)
+        case let x as Recurrent:
+            return wrap(["class_name": x.kerasClassName, "config": try recurrentConfig(x, style: style)], style)
+        case let x as Bidirectional:
+            cls = "Bidirectional"
+            c["merge_mode"] = x.mergeMode == .none ? NSNull() as Any : x.mergeMode.rawValue as Any
+            c["layer"] = wrap(["class_name": x.forwardLayer.kerasClassName, "config": try recurrentConfig(x.forwardLayer, style: style)], style)
+            c["backward_layer"] = wrap(["class_name": x.backwardLayer.kerasClassName, "config": try recurrentConfig(x.backwardLayer, style: style)], style)
+        case let x as TimeDistributed:
+            cls = "TimeDistributed"
+            c["layer"] = try entry(x.inner, style: style)
+        case let x as Embedding:
+            cls = "Embedding"
+            c["input_dim"] = x.inputDim
+            c["output_dim"] = x.outputDim
+            c["mask_zero"] = x.maskZero
+        case let x as Masking:
+            cls = "Masking"
+            c["mask_value"] = Double(x.maskValue)
+        case is MaskedAveragePooling1D:
+            cls = "GlobalAveragePooling1D"
+            c["data_format"] = "channels_last"
+            c["keepdims"] = false
         default:
             throw KerasError("layer \(l.name): \(l.kerasClassName) cannot be written as a Keras layer", layer: l.name)
         }
         return wrap(["class_name": cls, "config": c], style)
+    }
+
+    /// A recurrent layer's config (as the layer of a Bidirectional too).
+    static func recurrentConfig(_ x: Recurrent, style: Style) throws -> [String: Any] {
+        var c = base(x)
+        let s = x.settings
+        c["units"] = s.units
+        c["activation"] = try activationName(s.activation, layer: x.name, style: style)
+        if x.cell != .simple { c["recurrent_activation"] = try activationName(s.recurrentActivation, layer: x.name, style: style) }
+        c["use_bias"] = s.useBias
+        c["return_sequences"] = s.returnSequences
+        c["return_state"] = s.returnState
+        c["go_backwards"] = s.goBackwards
+        c["stateful"] = false
+        c["unroll"] = s.unroll
+        c["dropout"] = Double(s.dropout)
+        c["recurrent_dropout"] = Double(s.recurrentDropout)
+        if s.zeroOutputForMask { c["zero_output_for_mask"] = true }
+        switch x.cell {
+        case .lstm: c["unit_forget_bias"] = s.unitForgetBias
+        case .gru(let after): c["reset_after"] = after
+        case .simple: break
+        }
+        return c
     }
 
     /// A 1-D layer: its 2-D layer's entry with the `[1, k]` sizes written as `[k]` and the padding of the one

@@ -39,7 +39,9 @@ enum KerasLayerFactory {
         "LayerScale": "convnext", "StochasticDepth": "convnext", "CustomScaleLayer": "inception_resnet_v2",
     ]
     /// Every layer class name `make` builds (aliases included), beside nested models and Keras 3's ops.
-    static var accepted: Set<String> { supported.union(oneDimensional.keys).union(trainingAugmentation) }
+    static var accepted: Set<String> {
+        supported.union(oneDimensional.keys).union(trainingAugmentation).union(KerasSequenceLayers.classes)
+    }
 
     /// The 1-D classes, each run as the 2-D class it maps to on a one-pixel-high image (`Sequence1D`).
     static let oneDimensional: [String: String] = [
@@ -67,10 +69,19 @@ enum KerasLayerFactory {
     static func make(className: String, module: String?, config c: JSON, name: String, kerasMajor: Int,
                      operands: [TensorOp.Operand]) throws -> any Layer {
         if let module, module.hasPrefix("keras.src.ops") || module.hasPrefix("keras.ops") {
+            if className == "Any" || className == "All" {
+                let axis = c["axis"].array?.first ?? c["axis"]
+                guard axis.int == -1, try !c["keepdims"].bool(default: false) else {
+                    throw KerasError("layer \(name): \(className.lowercased()) is supported over the last axis (a mask), got axis \(axis.render)", layer: name)
+                }
+            }
             return try makeOp(className: className, name: name, operands: operands)
         }
         if className == "Lambda" {
             throw KerasError("layer \(name) (Lambda): a Lambda layer holds Python code, and Graft never runs code from a file; rebuild the model with built-in layers in its place", layer: name)
+        }
+        if KerasSequenceLayers.classes.contains(className) {
+            return try KerasSequenceLayers.make(className: className, config: c, name: name, kerasMajor: kerasMajor)
         }
         let rank = oneDimensional[className] == nil ? 2 : 1
         let planar = oneDimensional[className] ?? className
@@ -268,6 +279,20 @@ enum KerasLayerFactory {
 
     static func makeOp(className: String, name: String, operands: [TensorOp.Operand]) throws -> any Layer {
         let op: BinaryOp
+        // The ops Keras 3 computes masks with.
+        switch className {
+        case "NotEqual", "not_equal":
+            let constants = operands.compactMap { if case .constant(let v) = $0 { return v } else { return nil } }
+            guard operands.count == 2, constants.count == 1 else {
+                throw KerasError("layer \(name): not_equal is supported against a constant (a mask), got \(operands.count) operands", layer: name)
+            }
+            return SequenceMask(name: name, kind: .notEqual(constants[0]))
+        case "Any", "All":
+            return SequenceMask(name: name, kind: className == "Any" ? .anyAlongLastAxis : .allAlongLastAxis)
+        case "LogicalOr", "LogicalAnd":
+            return SequenceMask(name: name, kind: className == "LogicalOr" ? .any : .all)
+        default: break
+        }
         switch className {
         case "Add", "add", "__operators__.add", "math.add": op = .add
         case "Subtract", "subtract", "__operators__.sub", "math.subtract": op = .subtract

@@ -73,7 +73,15 @@ public enum KerasModelBuilder {
             throw KerasError("Sequential model \(name): no input shape in its config (batch_input_shape, InputLayer or build_config)")
         }
         let layers = try layerEntries.map { try layer(from: $0, kerasMajor: kerasMajor, operands: []) }
-        return try GraphBuilder.sequential(name: name, inputShape: shape, layers: layers, inputName: inputName)
+        var builder = GraphBuilder(name: name, kerasClassName: "Sequential")
+        var x = try builder.input(InputLayer(name: inputName ?? "\(name)_input", shape: shape))
+        var wiring = SequenceWiring(implicit: true)
+        for l in layers {
+            let outputs = try wiring.add(l, inputs: [x], to: &builder)
+            guard outputs.count == 1 else { throw KerasError("layer \(l.name): a layer with several outputs cannot be part of a Sequential model", layer: l.name) }
+            x = outputs[0]
+        }
+        return try builder.finish(outputs: [x])
     }
 
     // MARK: Functional
@@ -84,6 +92,8 @@ public enum KerasModelBuilder {
         let layerName: String
         let nodeIndex: Int
         let refs: [TensorRef]
+        /// The mask Keras 3 passes explicitly.
+        var mask: TensorRef? = nil
     }
 
     /// `[name, node, tensor]` or `[name, node, tensor, kwargs]`.
@@ -95,7 +105,7 @@ public enum KerasModelBuilder {
     }
 
     /// The inbound nodes of one layer entry: the tensors each call consumes and the math-op operands.
-    static func calls(_ entry: JSON, name: String) throws -> [(refs: [TensorRef], operands: [TensorOp.Operand])] {
+    static func calls(_ entry: JSON, name: String) throws -> [(refs: [TensorRef], operands: [TensorOp.Operand], mask: TensorRef?)] {
         guard let nodes = entry["inbound_nodes"].array else { return [] }
         return try nodes.map { node in
             if node.object != nil {
@@ -113,7 +123,12 @@ public enum KerasModelBuilder {
                     }
                 }
                 for a in node["args"].array ?? [] { try walk(a) }
-                return (refs, operands)
+                // A recurrent layer's initial states follow its sequence, as tf-keras lists them.
+                if let states = node["kwargs"]["initial_state"].array { for s in states { try walk(s) } }
+                // Keras 3 passes masks explicitly (computed by ops in the graph).
+                let m = node["kwargs"]["mask"]
+                let mask = m["class_name"].string == "__keras_tensor__" ? try ref(m["config"]["keras_history"]) : nil
+                return (refs, operands, mask)
             }
             // Keras 2: [[name, node, tensor, kwargs], ...]; TFOpLambda writes its one input bare, [name, node, tensor,
             // kwargs], and keeps its second operand in kwargs["y"].
@@ -130,7 +145,7 @@ public enum KerasModelBuilder {
                     refs.append(try ref(y))
                 }
             }
-            return (refs, operands)
+            return (refs, operands, nil)
         }
     }
 
@@ -189,7 +204,7 @@ public enum KerasModelBuilder {
             // A writer that numbered from 0 anyway is read as it wrote.
             let first = l is Model && skipsFirstNode(entry) && !referencesNodeZero.contains(layerName) ? 1 : 0
             for (k, c) in layerCalls.enumerated() {
-                pending.append((PendingCall(layerName: layerName, nodeIndex: first + k, refs: c.refs), l))
+                pending.append((PendingCall(layerName: layerName, nodeIndex: first + k, refs: c.refs, mask: c.mask), l))
             }
         }
         // Place the calls in dependency order (configs are not always topologically sorted), always the ready call
@@ -200,20 +215,31 @@ public enum KerasModelBuilder {
         var dependents: [TensorRef: [Int]] = [:]
         var ready = MinHeap()
         for (i, p) in pending.enumerated() {
-            let unresolved = Set(p.call.refs.map(key)).filter { nodeOf[$0] == nil }
+            let unresolved = Set((p.call.refs + (p.call.mask.map { [$0] } ?? [])).map(key)).filter { nodeOf[$0] == nil }
             waiting[i] = unresolved.count
             for r in unresolved { dependents[r, default: []].append(i) }
             if unresolved.isEmpty { ready.push(i) }
         }
         var placed = 0
+        // Keras 3 writes every mask as ops and a `mask` argument; older configs leave masks implicit.
+        let explicitMasks = entries.contains { $0["inbound_nodes"].array?.first?.object != nil }
+        var wiring = SequenceWiring(implicit: !explicitMasks)
         while let i = ready.pop() {
             let p = pending[i]
-            for r in p.call.refs where r.tensor != 0 {
-                throw KerasError("layer \(p.call.layerName): input \(r.layer)[\(r.node)][\(r.tensor)]: multi-output layers are not supported", layer: p.call.layerName)
+            let inputs = try p.call.refs.map { r -> Int in
+                guard let n = nodeOf[r] else {
+                    throw KerasError("layer \(p.call.layerName): input \(r.layer)[\(r.node)][\(r.tensor)]: layer \(r.layer) has no output \(r.tensor)", layer: p.call.layerName)
+                }
+                return n
             }
-            let inputs = p.call.refs.compactMap { nodeOf[key($0)] }
             let produced = TensorRef(layer: p.call.layerName, node: p.call.nodeIndex, tensor: 0)
-            nodeOf[produced] = try builder.add(p.layer, inputs: inputs)
+            let mask = try p.call.mask.map { r -> Int in
+                guard let n = nodeOf[r] else { throw KerasError("layer \(p.call.layerName): its mask \(r.layer) is not computed in the model", layer: p.call.layerName) }
+                return n
+            }
+            for (k, n) in try wiring.add(p.layer, inputs: inputs, mask: mask, to: &builder).enumerated() {
+                nodeOf[TensorRef(layer: p.call.layerName, node: p.call.nodeIndex, tensor: k)] = n
+            }
             placed += 1
             for j in dependents.removeValue(forKey: produced) ?? [] {
                 waiting[j] -= 1
@@ -228,7 +254,7 @@ public enum KerasModelBuilder {
             throw KerasError("layer \(p.call.layerName): its inputs can never be computed (a cycle or a missing node) in model \(name)", layer: p.call.layerName)
         }
         let outputs = try refList(config["output_layers"]).map { r -> Int in
-            guard let idx = nodeOf[TensorRef(layer: r.layer, node: r.node, tensor: 0)] else {
+            guard let idx = nodeOf[r] else {
                 throw KerasError("model \(name): output \(r.layer) is not a layer of the model")
             }
             return idx
@@ -245,6 +271,10 @@ public enum KerasModelBuilder {
     /// True for a Keras 3 math op written without its module: a merge-named class called with separate
     /// arguments (`add(x, 3.0)`, `multiply(x, y)`) instead of one list of tensors (`Add()([x, y])`).
     static func isBareOp(_ entry: JSON) -> Bool {
+        // The mask ops have no layer of their name.
+        if entry["module"].isNull, ["NotEqual", "Any", "All", "LogicalOr", "LogicalAnd"].contains(entry["class_name"].string ?? "") {
+            return true
+        }
         guard entry["module"].isNull,
               ["Add", "Subtract", "Multiply", "Maximum", "Minimum", "Divide", "TrueDivide"].contains(entry["class_name"].string ?? ""),
               let first = entry["inbound_nodes"].array?.first, first.object != nil,

@@ -217,6 +217,17 @@ public enum KerasWeights {
     /// Maps checkpoint weight names of one layer (or nested model) to Graft paths.
     static func mapNames(_ tensors: [(name: String, tensor: Tensor)], to layer: any Layer, prefix: String,
                          theano: Bool = false) -> [(String, Tensor)] {
+        if let t = layer as? TimeDistributed, t.inner is Model {
+            return mapNames(tensors, to: t.inner, prefix: prefix, theano: theano)
+        }
+        if layer is Recurrent || layer is Bidirectional {
+            return KerasRecurrentWeights.fromCuDNN(mapPlain(tensors, to: layer, prefix: prefix, theano: theano), layer: layer, prefix: prefix)
+        }
+        return mapPlain(tensors, to: layer, prefix: prefix, theano: theano)
+    }
+
+    static func mapPlain(_ tensors: [(name: String, tensor: Tensor)], to layer: any Layer, prefix: String,
+                         theano: Bool) -> [(String, Tensor)] {
         if let nested = layer as? Model {
             // Nested model: `…/inner_layer/kernel:0`; group by inner layer, map each group.
             var byLayer: [String: [(name: String, tensor: Tensor)]] = [:]
@@ -295,7 +306,7 @@ public enum KerasWeights {
     /// The layers Keras 3 saves for a model, in order (a Sequential's InputLayer and bare ops are not layers).
     static func keras3SaveableLayers(_ model: Model) -> [any Layer] {
         KerasWriter.kerasLayerOrder(model).filter { l in
-            if l is TensorOp { return false }
+            if l is TensorOp || l is GraphPlumbing { return false }
             if model.kerasClassName == "Sequential" && l is InputLayer { return false }
             return true
         }
@@ -327,15 +338,58 @@ public enum KerasWeights {
                 try readKeras3Container(g, model: nested, prefix: "\(prefix)\(nested.name)/", source: source, pending: pending, into: &out)
                 continue
             }
-            guard g.kind(of: "vars") == .group else { continue }
-            let vars = try g.group("vars")
-            let datasets = try vars.children().filter { $0.kind == .dataset }.compactMap { c in Int(c.name).map { ($0, c.name) } }
-                .sorted { $0.0 < $1.0 }
-            let keys = layer?.variables.map(\.key) ?? []
-            for (i, dsName) in datasets {
-                let key = i < keys.count ? keys[i] : "var\(i)"
-                out["\(prefix)\(displayName)/\(key)"] = try pending.tensor(try vars.dataset(dsName))
+            guard let layer else {
+                try readKeras3Vars(g, keys: [], prefix: "\(prefix)\(displayName)/", pending: pending, into: &out)
+                continue
             }
+            try readKeras3Layer(g, layer: layer, prefix: "\(prefix)\(displayName)/", source: source, pending: pending, into: &out)
+        }
+    }
+
+    /// Where Keras 3 keeps a layer's variables below the layer's group, with their keys in order: the group itself
+    /// (`vars`), or sub-layers' groups (`cell/vars` of a recurrent layer, `forward_layer/cell/vars` and
+    /// `backward_layer/cell/vars` of a Bidirectional, `layer/…` of a TimeDistributed).
+    static func keras3VariableGroups(_ layer: any Layer) -> [(path: [String], keys: [String])] {
+        switch layer {
+        case let r as Recurrent:
+            return [(["cell"], r.variables.map(\.key))]
+        case let b as Bidirectional:
+            return [(["forward_layer", "cell"], b.forwardLayer.variables.map { "\(b.forwardLayer.name)/\($0.key)" }),
+                    (["backward_layer", "cell"], b.backwardLayer.variables.map { "\(b.backwardLayer.name)/\($0.key)" })]
+        case let t as TimeDistributed:
+            return keras3VariableGroups(t.inner).map { (["layer"] + $0.path, $0.keys) }
+        default:
+            return [([], layer.variables.map(\.key))]
+        }
+    }
+
+    static func readKeras3Layer(_ g: HDF5Group, layer: any Layer, prefix: String, source: String, pending: PendingTensors,
+                                into out: inout [String: Tensor]) throws {
+        if let t = layer as? TimeDistributed, let nested = t.inner as? Model {
+            guard g.kind(of: "layer") == .group else { return }
+            try readKeras3Container(try g.group("layer"), model: nested, prefix: prefix, source: source, pending: pending, into: &out)
+            return
+        }
+        for (path, keys) in keras3VariableGroups(layer) {
+            var group = g
+            for component in path {
+                guard group.kind(of: component) == .group else { return }
+                group = try group.group(component)
+            }
+            try readKeras3Vars(group, keys: keys, prefix: prefix, pending: pending, into: &out)
+        }
+    }
+
+    /// The datasets `vars/0`, `vars/1`, … of one group, named by `keys` in order (`var<i>` past them).
+    static func readKeras3Vars(_ g: HDF5Group, keys: [String], prefix: String, pending: PendingTensors,
+                               into out: inout [String: Tensor]) throws {
+        guard g.kind(of: "vars") == .group else { return }
+        let vars = try g.group("vars")
+        let datasets = try vars.children().filter { $0.kind == .dataset }.compactMap { c in Int(c.name).map { ($0, c.name) } }
+            .sorted { $0.0 < $1.0 }
+        for (i, dsName) in datasets {
+            let key = i < keys.count ? keys[i] : "var\(i)"
+            out["\(prefix)\(key)"] = try pending.tensor(try vars.dataset(dsName))
         }
     }
 

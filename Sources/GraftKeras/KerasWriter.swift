@@ -18,6 +18,7 @@ public enum KerasWriter {
     public static func writeLegacyH5(_ model: Model, to path: String, weightsOnly: Bool = false, graftVersion: String,
                                      task: ModelTask? = nil, extra: ((HDF5Group) throws -> Void)? = nil) throws {
         let config = weightsOnly ? nil : try KerasConfigEncoder.json(model)
+        if let config { try KerasConfigEncoder.requireInferredMasks(model, config: config) }
         try HDF5File.writeAtomically(path) { file in
             let root = try file.root()
             let weights: HDF5Group
@@ -57,7 +58,7 @@ public enum KerasWriter {
         for layer in layers {
             let g = try group.createGroup(layer.name)
             var entries: [(name: String, tensor: Tensor)] = []
-            if let nested = layer as? Model {
+            if let nested = (layer as? Model) ?? ((layer as? TimeDistributed)?.inner as? Model) {
                 // Keras orders a nested model's weights as all trainable ones, then all non-trainable ones.
                 let all = kerasLayerOrder(nested).flatMap { l in weights(l).map { (l, $0.key, $0.variable, $0.value) } }
                 let ordered = all.filter { $0.2.isTrainable } + all.filter { !$0.2.isTrainable }
@@ -82,10 +83,19 @@ public enum KerasWriter {
     /// The order Keras gives `model.layers` when it rebuilds this graph: layers grouped by depth from the outputs
     /// (deepest first), ties broken by first visit in a depth-first walk from the outputs. Keras's legacy loader
     /// matches `layer_names` to `model.layers` by position, so files must list layers in this order.
+    /// Each node's inputs as Keras sees them: masks left out, output parts replaced by the node they take apart.
+    static func keras2Inputs(_ model: Model) -> [[Int]] {
+        model.nodes.map { node in
+            node.inputs.filter { !(model.nodes[$0].layer is SequenceMask) }.map { KerasConfigEncoder.source(of: $0, in: model).node }
+        }
+    }
+
     public static func kerasLayerOrder(_ model: Model) -> [any Layer] {
         if model.kerasClassName == "Sequential" && KerasConfigEncoder.isChain(model) {
-            return model.layers
+            return model.layers.filter { !($0 is GraphPlumbing) }
         }
+        // Keras's graph: an output part stands for the layer it takes apart, masks are not tensors of their own.
+        let inputsOf = keras2Inputs(model)
         var firstVisit: [ObjectIdentifier: Int] = [:]
         var finished = Set<Int>()
         var postorder: [Int] = []
@@ -93,11 +103,11 @@ public enum KerasWriter {
             if finished.contains(n) { return }
             let id = ObjectIdentifier(model.nodes[n].layer)
             if firstVisit[id] == nil { firstVisit[id] = firstVisit.count }
-            for p in model.nodes[n].inputs { visit(p) }
+            for p in inputsOf[n] { visit(p) }
             finished.insert(n)
             postorder.append(n)
         }
-        for o in model.outputNodes { visit(o) }
+        for o in model.outputNodes { visit(KerasConfigEncoder.source(of: o, in: model).node) }
         var nodeDepth: [Int: Int] = [:]
         var layerDepth: [ObjectIdentifier: Int] = [:]
         var layerOf: [ObjectIdentifier: any Layer] = [:]
@@ -108,7 +118,7 @@ public enum KerasWriter {
             layerDepth[id] = depth
             layerOf[id] = layer
             nodeDepth[n] = depth
-            for p in model.nodes[n].inputs { nodeDepth[p] = max(depth + 1, nodeDepth[p, default: 0]) }
+            for p in inputsOf[n] { nodeDepth[p] = max(depth + 1, nodeDepth[p, default: 0]) }
         }
         return layerDepth.keys.sorted { a, b in
             let (da, db) = (layerDepth[a] ?? 0, layerDepth[b] ?? 0)
@@ -151,9 +161,30 @@ extension KerasWriter {
                 try writeKeras3Container(nested, into: g)
                 continue
             }
-            let vars = try g.createGroup("vars")
-            try vars.setAttribute("name", string: l.name)
-            for (i, (key, _, t)) in weights(l).enumerated() {
+            try writeKeras3Layer(l, into: g)
+        }
+        let own = try group.createGroup("vars")
+        try own.setAttribute("name", string: model.name)
+    }
+
+    /// One layer's `vars` group, and its sub-layers' groups where Keras 3 keeps their variables
+    /// (`KerasWeights.keras3VariableGroups`), each level with a `vars` group as Keras writes it.
+    static func writeKeras3Layer(_ l: any Layer, into g: HDF5Group) throws {
+        let own = try g.createGroup("vars")
+        try own.setAttribute("name", string: l.name)
+        if let t = l as? TimeDistributed, let nested = t.inner as? Model {
+            try writeKeras3Container(nested, into: try g.createGroup("layer"))
+            return
+        }
+        let values = Dictionary(weights(l).map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
+        for (path, keys) in KerasWeights.keras3VariableGroups(l) {
+            var group = g, vars = own
+            for component in path {
+                group = group.kind(of: component) == .group ? try group.group(component) : try group.createGroup(component)
+                vars = group.kind(of: "vars") == .group ? try group.group("vars") : try group.createGroup("vars")
+            }
+            for (i, key) in keys.enumerated() {
+                guard let t = values[key] else { continue }
                 if storage(l, key) == .int64 {
                     try vars.createDataset("\(i)", values: t.scalars.map { Int64($0) }, shape: t.count == 1 ? [] : t.shape)
                 } else {
@@ -161,8 +192,6 @@ extension KerasWriter {
                 }
             }
         }
-        let own = try group.createGroup("vars")
-        try own.setAttribute("name", string: model.name)
     }
 
     /// A `.keras` archive: `metadata.json`, `config.json` (the model config) and `model.weights.h5`, zipped from

@@ -48,7 +48,7 @@ extension Model {
                 for j in node.inputs where lastUse[j] == i && !neededForBackward[j] && !requires[j] { values[j] = nil }
                 continue
             }
-            if node.layer is Model { context.nestedInputsNeedGradients = node.inputs.map { requires[$0] } }
+            if node.layer is Model || node.layer is TimeDistributed { context.nestedInputsNeedGradients = node.inputs.map { requires[$0] } }
             let (y, cache) = try node.layer.forwardTrain(args, context: &context)
             values[i] = y
             requires[i] = node.layer.hasTrainableParameters || node.inputs.contains { requires[$0] }

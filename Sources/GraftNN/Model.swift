@@ -181,6 +181,9 @@ public struct GraphBuilder {
         self.rng = SplitMix64(seed: seed)
     }
 
+    /// The output shape of node `i` (batch excluded), empty for a node that does not exist.
+    public func outputShape(of i: Int) -> [Int] { i >= 0 && i < nodes.count ? nodes[i].outputShape : [] }
+
     /// Adds a model input of `shape` (batch excluded; -1 unknown) and returns its node index.
     public mutating func input(_ layer: InputLayer) throws -> Int {
         try checkName(layer)

@@ -18,6 +18,15 @@ struct WriterTests {
         let dir = try TestSupport.makeTemporaryDirectory()
         let full = dir.appendingPathComponent("full.h5").path
         let weights = dir.appendingPathComponent("weights.h5").path
+        if c.name == "keras3_recurrent" {
+            // Keras 3 does not mask a recurrent layer called with initial states, tf-keras does: a Keras 2-style file
+            // cannot say which, so the model is refused (naming the layer) and nothing is written.
+            #expect { try KerasWriter.writeLegacyH5(source.model, to: full, graftVersion: "test") } throws: {
+                "\($0)".contains("layer decoder") && "\($0)".contains(".keras")
+            }
+            #expect(!FileManager.default.fileExists(atPath: full))
+            return
+        }
         try KerasWriter.writeLegacyH5(source.model, to: full, graftVersion: "test")
         try KerasWriter.writeLegacyH5(source.model, to: weights, weightsOnly: true, graftVersion: "test")
         for (file, architecture) in [(full, nil), (weights, full)] {

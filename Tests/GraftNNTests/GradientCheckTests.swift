@@ -19,8 +19,9 @@ struct GradientCheckTests {
     }
 
     /// Checks dL/dinput and dL/dparameter for `model` at `inputs`.
+    /// `fixed`: inputs that take no gradient (masks, token ids), neither perturbed nor checked.
     static func check(_ model: Model, _ inputs: [Tensor], seed: UInt64 = 1, epsilon: Float = 5e-3,
-                      samples: Int = 24, sourceLocation: SourceLocation = #_sourceLocation) throws {
+                      samples: Int = 24, fixed: Set<Int> = [], sourceLocation: SourceLocation = #_sourceLocation) throws {
         func loss(_ xs: [Tensor], _ r: Tensor) throws -> Double {
             var ctx = TrainingContext(seed: seed)
             let y = try model.forwardTraining(xs, context: &ctx).outputs[0]
@@ -30,7 +31,7 @@ struct GradientCheckTests {
         }
         var ctx = TrainingContext(seed: seed)
         model.zeroGradients()
-        let (outs, tape) = try model.forwardTraining(inputs, context: &ctx, inputsNeedGradients: inputs.map { _ in true })
+        let (outs, tape) = try model.forwardTraining(inputs, context: &ctx, inputsNeedGradients: inputs.indices.map { !fixed.contains($0) })
         let r = Tensor(shape: outs[0].shape, values: values(outs[0].count, seed: seed + 100, awayFromZero: 0))
         let inputGrads = try model.backward(tape, outputGradients: [r])
         var failures = 0
@@ -43,7 +44,7 @@ struct GradientCheckTests {
         }
         var pick = SplitMix64(seed: seed + 7)
         func indices(_ n: Int) -> [Int] { n <= samples ? Array(0..<n) : (0..<samples).map { _ in Int(pick.next() % UInt64(n)) } }
-        for (k, x) in inputs.enumerated() {
+        for (k, x) in inputs.enumerated() where !fixed.contains(k) {
             guard let g = inputGrads[k] else {
                 Issue.record("\(model.name): no gradient for input \(k)", sourceLocation: sourceLocation)
                 continue

@@ -1,0 +1,189 @@
+import Foundation
+import Testing
+import GraftTensor
+@testable import GraftNN
+
+/// Backpropagation through time, checked by finite differences (`GradientCheckTests.check`): every recurrent cell
+/// in both directions, with masks, initial states, returned states and dropout; Bidirectional in every merge mode;
+/// TimeDistributed, Embedding, Masking and masked pooling.
+struct RecurrentGradientTests {
+    typealias G = GradientCheckTests
+
+    struct Case: Sendable, CustomTestStringConvertible {
+        let cell: Recurrent.Cell
+        var sequences = false
+        var backwards = false
+        var masked = false
+        var states = false
+        var returnState = false
+        var activation: ActivationKind = .tanh
+        var recurrentActivation: ActivationKind = .sigmoid
+        var dropout: Float = 0
+        var testDescription: String {
+            "\(cell) seq \(sequences) back \(backwards) mask \(masked) init \(states) state \(returnState) \(activation)/\(recurrentActivation) drop \(dropout)"
+        }
+    }
+
+    static let cases: [Case] = {
+        var out: [Case] = []
+        for cell in [Recurrent.Cell.simple, .lstm, .gru(resetAfter: true), .gru(resetAfter: false)] {
+            out.append(Case(cell: cell))
+            out.append(Case(cell: cell, sequences: true, backwards: true))
+            out.append(Case(cell: cell, sequences: true, masked: true, states: true, returnState: true))
+            out.append(Case(cell: cell, backwards: true, masked: true, returnState: true, dropout: 0.3))
+        }
+        out.append(Case(cell: .simple, sequences: true, activation: .relu))
+        out.append(Case(cell: .lstm, sequences: true, masked: true, recurrentActivation: .hardSigmoid(keras2: true)))
+        out.append(Case(cell: .gru(resetAfter: true), masked: true, activation: .softsign))
+        return out
+    }()
+
+    /// Steps kept: sample 0 all, sample 1 a gap and a padded end.
+    static let mask = Tensor(shape: [2, 5], values: [1, 1, 1, 1, 1, 1, 0, 1, 0, 0])
+
+    static func settings(_ c: Case, units: Int) -> Recurrent.Settings {
+        var s = Recurrent.Settings(units: units)
+        s.returnSequences = c.sequences
+        s.goBackwards = c.backwards
+        s.returnState = c.returnState
+        s.activation = c.activation
+        s.recurrentActivation = c.recurrentActivation
+        s.dropout = c.dropout
+        s.recurrentDropout = c.dropout
+        return s
+    }
+
+    /// A model of one recurrent layer (or Bidirectional) on [5, 3] sequences with its states and mask as inputs.
+    static func model(_ layer: any Layer, units: Int, stateInputs: Int, masked: Bool) throws -> (Model, [Tensor], Set<Int>) {
+        var b = GraphBuilder(name: layer.name, seed: 5)
+        var inputs = [try b.input(InputLayer(name: "x", shape: [5, 3]))]
+        var values = [Tensor(shape: [2, 5, 3], values: G.values(30, seed: 11))]
+        for k in 0..<stateInputs {
+            inputs.append(try b.input(InputLayer(name: "state\(k)", shape: [units])))
+            values.append(Tensor(shape: [2, units], values: G.values(2 * units, seed: 20 + UInt64(k))))
+        }
+        var fixed = Set<Int>()
+        if masked {
+            inputs.append(try b.input(InputLayer(name: "mask", shape: [5])))
+            values.append(mask)
+            fixed.insert(values.count - 1)
+        }
+        let y = try b.add(layer, inputs: inputs)
+        let m = try b.finish(outputs: [y])
+        for (_, v) in m.namedVariables where v.shape.count <= 2 && v.shape.first.map({ $0 <= 2 }) ?? true {
+            v.value = Tensor(shape: v.shape, values: G.values(v.value.count, seed: 60, lo: -0.5, hi: 0.5))
+        }
+        return (m, values, fixed)
+    }
+
+    @Test(arguments: cases)
+    func recurrentLayer(_ c: Case) throws {
+        let layer = Recurrent(name: "rnn", cell: c.cell, settings: Self.settings(c, units: 4))
+        layer.masked = c.masked
+        layer.initialStateInputs = c.states
+        let (m, xs, fixed) = try Self.model(layer, units: 4, stateInputs: c.states ? layer.stateCount : 0, masked: c.masked)
+        let g = layer.cell == .lstm ? 4 : layer.cell == .simple ? 1 : 3
+        #expect(layer.kernel.shape == [3, g * 4] && layer.recurrentKernel.shape == [4, g * 4])
+        try G.check(m, xs, fixed: fixed)
+    }
+
+    /// A masked step carries the state over: the outputs of a sequence with a masked gap equal those of the same
+    /// sequence with the gap removed (Keras's semantics), and zeroed outputs stay zero.
+    @Test func maskedStepsCarryTheState() throws {
+        var s = Recurrent.Settings(units: 3)
+        s.returnSequences = true
+        let layer = Recurrent(name: "lstm", cell: .lstm, settings: s)
+        layer.masked = true
+        let (m, _, _) = try Self.model(layer, units: 3, stateInputs: 0, masked: true)
+        let x = Tensor(shape: [1, 5, 3], values: G.values(15, seed: 3))
+        let y = try m.predict([x, Tensor(shape: [1, 5], values: [1, 0, 1, 1, 0])])[0]
+        let plain = Recurrent(name: "lstm", cell: .lstm, settings: s)
+        let (p, _, _) = try Self.model(plain, units: 3, stateInputs: 0, masked: false)
+        for (a, b) in zip(plain.variables, layer.variables) { a.variable.value = b.variable.value }
+        let kept = Tensor(shape: [1, 3, 3], values: Array(x.scalars[0..<3] + x.scalars[6..<12]))
+        let z = try p.predict([Tensor(shape: [1, 5, 3], values: kept.scalars + [Float](repeating: 0, count: 6))])[0]
+        // Steps 0, 2, 3 of the masked run are steps 0, 1, 2 of the compact one; step 1 repeats step 0, step 4 step 3.
+        for j in 0..<3 {
+            #expect(abs(y[0, 0, j] - z[0, 0, j]) < 1e-6 && abs(y[0, 1, j] - z[0, 0, j]) < 1e-6)
+            #expect(abs(y[0, 2, j] - z[0, 1, j]) < 1e-6 && abs(y[0, 3, j] - z[0, 2, j]) < 1e-6)
+            #expect(abs(y[0, 4, j] - z[0, 2, j]) < 1e-6)
+        }
+    }
+
+    @Test(arguments: [Bidirectional.MergeMode.concat, .sum, .mul, .ave, .none])
+    func bidirectional(_ mode: Bidirectional.MergeMode) throws {
+        for (cell, sequences, masked, returnState) in [(Recurrent.Cell.lstm, true, true, false), (.gru(resetAfter: true), false, false, true),
+                                                       (.simple, true, false, true)] {
+            var s = Recurrent.Settings(units: 3)
+            s.returnSequences = sequences
+            s.returnState = returnState
+            var back = s
+            back.goBackwards = true
+            let layer = Bidirectional(name: "bi", forward: Recurrent(name: "forward_rnn", cell: cell, settings: s),
+                                      backward: Recurrent(name: "backward_rnn", cell: cell, settings: back), mergeMode: mode)
+            layer.masked = masked
+            let (m, xs, fixed) = try Self.model(layer, units: 3, stateInputs: 0, masked: masked)
+            #expect(layer.variables.map(\.key).first == "forward_rnn/kernel")
+            try G.check(m, xs, fixed: fixed)
+        }
+    }
+
+    /// `OutputPart` takes a packed output apart, and gradients flow back through each part.
+    @Test func outputPartsOfReturnedStates() throws {
+        var s = Recurrent.Settings(units: 3)
+        s.returnSequences = true
+        s.returnState = true
+        let layer = Recurrent(name: "lstm", cell: .lstm, settings: s)
+        var b = GraphBuilder(name: "parts", seed: 2)
+        let x = try b.input(InputLayer(name: "x", shape: [4, 2]))
+        let y = try b.add(layer, inputs: [x])
+        let shapes = layer.outputShapes(steps: 4)
+        #expect(shapes == [[4, 3], [3], [3]])
+        let parts = try (0..<3).map { try b.add(OutputPart(of: "lstm", node: y, index: $0, shapes: shapes), inputs: [y]) }
+        let last = try b.add(Sequence1D(GlobalPooling2D(name: "mean", kind: .average), kerasClassName: "GlobalAveragePooling1D"), inputs: [parts[0]])
+        let sum = try b.add(Merge(name: "sum", kind: .add), inputs: [last, parts[1], parts[2]])
+        let m = try b.finish(outputs: [sum])
+        let input = Tensor(shape: [2, 4, 2], values: G.values(16, seed: 8))
+        let out = try m.run([input], targets: parts)
+        // The last step of the sequence is the returned h.
+        for j in 0..<3 { #expect(out[0][1, 3, j] == out[1][1, j]) }
+        try G.check(m, [input])
+    }
+
+    @Test func timeDistributedDenseAndModel() throws {
+        let dense = TimeDistributed(name: "td", inner: Dense(name: "d", units: 3, activation: .tanh))
+        let (md, xd) = try G.single(dense, input: [4, 5])
+        try G.check(md, [xd])
+        let cnn = try GraphBuilder.sequential(name: "frame", inputShape: [4, 4, 2], layers: [
+            Conv2D(name: "conv", config: Conv2DConfig(filters: 3, kernelSize: [3, 3], padding: .same, activation: .tanh)),
+            GlobalPooling2D(name: "gap", kind: .average),
+        ])
+        let frames = TimeDistributed(name: "per_frame", inner: cnn)
+        let (mf, xf) = try G.single(frames, input: [3, 4, 4, 2])
+        #expect(mf.namedVariables.map(\.path) == ["per_frame/conv/kernel", "per_frame/conv/bias"])
+        try G.check(mf, [xf])
+    }
+
+    @Test func embeddingMaskingAndMaskedPooling() throws {
+        // Embedding: gradients of the rows used, none for the ids.
+        var b = GraphBuilder(name: "embed", seed: 1)
+        let ids = try b.input(InputLayer(name: "ids", shape: [5]))
+        let e = try b.add(Embedding(name: "e", inputDim: 7, outputDim: 3, maskZero: true), inputs: [ids])
+        let mask = try b.add(SequenceMask(name: "e/mask", kind: .notEqual(0)), inputs: [ids])
+        let pool = try b.add(MaskedAveragePooling1D(name: "mean"), inputs: [e, mask])
+        let m = try b.finish(outputs: [pool])
+        let tokens = Tensor(shape: [2, 5], values: [3, 1, 6, 0, 0, 2, 2, 0, 5, 0])
+        try G.check(m, [tokens], fixed: [0])
+        let y = try m.predict([tokens])[0]
+        let table = try #require(m.layer(named: "e")?.variable("embeddings")?.value)
+        for j in 0..<3 { #expect(abs(y[0, j] - (table[3, j] + table[1, j] + table[6, j]) / 3) < 1e-6) }
+        #expect { try m.predict([Tensor(shape: [1, 5], values: [1, 2, 7, 0, 0])]) } throws: { "\($0)".contains("token id 7") }
+        #expect { try m.predict([Tensor(shape: [1, 5], values: [1, 2.5, 0, 0, 0])]) } throws: { "\($0)".contains("2.5") }
+        // Masking zeroes the masked steps, and its gradient passes the kept ones only.
+        let masking = Masking(name: "masking", maskValue: 0.5)
+        let (mm, _) = try G.single(masking, input: [3, 2])
+        let x = Tensor(shape: [2, 3, 2], values: [0.5, 0.5, 0.1, 0.5, 0.2, 0.3, 0.5, 0.5, 0.5, 0.5, 0.4, 0.5])
+        #expect(try mm.predict([x])[0].scalars == [0, 0, 0.1, 0.5, 0.2, 0.3, 0, 0, 0, 0, 0.4, 0.5])
+        try G.check(mm, [Tensor(shape: [2, 3, 2], values: G.values(12, seed: 4))])
+    }
+}
