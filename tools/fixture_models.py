@@ -458,3 +458,39 @@ def video_classifier(K):
     x = L.LSTM(3, name="lstm")(x)
     out = L.Dense(2, activation="softmax", name="predictions")(x)
     return K.Model(x_in, out, name="video_classifier")
+
+
+def attention(K):
+    """Attention (dot with a scale, concat with a key), AdditiveAttention, causal attention, and MultiHeadAttention
+    (self-attention, value_dim and output_shape, causal, no bias, returned scores) on a masked sequence; the masks
+    reach a masked GlobalAveragePooling1D through a Concatenate.
+
+    Each MultiHeadAttention reads tensors no other attention layer reads: Keras 3's MultiHeadAttention removes the
+    masks of its input tensors while it runs, so a layer reading the same tensor after it sees no mask when the
+    model runs (though it did when the model was built)."""
+    L = K.layers
+    x_in = K.Input(shape=(6, 4), name="tokens")
+    x = L.Masking(0.0, name="mask")(x_in)
+    q = L.Dense(4, name="q")(x)
+    v = L.Dense(4, name="v")(x)
+    k = L.Dense(4, name="k")(x)
+    a = L.Attention(use_scale=True, name="dot")([q, v])
+    b = L.Attention(score_mode="concat", use_scale=True, name="concat")([q, v, k])
+    c = L.AdditiveAttention(name="additive")([q, v])
+    d = L.Attention(name="causal")([q, v], use_causal_mask=True)
+    m = L.MultiHeadAttention(2, 3, name="self_mha")(L.Masking(0.0, name="mask_self")(x_in), L.Masking(0.0, name="mask_value")(x_in))
+    x2 = L.Masking(0.0, name="mask2")(x_in)
+    m2 = L.MultiHeadAttention(2, 3, value_dim=2, output_shape=5, name="mha_causal")(
+        L.Dense(4, name="q2")(x2), L.Dense(4, name="v2")(x2), L.Dense(3, name="k2")(x2), use_causal_mask=True)
+    x3 = L.Masking(0.0, name="mask3")(x_in)
+    m3, scores = L.MultiHeadAttention(1, 2, use_bias=False, name="mha_scores")(
+        L.Dense(4, name="q3")(x3), L.Dense(3, name="v3")(x3), return_attention_scores=True)
+    y = L.Concatenate(name="cat")([a, b, c, d, m, m2, m3])
+    y = L.GlobalAveragePooling1D(name="mean")(y)
+    s = L.Flatten(name="flat_scores")(scores)
+    out = L.Dense(3, name="logits")(L.Concatenate(name="features")([y, s]))
+    return K.Model(x_in, out, name="attention")
+
+
+def input_attention(rng, shape):
+    return _padded(rng, [3] + shape, keep=[6, 4, 2])

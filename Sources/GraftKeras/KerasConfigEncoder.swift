@@ -48,10 +48,12 @@ public enum KerasConfigEncoder {
                 return (name, k, index, model.nodes[j].outputShape)
             }
         }
+        var consumers = [[Int]](repeating: [], count: model.nodes.count)
+        for (i, node) in model.nodes.enumerated() { for j in node.inputs { consumers[j].append(i) } }
         for (i, node) in model.nodes.enumerated() where !(node.layer is OutputPart) {
             if let m = node.layer as? SequenceMask {
                 // Keras 3 writes masks as ops and passes them to the layers that take them; Keras 2 infers them.
-                guard k3 else { continue }
+                guard k3, consumers[i].contains(where: { takesOneMask(model.nodes[$0].layer) || model.nodes[$0].layer is SequenceMask }) else { continue }
                 let ops = maskOps(m, inputs: kerasInputs(node).map { kerasTensor(name: $0.name, node: $0.call, index: $0.index, shape: $0.shape) },
                                   shape: node.outputShape, name: kerasName(m.name))
                 nodeRef[i] = (kerasName(m.name), 0)
@@ -75,14 +77,33 @@ public enum KerasConfigEncoder {
                     kwargs["initial_state"] = Array(tensors.dropFirst())
                     tensors = [tensors[0]]
                 }
-                if let mask = kerasInputs(node, masks: true).first {
-                    kwargs["mask"] = kerasTensor(name: mask.name, node: mask.call, index: mask.index, shape: mask.shape)
+                if takesOneMask(node.layer) {
+                    // Said explicitly either way: Keras 3 would otherwise infer it by its own rules.
+                    kwargs["mask"] = kerasInputs(node, masks: true).first.map {
+                        kerasTensor(name: $0.name, node: $0.call, index: $0.index, shape: $0.shape) as Any
+                    } ?? NSNull()
                 }
-                let takesList = node.layer is Merge || node.layer is Concatenate || tensors.count > 1
+                kwargs.merge(attentionArguments(node.layer)) { $1 }
+                if node.layer is MultiHeadAttention, tensors.count > 2 {
+                    kwargs["key"] = tensors[2]
+                    tensors = Array(tensors.prefix(2))
+                }
+                let takesList = node.layer is Merge || node.layer is Concatenate || node.layer is DotAttention
+                    || (tensors.count > 1 && !(node.layer is MultiHeadAttention))
                 let args: [Any] = takesList ? [tensors] : tensors
                 inbound = ["args": args, "kwargs": kwargs] as [String: Any]
             } else {
-                inbound = kerasInputs(node).map { [$0.name, $0.call, $0.index, [String: Any]()] as [Any] }
+                var items = kerasInputs(node).map { [$0.name, $0.call, $0.index, [String: Any]()] as [Any] }
+                if node.layer is MultiHeadAttention, items.count > 1 {
+                    // tf-keras: the value and key are keyword arguments of the query's entry.
+                    var kwargs = attentionArguments(node.layer)
+                    kwargs["value"] = Array(items[1].prefix(3))
+                    if items.count > 2 { kwargs["key"] = Array(items[2].prefix(3)) }
+                    items = [Array(items[0].prefix(3)) + [kwargs]]
+                } else if node.layer is DotAttention, !items.isEmpty {
+                    items[0][3] = attentionArguments(node.layer)
+                }
+                inbound = items
             }
             if let k = entryIndex[id] {
                 var nodes = entries[k]["inbound_nodes"] as? [Any] ?? []
@@ -148,12 +169,30 @@ public enum KerasConfigEncoder {
     /// model does (Keras 3 drops the mask of a recurrent layer given initial states; tf-keras keeps it): such a model
     /// is refused, naming a layer, rather than written to compute something else.
     static func requireInferredMasks(_ model: Model, config: String) throws {
+        for l in model.layers {
+            if let a = l as? MultiHeadAttention, a.keras3Softmax, a.inputs.returnScores || a.dropout > 0,
+               a.inputs.queryMask || a.inputs.valueMask || a.inputs.keyMask || a.inputs.causal {
+                throw KerasError("layer \(l.name): Keras 3 gives a fully masked query no attention where tf-keras spreads it evenly; an .h5 file would be read the tf-keras way; write .keras or .weights.h5 instead", layer: l.name)
+            }
+        }
         let masked = maskedLayers(model)
         guard !masked.isEmpty || model.nodes.contains(where: { $0.layer is SequenceMask }) else { return }
         let rebuilt = try Initializer.$skipRandom.withValue(true) { try KerasModelBuilder.build(json: config, kerasVersion: KerasWriter.kerasVersionWritten) }
         let differ = masked.symmetricDifference(maskedLayers(rebuilt)).sorted()
         if let first = differ.first {
             throw KerasError("layer \(first): Keras 2's mask rules would \(masked.contains(first) ? "not mask it" : "mask it") in an .h5 file; write .keras or .weights.h5 instead", layer: first)
+        }
+    }
+
+    /// The attention a `.keras` file would give differently from the model's (read from tf-keras, which spreads a
+    /// fully masked query's attention evenly where Keras 3 gives it none) is refused, naming the layer.
+    static func requireKeras3Semantics(_ model: Model) throws {
+        for l in model.layers {
+            if let a = l as? MultiHeadAttention, !a.keras3Softmax, a.inputs.returnScores || a.dropout > 0,
+               a.inputs.queryMask || a.inputs.valueMask || a.inputs.keyMask || a.inputs.causal {
+                throw KerasError("layer \(l.name): tf-keras spreads a fully masked query's attention evenly where Keras 3 gives it none; a .keras file would be read the Keras 3 way; write .h5 instead", layer: l.name)
+            }
+            if let nested = l as? Model { try requireKeras3Semantics(nested) }
         }
     }
 
@@ -260,6 +299,19 @@ public enum KerasConfigEncoder {
         let real = m.nodes.indices.filter { !(m.nodes[$0].layer is GraphPlumbing) }
         guard m.inputNodes == [0], real.first == 0, let last = real.last, m.outputNodes == [last] else { return false }
         return real.enumerated().allSatisfy { k, i in k == 0 ? inputsOf[i].isEmpty : inputsOf[i] == [real[k - 1]] }
+    }
+
+    /// Layers that take one mask (`mask=`).
+    static func takesOneMask(_ l: any Layer) -> Bool { l is Recurrent || l is Bidirectional || l is MaskedAveragePooling1D }
+
+    /// An attention call's keyword arguments.
+    static func attentionArguments(_ l: any Layer) -> [String: Any] {
+        let inputs = (l as? DotAttention)?.inputs ?? (l as? MultiHeadAttention)?.inputs
+        guard let inputs else { return [:] }
+        var out: [String: Any] = [:]
+        if inputs.causal { out["use_causal_mask"] = true }
+        if inputs.returnScores { out["return_attention_scores"] = true }
+        return out
     }
 
     /// A recurrent layer (or Bidirectional) whose extra inputs are initial states.
@@ -579,6 +631,20 @@ public enum KerasConfigEncoder {
         case let x as Masking:
             cls = "Masking"
             c["mask_value"] = Double(x.maskValue)
+        case let x as DotAttention:
+            cls = x.kerasClassName
+            c["use_scale"] = x.useScale
+            c["dropout"] = Double(x.dropout)
+            if x.score != .additive { c["score_mode"] = x.score == .concat ? "concat" : "dot" }
+        case let x as MultiHeadAttention:
+            cls = "MultiHeadAttention"
+            c["num_heads"] = x.heads
+            c["key_dim"] = x.keyDim
+            c["value_dim"] = x.valueDim
+            c["use_bias"] = x.useBias
+            c["dropout"] = Double(x.dropout)
+            c["output_shape"] = x.outputDim.map { [$0] as Any } ?? NSNull()
+            c["attention_axes"] = [1]
         case is MaskedAveragePooling1D:
             cls = "GlobalAveragePooling1D"
             c["data_format"] = "channels_last"

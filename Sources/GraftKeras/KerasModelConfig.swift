@@ -75,7 +75,7 @@ public enum KerasModelBuilder {
         let layers = try layerEntries.map { try layer(from: $0, kerasMajor: kerasMajor, operands: []) }
         var builder = GraphBuilder(name: name, kerasClassName: "Sequential")
         var x = try builder.input(InputLayer(name: inputName ?? "\(name)_input", shape: shape))
-        var wiring = SequenceWiring(implicit: true)
+        var wiring = SequenceWiring(rules: kerasMajor >= 3 ? .keras3 : .keras2)
         for l in layers {
             let outputs = try wiring.add(l, inputs: [x], to: &builder)
             guard outputs.count == 1 else { throw KerasError("layer \(l.name): a layer with several outputs cannot be part of a Sequential model", layer: l.name) }
@@ -92,8 +92,10 @@ public enum KerasModelBuilder {
         let layerName: String
         let nodeIndex: Int
         let refs: [TensorRef]
-        /// The mask Keras 3 passes explicitly.
+        /// The mask Keras 3 passes explicitly, and whether the call says (none is a mask too).
         var mask: TensorRef? = nil
+        var maskGiven = false
+        var kwargs = JSON(nil, path: "")
     }
 
     /// `[name, node, tensor]` or `[name, node, tensor, kwargs]`.
@@ -105,7 +107,18 @@ public enum KerasModelBuilder {
     }
 
     /// The inbound nodes of one layer entry: the tensors each call consumes and the math-op operands.
-    static func calls(_ entry: JSON, name: String) throws -> [(refs: [TensorRef], operands: [TensorOp.Operand], mask: TensorRef?)] {
+    /// One call of a layer in a config: the tensors it takes (for a recurrent layer its initial states after the
+    /// sequence; for attention the value and key after the query), the constants of a math op, the mask Keras 3
+    /// passes explicitly (`maskGiven` with a nil `mask`: explicitly none), and the call's keyword arguments.
+    struct Call {
+        var refs: [TensorRef] = []
+        var operands: [TensorOp.Operand] = []
+        var mask: TensorRef?
+        var maskGiven = false
+        var kwargs = JSON(nil, path: "")
+    }
+
+    static func calls(_ entry: JSON, name: String) throws -> [Call] {
         guard let nodes = entry["inbound_nodes"].array else { return [] }
         return try nodes.map { node in
             if node.object != nil {
@@ -123,12 +136,17 @@ public enum KerasModelBuilder {
                     }
                 }
                 for a in node["args"].array ?? [] { try walk(a) }
-                // A recurrent layer's initial states follow its sequence, as tf-keras lists them.
+                // A recurrent layer's initial states follow its sequence, as tf-keras lists them; an attention
+                // layer's key follows its value.
                 if let states = node["kwargs"]["initial_state"].array { for s in states { try walk(s) } }
+                if node["kwargs"]["key"]["class_name"].string == "__keras_tensor__" { try walk(node["kwargs"]["key"]) }
+                if node["kwargs"]["value"]["class_name"].string == "__keras_tensor__" { try walk(node["kwargs"]["value"]) }
                 // Keras 3 passes masks explicitly (computed by ops in the graph).
                 let m = node["kwargs"]["mask"]
-                let mask = m["class_name"].string == "__keras_tensor__" ? try ref(m["config"]["keras_history"]) : nil
-                return (refs, operands, mask)
+                var call = Call(refs: refs, operands: operands, kwargs: node["kwargs"])
+                call.maskGiven = node["kwargs"].object?.keys.contains("mask") ?? false
+                call.mask = m["class_name"].string == "__keras_tensor__" ? try ref(m["config"]["keras_history"]) : nil
+                return call
             }
             // Keras 2: [[name, node, tensor, kwargs], ...]; TFOpLambda writes its one input bare, [name, node, tensor,
             // kwargs], and keeps its second operand in kwargs["y"].
@@ -136,7 +154,9 @@ public enum KerasModelBuilder {
             if items.first?.string != nil { items = [node] }
             var refs = try items.map { try ref($0) }
             var operands: [TensorOp.Operand] = refs.indices.map { .input($0) }
+            var call = Call()
             if let first = items.first, let kwargs = first.array.flatMap({ $0.count > 3 ? $0[3] : nil }), kwargs.object != nil {
+                call.kwargs = kwargs
                 let y = kwargs["y"]
                 if let v = y.double {
                     operands.append(.constant(Float(v)))
@@ -144,8 +164,12 @@ public enum KerasModelBuilder {
                     operands.append(.input(refs.count))
                     refs.append(try ref(y))
                 }
+                // tf-keras's MultiHeadAttention keeps its value and key in the call's keyword arguments.
+                for key in ["value", "key"] where kwargs[key].array?.first?.string != nil { refs.append(try ref(kwargs[key])) }
             }
-            return (refs, operands, nil)
+            call.refs = refs
+            call.operands = operands
+            return call
         }
     }
 
@@ -176,15 +200,17 @@ public enum KerasModelBuilder {
         var referencesNodeZero = Set<String>()
         for entry in entries {
             let layerName = entry["name"].string ?? entry["config"]["name"].string ?? ""
-            for c in (try? calls(entry, name: layerName)) ?? [] {
+            for c in (try? calls(entry, name: layerName)) ?? [Call]() {
                 for r in c.refs where r.node == 0 { referencesNodeZero.insert(r.layer) }
             }
         }
         for r in (try? refList(config["output_layers"])) ?? [] where r.node == 0 { referencesNodeZero.insert(r.layer) }
+        let skipped = unreadMaskOps(entries, outputs: (try? refList(config["output_layers"])) ?? [])
         for entry in entries {
             let layerName = entry["name"].string ?? entry["config"]["name"].string ?? ""
             guard !layerName.isEmpty else { throw KerasError("model \(name): a layer entry has no name (\(entry.path))") }
             names.insert(layerName)
+            if skipped.contains(layerName) { continue }
             let layerCalls = try calls(entry, name: layerName)
             if entry["class_name"].string == "InputLayer" {
                 let l = try layer(from: entry, kerasMajor: kerasMajor, operands: [])
@@ -204,7 +230,10 @@ public enum KerasModelBuilder {
             // A writer that numbered from 0 anyway is read as it wrote.
             let first = l is Model && skipsFirstNode(entry) && !referencesNodeZero.contains(layerName) ? 1 : 0
             for (k, c) in layerCalls.enumerated() {
-                pending.append((PendingCall(layerName: layerName, nodeIndex: first + k, refs: c.refs, mask: c.mask), l))
+                // A mask computed by ops Graft does not read is left to the mask rules, which computed it in Keras.
+                let unread = c.mask.map { skipped.contains($0.layer) } ?? false
+                pending.append((PendingCall(layerName: layerName, nodeIndex: first + k, refs: c.refs, mask: unread ? nil : c.mask,
+                                            maskGiven: c.maskGiven && !unread, kwargs: c.kwargs), l))
             }
         }
         // Place the calls in dependency order (configs are not always topologically sorted), always the ready call
@@ -221,9 +250,9 @@ public enum KerasModelBuilder {
             if unresolved.isEmpty { ready.push(i) }
         }
         var placed = 0
-        // Keras 3 writes every mask as ops and a `mask` argument; older configs leave masks implicit.
-        let explicitMasks = entries.contains { $0["inbound_nodes"].array?.first?.object != nil }
-        var wiring = SequenceWiring(implicit: !explicitMasks)
+        // Keras 3 and tf-keras propagate masks by different rules; Keras 3 also writes some as ops and arguments.
+        let keras3 = entries.contains { $0["inbound_nodes"].array?.first?.object != nil }
+        var wiring = SequenceWiring(rules: keras3 ? .keras3 : .keras2)
         while let i = ready.pop() {
             let p = pending[i]
             let inputs = try p.call.refs.map { r -> Int in
@@ -237,7 +266,8 @@ public enum KerasModelBuilder {
                 guard let n = nodeOf[r] else { throw KerasError("layer \(p.call.layerName): its mask \(r.layer) is not computed in the model", layer: p.call.layerName) }
                 return n
             }
-            for (k, n) in try wiring.add(p.layer, inputs: inputs, mask: mask, to: &builder).enumerated() {
+            try KerasSequenceLayers.configure(p.layer, call: p.call.kwargs)
+            for (k, n) in try wiring.add(p.layer, inputs: inputs, mask: p.call.maskGiven ? .some(mask) : .none, to: &builder).enumerated() {
                 nodeOf[TensorRef(layer: p.call.layerName, node: p.call.nodeIndex, tensor: k)] = n
             }
             placed += 1
@@ -266,6 +296,62 @@ public enum KerasModelBuilder {
             return idx
         }
         return try builder.finish(outputs: outputs, inputs: inputs)
+    }
+
+    /// The ops Graft reads as masks (`SequenceMask`).
+    static let maskOps: Set<String> = ["NotEqual", "Any", "All", "LogicalOr", "LogicalAnd"]
+
+    /// The layers of a Keras 3 config that only compute masks (every use is a `mask=` argument or another such
+    /// layer) with some op Graft does not read (Keras 3 writes a Concatenate's mask as convert_to_tensor,
+    /// expand_dims, zeros_like, logical_or, a Concatenate of masks and any): left out, their masks inferred by the
+    /// rules that made them.
+    static func unreadMaskOps(_ entries: [JSON], outputs: [TensorRef]) -> Set<String> {
+        var uses: [String: [(by: String, mask: Bool)]] = [:]
+        var inputsOf: [String: Set<String>] = [:]
+        var className: [String: String] = [:]
+        for entry in entries {
+            let layerName = entry["name"].string ?? entry["config"]["name"].string ?? ""
+            className[layerName] = entry["class_name"].string ?? ""
+            for c in (try? calls(entry, name: layerName)) ?? [Call]() {
+                for r in c.refs { uses[r.layer, default: []].append((layerName, false)); inputsOf[layerName, default: []].insert(r.layer) }
+                if let m = c.mask { uses[m.layer, default: []].append((layerName, true)) }
+            }
+        }
+        let outputLayers = Set(outputs.map(\.layer))
+        var maskOnly = Set<String>()
+        var changed = true
+        while changed {
+            changed = false
+            for (layer, list) in uses where !maskOnly.contains(layer) && !outputLayers.contains(layer) && className[layer] != "InputLayer" {
+                if list.allSatisfy({ $0.mask || maskOnly.contains($0.by) }) {
+                    maskOnly.insert(layer)
+                    changed = true
+                }
+            }
+        }
+        // A chain Graft reads entirely is kept; one with any other op is left out as a whole.
+        var unread = Set<String>()
+        func readable(_ layer: String, _ seen: inout Set<String>) -> Bool {
+            guard maskOnly.contains(layer) else { return true }
+            if !seen.insert(layer).inserted { return true }
+            return maskOps.contains(className[layer] ?? "") && (inputsOf[layer] ?? []).allSatisfy { readable($0, &seen) }
+        }
+        for layer in maskOnly {
+            var seen = Set<String>()
+            if !readable(layer, &seen) { unread.insert(layer) }
+        }
+        // The inputs of a chain left out that serve only it go too.
+        changed = true
+        while changed {
+            changed = false
+            for layer in maskOnly where !unread.contains(layer) {
+                if let list = uses[layer], list.allSatisfy({ $0.mask || unread.contains($0.by) }), list.contains(where: { unread.contains($0.by) }) {
+                    unread.insert(layer)
+                    changed = true
+                }
+            }
+        }
+        return unread
     }
 
     /// True for a Keras 3 math op written without its module: a merge-named class called with separate

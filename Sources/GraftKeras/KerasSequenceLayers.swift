@@ -7,6 +7,7 @@ import GraftTensor
 enum KerasSequenceLayers {
     static let classes: Set<String> = [
         "SimpleRNN", "LSTM", "GRU", "CuDNNLSTM", "CuDNNGRU", "Bidirectional", "TimeDistributed", "Embedding", "Masking",
+        "Attention", "AdditiveAttention", "MultiHeadAttention",
     ]
 
     static func make(className: String, config c: JSON, name: String, kerasMajor: Int) throws -> any Layer {
@@ -23,8 +24,60 @@ enum KerasSequenceLayers {
                              maskZero: try c["mask_zero"].bool(default: false))
         case "Masking":
             return Masking(name: name, maskValue: try c["mask_value"].float(default: 0))
+        case "Attention", "AdditiveAttention":
+            let mode = c["score_mode"].string ?? "dot"
+            guard className == "AdditiveAttention" || mode == "dot" || mode == "concat" else {
+                throw KerasError("config key \(c["score_mode"].path): score_mode \"\(mode)\" is not dot or concat", key: c["score_mode"].path)
+            }
+            let score: DotAttention.Score = className == "AdditiveAttention" ? .additive : mode == "concat" ? .concat : .dot
+            let layer = DotAttention(name: name, score: score, useScale: try c["use_scale"].bool(default: className == "AdditiveAttention"),
+                                     dropout: try c["dropout"].float(default: 0))
+            layer.inputs.causal = try c["causal"].bool(default: false)   // tf-keras before use_causal_mask
+            return layer
+        case "MultiHeadAttention":
+            for key in ["use_gate"] where try c[key].bool(default: false) {
+                throw KerasError("layer \(name) (MultiHeadAttention): \(key) is not supported", layer: name)
+            }
+            guard c["sliding_window"].isNull else { throw KerasError("layer \(name) (MultiHeadAttention): sliding_window is not supported", layer: name) }
+            if !c["attention_axes"].isNull {
+                let axes = try (c["attention_axes"].array ?? [c["attention_axes"]]).map { try $0.int() }
+                guard axes == [1] || axes == [-2] else {
+                    throw KerasError("layer \(name) (MultiHeadAttention): attention_axes \(axes) are not supported (the steps axis, 1)", layer: name)
+                }
+            }
+            var outputDim: Int?
+            if !c["output_shape"].isNull {
+                let dims = try (c["output_shape"].array ?? [c["output_shape"]]).map { try $0.int() }
+                guard dims.count == 1 else { throw KerasError("layer \(name) (MultiHeadAttention): output_shape \(dims) is not supported (one size)", layer: name) }
+                outputDim = dims[0]
+            }
+            let keyDim = try c["key_dim"].int()
+            let layer = MultiHeadAttention(name: name, heads: try c["num_heads"].int(), keyDim: keyDim,
+                                      valueDim: c["value_dim"].isNull ? keyDim : try c["value_dim"].int(),
+                                      useBias: try c["use_bias"].bool(default: true), outputDim: outputDim,
+                                      dropout: try c["dropout"].float(default: 0))
+            layer.keras3Softmax = kerasMajor >= 3
+            return layer
         default:
             throw KerasError("layer \(name): unsupported layer class \(className)", layer: name)
+        }
+    }
+
+    /// Applies a call's keyword arguments that change what an attention layer computes (`use_causal_mask`,
+    /// `return_attention_scores`); refuses an explicit `attention_mask`.
+    static func configure(_ layer: any Layer, call kwargs: JSON) throws {
+        guard layer is DotAttention || layer is MultiHeadAttention else { return }
+        if !kwargs["attention_mask"].isNull {
+            throw KerasError("layer \(layer.name): an explicit attention_mask is not supported (masks from Masking or Embedding are)", layer: layer.name)
+        }
+        let causal = try kwargs["use_causal_mask"].bool(default: false)
+        let scores = try kwargs["return_attention_scores"].bool(default: false)
+        if let a = layer as? DotAttention {
+            a.inputs.causal = a.inputs.causal || causal
+            a.inputs.returnScores = scores
+        } else if let a = layer as? MultiHeadAttention {
+            a.inputs.causal = causal
+            a.inputs.returnScores = scores
         }
     }
 
@@ -98,39 +151,60 @@ enum KerasSequenceLayers {
 
 /// Adds Keras layer calls to a graph with what Keras passes between layers besides tensors: masks (made by
 /// `Embedding(mask_zero=True)` and `Masking`, carried through the layers that carry them in Keras, consumed by
-/// recurrent layers and masked pooling), initial states, and the several outputs of one call.
+/// recurrent layers, attention and masked pooling), initial states, and the several outputs of one call.
 struct SequenceWiring {
-    init(implicit: Bool) { self.implicit = implicit }
+    /// How masks travel. tf-keras (`keras2`): a recurrent layer takes its sequence's mask even with initial states;
+    /// merges keep a step that every masked input keeps. Keras 3 (`keras3`): a layer called with several tensors (a
+    /// recurrent layer with initial states) gets no mask; a merge of masked inputs keeps a step that any input keeps,
+    /// and drops the mask when an input has none; a call may also give its mask explicitly (`mask=`).
+    enum Rules { case keras2, keras3 }
 
+    let rules: Rules
     /// The mask node of each node whose output carries a mask.
     var maskOf: [Int: Int] = [:]
-    /// Masks follow Keras 2's rules from layer to layer; false for a Keras 3 functional config, which gives each
-    /// call its mask.
-    let implicit: Bool
+
+    init(rules: Rules) { self.rules = rules }
 
     /// Layers whose output carries their first input's mask (Keras's `supports_masking` without a mask of their own).
     static func passesMask(_ l: any Layer) -> Bool {
         l is Dense || l is ActivationLayer || l is PReLU || l is InferenceIdentity || l is BatchNormalization
             || l is LayerNormalization || l is GroupNormalization || l is UnitNormalization || l is Rescaling
-            || l is Normalization || l is TimeDistributed
+            || l is Normalization || l is TimeDistributed || l is DotAttention || l is MultiHeadAttention
     }
 
-    /// Adds one call of `layer` on the outputs of `inputs`; returns the node of each of its outputs.
-    mutating func add(_ original: any Layer, inputs: [Int], mask explicit: Int? = nil, to b: inout GraphBuilder) throws -> [Int] {
+    /// Adds one call of `layer` on the outputs of `inputs`; `explicit` is the mask the call gives (`.some(nil)`: none)
+    /// or nil when it leaves it to the rules. Returns the node of each of the layer's outputs.
+    mutating func add(_ original: any Layer, inputs: [Int], mask explicit: Int?? = nil, to b: inout GraphBuilder) throws -> [Int] {
         var layer = original
         var args = inputs
-        let masks = implicit ? inputs.map { maskOf[$0] } : [explicit]
+        let masks = inputs.map { maskOf[$0] }
         let first = masks.first ?? nil
-        if let r = layer as? Recurrent {
+        // The mask a layer that takes one gets.
+        let taken: Int? = explicit ?? (rules == .keras3 && inputs.count > 1 ? nil : first)
+        switch layer {
+        case let r as Recurrent:
             r.initialStateInputs = inputs.count > 1
-            if let m = first { r.masked = true; args.append(m) }
-        } else if let r = layer as? Bidirectional {
+            if let m = taken { r.masked = true; args.append(m) }
+        case let r as Bidirectional:
             r.initialStateInputs = inputs.count > 1
-            if let m = first { r.masked = true; args.append(m) }
-        } else if let m = first, let s = layer as? Sequence1D, let pool = s.inner as? GlobalPooling2D,
-                  pool.kind == .average, !pool.keepDims {
-            layer = MaskedAveragePooling1D(name: layer.name)
-            args.append(m)
+            if let m = taken { r.masked = true; args.append(m) }
+        case let a as DotAttention:
+            a.inputs.key = inputs.count > 2
+            if let m = masks[0] { a.inputs.queryMask = true; args.append(m) }
+            if inputs.count > 1, let m = masks[1] { a.inputs.valueMask = true; args.append(m) }
+        case let a as MultiHeadAttention:
+            a.inputs.key = inputs.count > 2
+            if let m = masks[0] { a.inputs.queryMask = true; args.append(m) }
+            if inputs.count > 1, let m = masks[1] { a.inputs.valueMask = true; args.append(m) }
+            // Keras ignores the key's mask when the key is the value.
+            if inputs.count > 2, inputs[2] != inputs[1], let m = masks[2] { a.inputs.keyMask = true; args.append(m) }
+        case let s as Sequence1D:
+            if let m = explicit ?? first, let pool = s.inner as? GlobalPooling2D, pool.kind == .average, !pool.keepDims {
+                layer = MaskedAveragePooling1D(name: layer.name)
+                args.append(m)
+            }
+        default:
+            break
         }
         let node = try b.add(layer, inputs: args)
         var outMask: Int?
@@ -140,33 +214,40 @@ struct SequenceWiring {
         case let m as Masking:
             outMask = try b.add(SequenceMask(name: "\(layer.name)/mask@\(node)", kind: .anyNotEqual(m.maskValue)), inputs: [inputs[0]])
         case let r as Recurrent:
-            outMask = r.settings.returnSequences ? first : nil
+            outMask = r.settings.returnSequences ? taken : nil
         case let r as Bidirectional:
-            outMask = r.forwardLayer.settings.returnSequences ? first : nil
+            outMask = r.forwardLayer.settings.returnSequences ? taken : nil
         case is Merge, is Concatenate:
             if let c = layer as? Concatenate, c.axis != -1, c.axis != (b.outputShape(of: inputs[0]).count) { break }
-            let distinct = Array(Set(masks.compactMap { $0 })).sorted()
+            let present = masks.compactMap { $0 }
+            if rules == .keras3 && present.count < masks.count { break }   // Keras 3: an unmasked input unmasks the result
+            let distinct = Array(Set(present)).sorted()
             if distinct.count == 1 {
                 outMask = distinct[0]
             } else if distinct.count > 1 {
-                outMask = try b.add(SequenceMask(name: "\(layer.name)/mask@\(node)", kind: .all), inputs: distinct)
+                outMask = try b.add(SequenceMask(name: "\(layer.name)/mask@\(node)", kind: rules == .keras3 ? .any : .all), inputs: distinct)
             }
         default:
             if Self.passesMask(layer) { outMask = first }
         }
         var outputs = [node]
         let shapes: [[Int]]
-        let steps = b.outputShape(of: inputs[0]).first ?? -1
+        let q = b.outputShape(of: inputs[0])
+        let steps = q.first ?? -1
         switch layer {
         case let r as Recurrent where r.settings.returnState: shapes = r.outputShapes(steps: steps)
         case let r as Bidirectional: shapes = r.outputShapes(steps: steps)
+        case let a as DotAttention where a.inputs.returnScores:
+            shapes = [[steps, b.outputShape(of: inputs[1]).last ?? -1], [steps, b.outputShape(of: inputs[1]).first ?? -1]]
+        case let a as MultiHeadAttention where a.inputs.returnScores:
+            shapes = [[steps, a.outputDim ?? (q.last ?? -1)], [a.heads, steps, b.outputShape(of: inputs[1]).first ?? -1]]
         default: shapes = []
         }
         if shapes.count > 1 {
             outputs = try shapes.indices.map { k in
                 try b.add(OutputPart(of: layer.name, node: node, index: k, shapes: shapes), inputs: [node])
             }
-            // The sequence outputs (both of them for merge_mode None) carry the mask; states do not.
+            // The sequence outputs (both of them for merge_mode None) carry the mask; states and scores do not.
             let sequences = (layer as? Bidirectional)?.mergeMode == Bidirectional.MergeMode.none ? 2 : 1
             for k in 0..<sequences { maskOf[outputs[k]] = outMask }
         } else {

@@ -358,6 +358,10 @@ public enum KerasWeights {
                     (["backward_layer", "cell"], b.backwardLayer.variables.map { "\(b.backwardLayer.name)/\($0.key)" })]
         case let t as TimeDistributed:
             return keras3VariableGroups(t.inner).map { (["layer"] + $0.path, $0.keys) }
+        case let a as MultiHeadAttention:
+            return zip(["query_dense", "key_dense", "value_dense", "output_dense"], MultiHeadAttention.parts).map { group, part in
+                ([group], a.variables.map(\.key).filter { $0.hasPrefix("\(part)/") })
+            }
         default:
             return [([], layer.variables.map(\.key))]
         }

@@ -18,11 +18,12 @@ struct WriterTests {
         let dir = try TestSupport.makeTemporaryDirectory()
         let full = dir.appendingPathComponent("full.h5").path
         let weights = dir.appendingPathComponent("weights.h5").path
-        if c.name == "keras3_recurrent" {
-            // Keras 3 does not mask a recurrent layer called with initial states, tf-keras does: a Keras 2-style file
-            // cannot say which, so the model is refused (naming the layer) and nothing is written.
+        // Keras 3 does not mask a recurrent layer called with initial states, tf-keras does; Keras 3's attention scores
+        // give a fully masked query no attention, tf-keras's spread it: a Keras 2-style file cannot say which, so such
+        // a model is refused (naming the layer) and nothing is written.
+        if let layer = ["keras3_recurrent": "decoder", "keras3_attention": "mha_scores"][c.name] {
             #expect { try KerasWriter.writeLegacyH5(source.model, to: full, graftVersion: "test") } throws: {
-                "\($0)".contains("layer decoder") && "\($0)".contains(".keras")
+                "\($0)".contains("layer \(layer)") && "\($0)".contains(".keras")
             }
             #expect(!FileManager.default.fileExists(atPath: full))
             return
@@ -55,6 +56,12 @@ struct WriterTests {
         if c.name == "tfkeras_locally_connected" {
             // Keras 3 has no LocallyConnected2D: refused, nothing written.
             #expect(throws: KerasError.self) { try KerasWriter.writeKerasArchive(source.model, to: archive) }
+            #expect(!FileManager.default.fileExists(atPath: archive))
+            return
+        }
+        if c.name == "tfkeras_attention" {
+            // The other way round: a .keras file would be read Keras 3's way.
+            #expect { try KerasWriter.writeKerasArchive(source.model, to: archive) } throws: { "\($0)".contains("layer mha_scores") }
             #expect(!FileManager.default.fileExists(atPath: archive))
             return
         }

@@ -187,3 +187,62 @@ struct RecurrentGradientTests {
         try G.check(mm, [Tensor(shape: [2, 3, 2], values: G.values(12, seed: 4))])
     }
 }
+
+/// Attention backward, by finite differences: Keras's Attention (dot, scaled, concat), AdditiveAttention and
+/// MultiHeadAttention, with masks, causal masks, a separate key and returned scores.
+struct AttentionGradientTests {
+    typealias G = GradientCheckTests
+
+    /// A model of one attention layer on a [4, 3] query and a [5, 3] value (and key), with their masks as inputs.
+    static func model(_ layer: any Layer, inputs: AttentionInputs) throws -> (Model, [Tensor], Set<Int>) {
+        var b = GraphBuilder(name: layer.name, seed: 5)
+        var nodes = [try b.input(InputLayer(name: "q", shape: [4, 3])), try b.input(InputLayer(name: "v", shape: [5, 3]))]
+        var values = [Tensor(shape: [2, 4, 3], values: G.values(24, seed: 1)), Tensor(shape: [2, 5, 3], values: G.values(30, seed: 2))]
+        if inputs.key {
+            nodes.append(try b.input(InputLayer(name: "k", shape: [5, 3])))
+            values.append(Tensor(shape: [2, 5, 3], values: G.values(30, seed: 3)))
+        }
+        var fixed = Set<Int>()
+        for (on, steps, mask) in [(inputs.queryMask, 4, [Float]([1, 1, 1, 1, 1, 0, 1, 0])),
+                                  (inputs.valueMask, 5, [1, 1, 1, 1, 1, 1, 1, 0, 0, 1])] where on {
+            nodes.append(try b.input(InputLayer(name: "mask\(steps)", shape: [steps])))
+            values.append(Tensor(shape: [2, steps], values: mask))
+            fixed.insert(values.count - 1)
+        }
+        let y = try b.add(layer, inputs: nodes)
+        return (try b.finish(outputs: [y]), values, fixed)
+    }
+
+    @Test func dotConcatAndAdditive() throws {
+        for (score, scaled) in [(DotAttention.Score.dot, true), (.dot, false), (.concat, true), (.additive, true), (.additive, false)] {
+            for (masks, key, causal) in [(false, false, false), (true, true, false), (true, false, true)] {
+                let layer = DotAttention(name: "attention", score: score, useScale: scaled)
+                layer.inputs.key = key
+                layer.inputs.queryMask = masks
+                layer.inputs.valueMask = masks
+                layer.inputs.causal = causal
+                let (m, xs, fixed) = try Self.model(layer, inputs: layer.inputs)
+                if let s = layer.scale { s.value = Tensor(shape: s.shape, values: G.values(s.value.count, seed: 9, lo: 0.5, hi: 1.5)) }
+                try G.check(m, xs, fixed: fixed)
+            }
+        }
+    }
+
+    @Test func multiHead() throws {
+        for (masks, key, causal, scores, bias) in [(false, false, false, false, true), (true, true, false, false, true),
+                                                   (true, false, true, true, false)] {
+            let layer = MultiHeadAttention(name: "mha", heads: 2, keyDim: 3, valueDim: 2, useBias: bias, outputDim: 4)
+            layer.inputs.key = key
+            layer.inputs.queryMask = masks
+            layer.inputs.valueMask = masks
+            layer.inputs.causal = causal
+            layer.inputs.returnScores = scores
+            let (m, xs, fixed) = try Self.model(layer, inputs: layer.inputs)
+            #expect(layer.variables.map(\.key).first == "query/kernel" && layer.variables[0].variable.shape == [3, 2, 3])
+            for (_, v) in m.namedVariables where v.shape.count <= 2 {
+                v.value = Tensor(shape: v.shape, values: G.values(v.value.count, seed: 31, lo: -0.5, hi: 0.5))
+            }
+            try G.check(m, xs, fixed: fixed)
+        }
+    }
+}
