@@ -39,9 +39,26 @@ public enum DataSource {
         throw DataError(spec, "no such file or folder, and not a built-in source (fashion-mnist:train, fashion-mnist:test)")
     }
 
-    /// In-memory dataset from arrays `x` `[N, H, W(, C)]` and labels `y` `[N]`.
+    /// The `[H, W, C]` a sample of shape `sample` is held as, in the same order: images as they are (`[H, W]` →
+    /// `[H, W, 1]`), a sequence of token ids `[T]` as `[T, 1, 1]`, a sequence of feature vectors `[T, F]` as
+    /// `[T, F, 1]` (when the data are arrays, not images: see `arrays`), a clip of frames `[T, H, W, C]` as
+    /// `[T·H, W, C]`. A model's input of that shape reads the batch reshaped (`Model.fittingInput`).
+    public static func heldShape(_ sample: [Int], sequence: Bool = false) -> [Int]? {
+        switch sample.count {
+        case 1: return [sample[0], 1, 1]
+        case 2: return [sample[0], sample[1], 1]
+        case 3: return sample
+        case 4: return [sample[0] * sample[1], sample[2], sample[3]]
+        default: return nil
+        }
+    }
+
+    /// In-memory dataset from arrays `x` `[N, …]` (images `[N, H, W(, C)]`, token ids `[N, T]`, feature sequences
+    /// `[N, T, F]`, clips `[N, T, H, W, C]`) and labels `y` `[N]`.
     public static func arrays(x: Tensor, y: Tensor, name: String) throws -> ImageDataset {
-        guard x.rank == 3 || x.rank == 4 else { throw DataError(name, "x must be N×H×W or N×H×W×C, got \(Shape.describe(x.shape))") }
+        guard x.rank >= 2 && x.rank <= 5, let held = heldShape(Array(x.shape.dropFirst())) else {
+            throw DataError(name, "x must be N×T (token ids), N×T×F or N×H×W (sequences, gray images), N×H×W×C (images) or N×T×H×W×C (clips), got \(Shape.describe(x.shape))")
+        }
         guard y.count == x.shape[0] else { throw DataError(name, "\(y.count) labels for \(x.shape[0]) images") }
         // Labels arrive as floats (any NPY dtype is read into a Tensor): whole numbers below 100,000 only (the most
         // classes a head may have; labels [1e6, 0] built a head of 1,000,001 classes).
@@ -50,8 +67,7 @@ public enum DataSource {
         }
         let labels = y.scalars.map { Int($0) }
         let k = (labels.max() ?? -1) + 1
-        let shape = x.rank == 3 ? [x.shape[1], x.shape[2], 1] : Array(x.shape[1...])
-        return ImageDataset(imageShape: shape, pixels: x.scalars, labels: labels, ids: (0..<labels.count).map(String.init),
+        return ImageDataset(imageShape: held, pixels: x.scalars, labels: labels, ids: (0..<labels.count).map(String.init),
                             classNames: (0..<k).map(String.init))
     }
 

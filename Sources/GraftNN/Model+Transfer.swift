@@ -56,6 +56,29 @@ public enum BatchNormMode: String, Sendable, Codable, CaseIterable {
     case train
 }
 
+/// The recurrent layer of a head: `lstm`, `gru` or `simple_rnn` with `units`, parsed from `lstm:64`.
+public struct RecurrentHead: Sendable, Codable, Equatable {
+    public enum Cell: String, Sendable, Codable { case lstm, gru, simpleRNN = "simple_rnn" }
+    public var cell: Cell
+    public var units: Int
+
+    public init(cell: Cell, units: Int) {
+        self.cell = cell
+        self.units = units
+    }
+
+    /// `lstm:64`, `gru:32`, `simple_rnn:16` (units from 1 to 65536).
+    public init(parsing text: String) throws {
+        let parts = text.split(separator: ":").map(String.init)
+        guard parts.count == 2, let cell = Cell(rawValue: parts[0]), let units = Int(parts[1]), units >= 1, units <= 65_536 else {
+            throw LayerError("head", "recurrent head \"\(text)\" must be lstm:UNITS, gru:UNITS or simple_rnn:UNITS (units from 1 to 65536)")
+        }
+        self.init(cell: cell, units: units)
+    }
+
+    public var description: String { "\(cell.rawValue):\(units)" }
+}
+
 /// The head `replaceHead` grafts on.
 public struct HeadConfig: Sendable, Codable, Equatable {
     /// How a spatial output meets the head's Dense layers: global average or max pooling, flattening, or nothing.
@@ -66,6 +89,9 @@ public struct HeadConfig: Sendable, Codable, Equatable {
     public var dropout: Float = 0
     /// `softmax` for single-label, `sigmoid` for multi-label.
     public var activation: ActivationKind = .softmax
+    /// A recurrent layer first, for a base whose output is a sequence `[T, F]` (a CNN over frames, an embedding,
+    /// a recurrent layer returning sequences): it reads the sequence and its last output feeds the Dense layers.
+    public var recurrent: RecurrentHead?
 
     public init(classes: Int, pooling: Pooling = .avg, hidden: [Int] = [], dropout: Float = 0, activation: ActivationKind = .softmax) {
         self.classes = classes
@@ -77,10 +103,23 @@ public struct HeadConfig: Sendable, Codable, Equatable {
 }
 
 extension Model {
-    /// Every layer in model order, nested models flattened (the order freeze specs count in).
+    /// This model applied to every frame of a clip: a model of input `[frames] + input` holding it in a
+    /// `TimeDistributed` (its layers and weights shared), whose output is the sequence of its outputs.
+    public func overFrames(_ frames: Int) throws -> Model {
+        guard frames >= 1, frames <= 65_536 else { throw LayerError(name, "frames \(frames) must be from 1 to 65536") }
+        guard inputNodes.count == 1, outputNodes.count == 1 else { throw LayerError(name, "only a model with one input and one output runs over frames") }
+        var b = GraphBuilder(name: "\(name)_over_frames", kerasClassName: "Functional")
+        let x = try b.input(InputLayer(name: "frames", shape: [frames] + (inputShapes.first ?? [])))
+        let y = try b.add(TimeDistributed(name: "\(name)_per_frame", inner: self), inputs: [x])
+        return try b.finish(outputs: [y])
+    }
+
+    /// Every layer in model order, nested models flattened (the order freeze specs count in), a model run over
+    /// frames (`TimeDistributed`) too.
     public var flattenedLayers: [any Layer] {
         layers.flatMap { l -> [any Layer] in
             if let m = l as? Model { return m.flattenedLayers }
+            if let t = l as? TimeDistributed, let m = t.inner as? Model { return m.flattenedLayers }
             return l is InputLayer ? [] : [l]
         }
     }
@@ -182,14 +221,21 @@ extension Model {
             used.insert(candidate)
             return candidate
         }
-        if nodes[x].outputShape.count == 3 {
+        if let r = head.recurrent {
+            guard nodes[x].outputShape.count == 2 else {
+                throw LayerError("head", "a recurrent head reads a sequence [steps, features]; the base ends in \(Shape.describe([-1] + nodes[x].outputShape))")
+            }
+            let cell: Recurrent.Cell = r.cell == .lstm ? .lstm : r.cell == .gru ? .gru(resetAfter: true) : .simple
+            x = try b.add(Recurrent(name: fresh("head_\(r.cell.rawValue)"), cell: cell, settings: Recurrent.Settings(units: r.units)), inputs: [x])
+        }
+        if nodes.indices.contains(x) && nodes[x].outputShape.count == 3 && head.recurrent == nil {
             switch head.pooling {
             case .avg: x = try b.add(GlobalPooling2D(name: fresh("head_pool"), kind: .average), inputs: [x])
             case .max: x = try b.add(GlobalPooling2D(name: fresh("head_pool"), kind: .max), inputs: [x])
             case .flatten: x = try b.add(Flatten(name: fresh("head_flatten")), inputs: [x])
             case .none: break
             }
-        } else if nodes[x].outputShape.count > 1 {
+        } else if head.recurrent == nil && nodes[x].outputShape.count > 1 {
             x = try b.add(Flatten(name: fresh("head_flatten")), inputs: [x])
         }
         for (i, units) in head.hidden.enumerated() {

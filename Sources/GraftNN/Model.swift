@@ -49,6 +49,17 @@ public final class Model: Layer {
 
     /// Input shapes without the batch axis.
     public var inputShapes: [[Int]] { inputNodes.map { nodes[$0].outputShape } }
+
+    /// A batch held as images (`[N, H, W, C]`, as the data pipeline makes them) reshaped to the model's one input
+    /// when that is a sequence, token ids or a clip of the same size (`DataSource.heldShape`); other batches as given.
+    public func fittingInput(_ x: Tensor) -> Tensor {
+        guard inputShapes.count == 1, let want = inputShapes.first, x.rank >= 1, Array(x.shape.dropFirst()) != want else { return x }
+        let n = x.shape[0], per = n == 0 ? 0 : x.count / n
+        let known = want.filter { $0 >= 0 }.reduce(1, *)
+        let unknown = want.filter { $0 < 0 }.count
+        guard unknown <= 1, known > 0, per % known == 0, unknown == 1 || per == known else { return x }
+        return x.reshaped([n] + want.map { $0 < 0 ? per / known : $0 })
+    }
     /// Output shapes without the batch axis.
     public var outputShapes: [[Int]] { outputNodes.map { nodes[$0].outputShape } }
 

@@ -4,7 +4,7 @@ import GraftTensor
 /// Built-in architectures with keras.applications layer names, so their weight files load into them.
 public enum Zoo {
     /// The names `graft zoo` accepts.
-    public static let names = ["lenet5", "convnet", "tiled", "alexnet", "vgg16", "resnet50", "mobilenetv2"]
+    public static let names = ["lenet5", "convnet", "tiled", "alexnet", "vgg16", "resnet50", "mobilenetv2", "rowlstm"]
 
     /// Options shared by every architecture.
     public struct Options: Sendable, Equatable {
@@ -31,6 +31,7 @@ public enum Zoo {
         switch name.lowercased() {
         case "lenet5", "lenet-5", "lenet": return try lenet5(options)
         case "convnet": return try convnet(options)
+        case "rowlstm": return try rowLSTM(options)
         case "tiled": return try tiled(options)
         case "alexnet": return try alexnet(options)
         case "vgg16": return try vgg16(options)
@@ -82,6 +83,19 @@ public enum Zoo {
                        Dense(name: "predictions", units: o.classes ?? 10, activation: .softmax)]
         }
         return try GraphBuilder.sequential(name: "lenet5", inputShape: shape, layers: layers, inputName: "input", seed: o.seed)
+    }
+
+    /// An LSTM that reads an image row by row (a 28×28 Fashion-MNIST image as 28 steps of 28 pixels): `lstm` (64
+    /// units, the last output), `predictions`. Input `[H, W·C]` from an `[H, W, C]` input shape (default 28×28).
+    static func rowLSTM(_ o: Options) throws -> Model {
+        let s = o.inputShape ?? [28, 28]
+        guard s.count == 2 || s.count == 3, s.allSatisfy({ $0 > 0 }) else {
+            throw LayerError("rowlstm", "input shape must be [rows, columns] or [rows, columns, channels], got \(s)")
+        }
+        let shape = [s[0], s.dropFirst().reduce(1, *)]
+        var layers: [any Layer] = [Recurrent(name: "lstm", cell: .lstm, settings: Recurrent.Settings(units: 64))]
+        if o.includeTop { layers.append(Dense(name: "predictions", units: o.classes ?? 10, activation: .softmax)) }
+        return try GraphBuilder.sequential(name: "rowlstm", inputShape: shape, layers: layers, inputName: "rows", seed: o.seed)
     }
 
     /// AlexNet, the classic single-tower form (no grouped convolutions, no LRN), on 227×227×3.

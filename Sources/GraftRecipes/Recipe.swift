@@ -87,11 +87,11 @@ public struct Recipe: Sendable {
         let r = try Reader(node: root, key: "", file: file).mapping(allowed: topKeys)
 
         let seed = try r.child("seed").int(default: 0, min: 0, max: Int.max)
-        let m = try r.child("model").mapping(allowed: ["checkpoint", "architecture", "cut", "head"])
+        let m = try r.child("model").mapping(allowed: ["checkpoint", "architecture", "cut", "frames", "head"])
         var headConfig: HeadConfig?
         var auto = false
         if !m.child("head").isMissing {
-            let h = try m.child("head").mapping(allowed: ["classes", "pooling", "hidden", "dropout", "activation"])
+            let h = try m.child("head").mapping(allowed: ["classes", "pooling", "hidden", "dropout", "activation", "recurrent"])
             var classes = 0
             if (try? h.child("classes").string()) == "auto" || h.child("classes").isMissing { auto = true } else {
                 classes = try h.child("classes").int(min: 1)
@@ -106,6 +106,9 @@ public struct Recipe: Sendable {
             guard dropout >= 0 && dropout < 1 else { throw h.child("dropout").fail("must be in [0, 1)") }
             headConfig = HeadConfig(classes: classes, pooling: pooling, hidden: try h.child("hidden").ints(), dropout: Float(dropout),
                                     activation: act == "softmax" ? .softmax : .sigmoid)
+            if let text = try h.child("recurrent").optionalString() {
+                do { headConfig?.recurrent = try RecurrentHead(parsing: text) } catch let e as LayerError { throw h.child("recurrent").fail(e.message) }
+            }
         }
 
         let d = try r.child("data").mapping(allowed: ["train", "validation", "validation_split", "test", "classes", "limit_per_class",
@@ -145,6 +148,7 @@ public struct Recipe: Sendable {
                                     outputDirectory: try o.child("directory").string())
         config.architecture = try m.child("architecture").optionalString()
         config.cut = try m.child("cut").optionalString()
+        if !m.child("frames").isMissing { config.frames = try m.child("frames").int(min: 1, max: 65_536) }
         config.head = headConfig
         config.validation = try d.child("validation").optionalString()
         config.validationSplit = try d.child("validation_split").optionalDouble()
@@ -248,10 +252,11 @@ public struct Recipe: Sendable {
     public func resolvedYAML(graftVersion: String) -> String {
         let c = config
         func opt(_ v: Any?) -> Any { v ?? NSNull() }
-        var model: [String: Any] = ["checkpoint": c.model, "architecture": opt(c.architecture), "cut": opt(c.cut)]
+        var model: [String: Any] = ["checkpoint": c.model, "architecture": opt(c.architecture), "cut": opt(c.cut), "frames": opt(c.frames)]
         if let h = c.head {
             model["head"] = ["classes": headClassesAuto ? "auto" : "\(h.classes)", "pooling": h.pooling.rawValue, "hidden": h.hidden,
-                             "dropout": TypedNumber(h.dropout), "activation": h.activation == .softmax ? "softmax" : "sigmoid"] as [String: Any]
+                             "dropout": TypedNumber(h.dropout), "activation": h.activation == .softmax ? "softmax" : "sigmoid",
+                             "recurrent": opt(h.recurrent?.description)] as [String: Any]
         }
         let data: [String: Any] = ["train": c.train, "validation": opt(c.validation), "validation_split": opt(c.validationSplit.map { TypedNumber($0) }),
                                    "test": opt(c.test), "classes": c.classSubset ?? [], "limit_per_class": opt(c.limitPerClass),

@@ -161,8 +161,8 @@ public final class RecipeRunner {
     func extractOnly(_ run: RunDirectory) throws -> RecipeReport {
         let c = recipe.config
         let (model, task) = try extractionModel()
-        guard let input = model.inputShapes.first, input.count == 3 else {
-            throw RecipeError(file: recipe.file, line: nil, key: "model.checkpoint", message: "\(c.model): needs one image input (H, W, C)")
+        guard model.inputShapes.count == 1 else {
+            throw RecipeError(file: recipe.file, line: nil, key: "model.checkpoint", message: "\(c.model): needs a model with one input")
         }
         let first = recipe.features[0].data
         let spec = first == "test" ? (c.test ?? c.train) : first == "train" || first == "validation" ? c.train : first

@@ -58,7 +58,7 @@ public struct FeatureExtractor {
         var largest: [Float] = []   // the largest |value| of each feature over every image so far
         while let batch = try loader.next() {
             if let sig = interruptCheck() { throw InterruptedError(signal: sig) }
-            var y = try model.predict([batch.x])[0]
+            var y = try model.predict([model.fittingInput(batch.x)])[0]
             y = try pool(y)
             let b = y.shape[0]
             width = y.count / max(b, 1)

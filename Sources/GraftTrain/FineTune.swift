@@ -46,6 +46,8 @@ public struct FineTuneConfig: Codable, Sendable {
     public var model: String
     public var architecture: String?
     public var cut: String?
+    /// Run the (cut) model on every frame of a clip of this many frames (`TimeDistributed`) before the head.
+    public var frames: Int?
     /// The new head; nil keeps the model's own output (its class count must match the data).
     public var head: HeadConfig?
     public var train: String
@@ -169,6 +171,18 @@ public final class FineTuneJob {
             sourceTask = loaded.task
         }
         if let cut = config.cut { model = try model.cut(at: cut) }
+        if let frames = config.frames {
+            guard config.cut != nil || config.head != nil else {
+                throw TrainError("frames", "a model run over frames needs a cut layer or a head (its own classifier would classify each frame)")
+            }
+            model = try model.overFrames(frames)
+            say("\(config.model): runs on each of \(frames) frames (TimeDistributed); the head reads the sequence of its outputs \(Shape.describe([-1] + (model.outputShapes.first ?? [])))")
+            var head = config.head ?? HeadConfig(classes: classes)
+            if head.classes <= 0 { head.classes = classes }
+            let before = Set(model.flattenedLayers.map(\.name))
+            let grafted = try model.replacingHead(head, seed: config.seed &+ 17)
+            return (grafted, grafted.flattenedLayers.map(\.name).filter { !before.contains($0) })
+        }
         let outputClasses = model.outputShapes.first?.last ?? 0
         // A model whose task names its classes keeps its head for data of those classes (matched by name).
         let known = config.head == nil && config.cut == nil ? sourceTask?.classNames.flatMap { $0.count == outputClasses ? $0 : nil } : nil
@@ -316,6 +330,9 @@ public final class FineTuneJob {
         say("images per class: " + Self.perClass([("training", train), ("validation", validation), ("test", test)]))
         let task = try ModelTask(classNames: classNames, preprocessor: pre, preprocess: "\(pre.mode)",
                                  source: config.fromScratch || config.model.hasPrefix("zoo:") ? nil : config.model)
+        if !config.augment.isEmpty, let input = model.inputShapes.first, input.count != 3 {
+            throw TrainError("augment", "augmentation transforms images; \(config.model) reads \(Shape.describe([-1] + input)) sequences")
+        }
         let augmenter = config.augment.isEmpty ? nil : Augmenter(ops: config.augment)
         // last.h5 and best.h5 hold the weights and up to two optimizer slots each, final.h5 the weights, and each
         // atomic write needs a second copy while it is written: refuse to start a run the disk cannot finish.
@@ -540,7 +557,7 @@ extension FineTuneJob {
         pixels.reserveCapacity(data.count * size)
         let loader = BatchLoader(source: data, batches: epochBatches(count: data.count, batchSize: config.batchSize, shuffle: false, seed: 0),
                                  preprocessor: pre, augmenter: nil, seed: 0)
-        while let batch = try loader.next() { pixels += try base.predict([batch.x])[0].scalars }
+        while let batch = try loader.next() { pixels += try base.predict([base.fittingInput(batch.x)])[0].scalars }
         let imageShape = shape.count == 3 ? shape : [1, 1, size]
         return ImageDataset(imageShape: imageShape, pixels: pixels, labels: data.labels, ids: data.ids, classNames: data.classNames)
     }

@@ -3,6 +3,7 @@ import GraftData
 import GraftFiles
 import GraftKeras
 import GraftNN
+import GraftTensor
 
 /// How images are prepared for a model, decided in one place for every command: each setting comes from the
 /// option the user gave, else from the checkpoint's `ModelTask` (what it was trained with), else the default (fit
@@ -16,10 +17,27 @@ public struct InputPreparation {
     /// `source` names the checkpoint in errors and notes.
     public init(model: Model, task: ModelTask?, preprocess: String?, fit: ImageFit?, inputSize: [Int]?, data: [Int]?,
                 source: String) throws {
-        guard let modelInput = model.inputShapes.first, modelInput.count == 3 else {
-            throw TrainError(file: source, "needs a model with one image input (H, W, C)")
+        guard model.inputShapes.count == 1, let given = model.inputShapes.first, (1...4).contains(given.count) else {
+            throw TrainError(file: source, "needs a model with one input: images (H, W, C), token ids (T), sequences (T, F) or clips (T, H, W, C)")
         }
-        let channelsFirst = model.readsChannelsFirstImages
+        // Sequences and clips travel as images of the same size (DataSource.heldShape); their sizes must be the data's.
+        let arrays = given.count != 3
+        var modelInput = given
+        if arrays {
+            // One unknown size (the steps) is the data's sample size over the known ones.
+            if let i = modelInput.firstIndex(where: { $0 < 0 }), modelInput.filter({ $0 < 0 }).count == 1, let d = data {
+                let total = d.reduce(1, *), rest = modelInput.filter { $0 >= 0 }.reduce(1, *)
+                if rest > 0 && total % rest == 0 { modelInput[i] = total / rest }
+            }
+            guard let held = DataSource.heldShape(modelInput), !modelInput.contains(where: { $0 < 0 }) else {
+                throw TrainError(file: source, "its input \(Shape.describe([-1] + given)) does not fit the data")
+            }
+            if let d = data, d != held {
+                throw TrainError(file: source, "reads \(Shape.describe([-1] + modelInput)) but the data hold samples of \(d.reduce(1, *)) values (\(Shape.describe(d)) as images); sequences are not resized")
+            }
+            modelInput = held
+        }
+        let channelsFirst = !arrays && model.readsChannelsFirstImages
         let input = channelsFirst ? [modelInput[1], modelInput[2], modelInput[0]] : modelInput
         var notes: [String] = []
         func note(_ option: String, _ given: String, _ trained: String?) {
@@ -31,7 +49,9 @@ public struct InputPreparation {
             note("--input-size", inputSize.map(String.init).joined(separator: ","), task?.inputSize?.map(String.init).joined(separator: ","))
         }
         let modeText = preprocess ?? task?.preprocessing
-        let mode = try modeText.map { try PreprocessMode(parsing: $0) } ?? PreprocessMode.default(forModel: model.name)
+        // Token ids and feature sequences are read as they are; images (and clips of them) by architecture.
+        let fallback: PreprocessMode = given.count <= 2 ? .none : PreprocessMode.default(forModel: model.name)
+        let mode = try modeText.map { try PreprocessMode(parsing: $0) } ?? fallback
         let fitMode = try fit ?? task?.fit.map { text in
             guard let f = ImageFit(rawValue: text) else { throw TrainError(file: source, "its task names an unknown fit \(text)") }
             return f

@@ -149,7 +149,7 @@ public final class Trainer {
     func unguardedTrainStep(_ x: Tensor, labels: [Int], softTargets: Tensor?, loss: Loss, clipNorm: Float?,
                             context: inout TrainingContext) throws -> (Double, Tensor) {
         model.zeroGradients()
-        let (outs, tape) = try model.forwardTraining([x], context: &context)
+        let (outs, tape) = try model.forwardTraining([model.fittingInput(x)], context: &context)
         let y = outs[0]
         let targets = softTargets ?? loss.targets(labels, classes: y.shape.last ?? 1)
         let result = loss.compute(output: y, logits: model.outputPreActivation(tape), finalActivation: model.finalActivation,
@@ -275,7 +275,7 @@ public final class Trainer {
                                  preprocessor: preprocessor, augmenter: nil, seed: 0)
         while let batch = try loader.next() {
             let (x, labels) = (fitToInput(batch.x), batch.labels)
-            let y = try model.predict([x])[0]
+            let y = try model.predict([model.fittingInput(x)])[0]
             if let bad = labels.first(where: { $0 < 0 || $0 >= classes }) {
                 throw TrainError("data", "label \(bad) does not fit the model's \(classes) outputs")
             }

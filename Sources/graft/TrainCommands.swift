@@ -49,6 +49,12 @@ struct FineTune: ParsableCommand {
     @Option(name: .customLong("head-pooling"), help: "avg, max, flatten or none.")
     var headPooling = "avg"
 
+    @Option(name: .customLong("head-recurrent"), help: "A recurrent layer first in the head, for a base that ends in a sequence: lstm:UNITS, gru:UNITS or simple_rnn:UNITS.")
+    var headRecurrent: String?
+
+    @Option(help: "Run the (cut) model on each of this many frames of a clip (TimeDistributed) before the head; data are N×T×H×W×C arrays.")
+    var frames: Int?
+
     @Option(name: .customLong("head-hidden"), help: "Hidden Dense sizes of the head, e.g. 256,128.")
     var headHidden: String?
 
@@ -202,9 +208,16 @@ struct FineTune: ParsableCommand {
             guard let n = Int(classes), n > 0 else { throw ValidationError("--classes must be a positive number or auto, got \(classes)") }
             headClasses = n
         }
-        if cut != nil || headClasses > 0 || !hidden.isEmpty || headDropout > 0 || headPooling != "avg" {
+        var recurrent: RecurrentHead?
+        if let headRecurrent {
+            do { recurrent = try RecurrentHead(parsing: headRecurrent) } catch let e as LayerError { throw ValidationError("--head-recurrent: \(e.message)") }
+        }
+        if let frames { guard frames >= 1 && frames <= 65_536 else { throw ValidationError("--frames must be from 1 to 65536, got \(frames)") } }
+        c.frames = frames
+        if cut != nil || headClasses > 0 || !hidden.isEmpty || headDropout > 0 || headPooling != "avg" || recurrent != nil || frames != nil {
             c.head = HeadConfig(classes: headClasses, pooling: HeadConfig.Pooling(rawValue: headPooling) ?? .avg,
                                 hidden: hidden, dropout: headDropout)
+            c.head?.recurrent = recurrent
         }
         c.preprocess = preprocess
         c.fit = fit
