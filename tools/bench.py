@@ -28,6 +28,13 @@ def cases(quick):
     for b in [1, 8]:
         out.append(dict(name=f"convnext-tiny inference b{b}", peer="convnexttiny", batch=b, iterations=3 if quick else 5,
                         unit="img/s", graft=[os.path.join(OUT, "convnext_tiny.h5"), "--batch", str(b)]))
+    # A recurrent network from the .h5 Keras writes (ensure_weights): inference and a full training step.
+    lstm = os.path.join(OUT, "lstm.h5")
+    for b in [1, 32]:
+        out.append(dict(name=f"lstm(256) 100×64 inference b{b}", peer="lstm", batch=b, iterations=3 if quick else 5,
+                        unit="seq/s", graft=[lstm, "--batch", str(b)], h5=lstm))
+    out.append(dict(name="lstm(256) 100×64 step b32 full", peer="lstm-train", batch=32, iterations=3, unit="s",
+                    graft=[lstm, "--batch", "32", "--train", "full"], h5=lstm))
     for mode in ("frozen-base", "full"):
         out.append(dict(name=f"resnet50 step b32 {mode}", peer=f"resnet50-{mode}", batch=32, iterations=3, unit="s",
                         graft=["zoo:resnet50?no-top", "--batch", "32", "--train", mode]))
@@ -73,6 +80,12 @@ def ensure_weights(graft):
         subprocess.run([sys.executable, "-c",
                         "import os; os.environ['TF_CPP_MIN_LOG_LEVEL']='3'; import keras, sys; "
                         "keras.applications.ConvNeXtTiny(weights=None).save(sys.argv[1])", convnext], check=True)
+    lstm = os.path.join(OUT, "lstm.h5")
+    if not os.path.exists(lstm):
+        subprocess.run([sys.executable, "-c",
+                        "import os; os.environ['TF_CPP_MIN_LOG_LEVEL']='3'; import keras, sys; "
+                        "m = keras.Sequential([keras.Input((100, 64)), keras.layers.LSTM(256, name='lstm'), "
+                        "keras.layers.Dense(10, activation='softmax', name='predictions')]); m.save(sys.argv[1])", lstm], check=True)
     if not os.path.exists(pt):
         subprocess.run([sys.executable, "-c",
                         "import torch, torchvision, sys; torch.save(torchvision.models.resnet50().state_dict(), sys.argv[1])",
@@ -83,7 +96,7 @@ def ensure_weights(graft):
 def value(r, unit):
     if r is None:
         return None
-    if unit == "img/s":
+    if unit in ("img/s", "seq/s"):
         return r.get("images_per_second")
     if unit == "load s":
         return r.get("load_seconds")
@@ -93,14 +106,15 @@ def value(r, unit):
 def fmt(v, unit):
     if v is None:
         return "—"
-    return f"{v:.1f}" if unit == "img/s" and v >= 10 else f"{v:.2f}" if unit == "img/s" else f"{v:.2f} s"
+    rate = unit in ("img/s", "seq/s")
+    return f"{v:.1f}" if rate and v >= 10 else f"{v:.2f}" if rate else f"{v:.2f} s"
 
 
 def ratio(g, p, unit):
     """Graft's speed ÷ the peer's (above 1: Graft is faster)."""
     if g is None or p is None or g == 0 or p == 0:
         return "—"
-    return f"{(g / p if unit == 'img/s' else p / g):.2f}×"
+    return f"{(g / p if unit in ('img/s', 'seq/s') else p / g):.2f}×"
 
 
 def main():
@@ -130,6 +144,7 @@ def main():
             if fw in frameworks:
                 cmd = [sys.executable, os.path.join(ROOT, "tools", "bench_peer.py"), fw, c["peer"], "--batch", str(c["batch"])]
                 cmd += iters + (["--h5", h5 if fw == "keras" else pt] if c["peer"] == "resnet50-load" else [])
+                cmd += ["--h5", c["h5"]] if c.get("h5") and fw == "keras" else []
                 res[fw] = run_median(cmd, c.get("processes", 1), c["unit"])
                 if res[fw]:
                     versions[fw] = res[fw].get("version")
@@ -142,7 +157,7 @@ def main():
     for c, res in rows:
         g, t, k = (value(res.get(fw), c["unit"]) for fw in ("graft", "torch", "keras"))
         mem = " / ".join(f"{res[fw]['peak_rss_mb']:.0f}" if res.get(fw) else "—" for fw in ("graft", "torch", "keras"))
-        unit = "images/s" if c["unit"] == "img/s" else "seconds"
+        unit = {"img/s": "images/s", "seq/s": "sequences/s"}.get(c["unit"], "seconds")
         lines.append(f"| {c['name']} | {unit} | {fmt(g, c['unit'])} | {fmt(t, c['unit'])} | {fmt(k, c['unit'])} | "
                      f"{ratio(g, t, c['unit'])} | {ratio(g, k, c['unit'])} | {mem} |")
     table = "\n".join(lines)
@@ -165,7 +180,9 @@ step rows are seconds per Adam step on a batch of 32 with a new 10-class head (f
 trains, BatchNorm in inference mode; full: everything trains); the LeNet-5 row is one epoch of Fashion-MNIST
 (60,000 images at 32×32, batch 64, Adam); the load row is the time to read ResNet50's weights into a built
 model (Graft and Keras from the same Keras `.h5`, PyTorch from a `torch.save` state dict; Graft's time includes
-its out-of-process HDF5 integrity check; median of 5 processes). Ratios are Graft's speed divided by the other's: above 1× Graft is
+its out-of-process HDF5 integrity check; median of 5 processes); the LSTM rows run the same network in every
+framework (100 steps of 64 features, LSTM(256) returning its last output, Dense(10); Graft and Keras from the
+`.h5` Keras writes), as sequences/s and seconds per Adam step on 32 sequences. Ratios are Graft's speed divided by the other's: above 1× Graft is
 faster. Peak memory is each case's own process (ru_maxrss).
 
 {table}

@@ -2,7 +2,8 @@
 
     python tools/bench_peer.py torch|keras CASE [--batch N] [--iterations K] [--warmup W] [--threads T] [--h5 PATH]
 
-CASE: vgg16 | resnet50 | mobilenetv2 (inference, 224×224×3, random weights), resnet50-frozen-base |
+CASE: vgg16 | resnet50 | mobilenetv2 (inference, 224×224×3, random weights), lstm | lstm-train (100 steps of 64
+features, LSTM(256), Dense(10), from the .h5 Keras writes), resnet50-frozen-base |
 resnet50-full (one Adam step with a new 10-class head), lenet5-epoch (one epoch of Fashion-MNIST at 32×32,
 batch 64, Adam 1e-3), resnet50-load (time to load ResNet50 weights from a file written beforehand).
 The same shapes and steps as `graft bench` (see tools/bench).
@@ -78,6 +79,38 @@ def run_torch(a):
             opt.step()
         out.update(epoch_seconds=time.perf_counter() - t0, images=len(xt))
         return out
+    if a.case in ("lstm", "lstm-train"):
+        # The LSTM rows: 100 steps of 64 features, LSTM(256) (its last output), Dense(10); Keras's gate order and
+        # PyTorch's differ, but the work is the same.
+        class Net(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lstm = torch.nn.LSTM(64, 256, batch_first=True)
+                self.fc = torch.nn.Linear(256, 10)
+
+            def forward(self, x):
+                y, _ = self.lstm(x)
+                return self.fc(y[:, -1])
+        net = Net()
+        x = torch.rand(a.batch, 100, 64)
+        if a.case == "lstm-train":
+            opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+            labels = torch.arange(a.batch) % 10
+            loss_fn = torch.nn.CrossEntropyLoss()
+
+            def step():
+                opt.zero_grad()
+                loss_fn(net(x), labels).backward()
+                opt.step()
+        else:
+            net.eval()
+
+            def step():
+                with torch.inference_mode():
+                    net(x)
+        med, best = timed(step, a.warmup, a.iterations)
+        out.update(median_seconds=med, min_seconds=best, images_per_second=a.batch / med)
+        return out
     if a.case == "resnet50-load":
         net = torchvision.models.resnet50()
         t0 = time.perf_counter()
@@ -143,6 +176,24 @@ def run_keras(a):
         t0 = time.perf_counter()
         net.fit(x, y, batch_size=a.batch, epochs=1, verbose=0, shuffle=True)
         out.update(epoch_seconds=time.perf_counter() - t0, images=len(x))
+        return out
+    if a.case in ("lstm", "lstm-train"):
+        net = keras.models.load_model(a.h5, compile=False)
+        x = np.random.default_rng(0).random((a.batch, 100, 64), dtype=np.float32)
+        if a.case == "lstm-train":
+            net.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+            labels = np.arange(a.batch) % 10
+
+            def step():
+                net.train_on_batch(x, labels)
+        else:
+            xt = tf.constant(x)
+            fn = tf.function(lambda t: net(t, training=False))
+
+            def step():
+                fn(xt).numpy()
+        med, best = timed(step, a.warmup, a.iterations)
+        out.update(median_seconds=med, min_seconds=best, images_per_second=a.batch / med)
         return out
     apps = keras.applications
     if a.case == "resnet50-load":

@@ -210,7 +210,8 @@ public final class Recurrent: Layer {
         return (x, states, mask)
     }
 
-    /// Runs the sequence; `keep` fills a cache for `backward`.
+    /// Runs the sequence; `keep` fills a cache for `backward`. Each step works on all samples at once: one
+    /// `[N, units] · recurrent_kernel` GEMM, then the gate arithmetic on contiguous rows.
     func run(_ inputs: [Tensor], keep: Bool, dropout: DropoutMasks?) throws -> (output: Tensor, cache: Cache?) {
         let (x0, states, mask) = try checkedInputs(inputs)
         let n = x0.shape[0], steps = x0.shape[1], u = units, g = gates * u
@@ -232,38 +233,49 @@ public final class Recurrent: Layer {
         }
         let biasValues = bias?.value.scalars
         if let b = biasValues {
-            for r in 0..<(n * steps) { for j in 0..<g { xw[r * g + j] += b[j] } }
+            xw.withUnsafeMutableBufferPointer { p in
+                for r in 0..<(n * steps) { for j in 0..<g { p[r * g + j] += b[j] } }
+            }
         }
-        let recurrentBias: [Float]? = resetAfter ? biasValues.map { Array($0[g..<(2 * g)]) } : nil
+        let recurrentBias: [Float] = resetAfter ? biasValues.map { Array($0[g..<(2 * g)]) } ?? [] : []
         var h = states.first?.scalars ?? [Float](repeating: 0, count: n * u)
         var c = cell == .lstm ? (states.count > 1 ? states[1].scalars : [Float](repeating: 0, count: n * u)) : []
         let cache = keep ? Cache(n: n, steps: steps, x: x, g: g, units: u, mask: mask, dropout: dropout) : nil
-        if keep, cell == .lstm {
-            cache?.cPrev = [Float](repeating: 0, count: n * steps * u)
-            cache?.cNew = cache?.cPrev ?? []
+        if let cache, cell == .lstm {
+            cache.cPrev = [Float](repeating: 0, count: n * steps * u)
+            cache.cNew = cache.cPrev
         }
-        if keep, case .gru = cell { cache?.extra = [Float](repeating: 0, count: n * steps * u) }
+        if let cache, case .gru = cell { cache.extra = [Float](repeating: 0, count: n * steps * u) }
         let outSteps = settings.returnSequences ? steps : 1
         var out = [Float](repeating: 0, count: n * outSteps * u)
-        var hr = [Float](repeating: 0, count: n * g)
+        var z = [Float](repeating: 0, count: n * g)       // the step's gate pre-activations, then activations
+        var hr = [Float](repeating: 0, count: n * g)      // the recurrent projection
         var hIn = [Float](repeating: 0, count: n * u)
         var rh = [Float](repeating: 0, count: n * u)
-        var zs = [Float](repeating: 0, count: g)
+        var ah = [Float](repeating: 0, count: n * u)
+        var cn = [Float](repeating: 0, count: n * u)
+        var keepRow = [Bool](repeating: true, count: n)
         let rdm = dropout?.recurrent
+        let act = settings.activation, ract = settings.recurrentActivation
+        let zeroMasked = settings.zeroOutputForMask, sequences = settings.returnSequences
         let rk = recurrentKernel.value
+        let direct = cell == .gru(resetAfter: false) ? 2 * u : g
+        // A cache's per-step arrays, written where `keep`.
+        func store(_ dst: inout [Float], _ src: UnsafePointer<Float>, width: Int, t: Int) {
+            dst.withUnsafeMutableBufferPointer { d in
+                for b in 0..<n { (d.baseAddress! + (b * steps + t) * width).update(from: src + b * width, count: width) }
+            }
+        }
         for s in 0..<steps {
             let t = settings.goBackwards ? steps - 1 - s : s
-            for i in 0..<(n * u) { hIn[i] = rdm.map { h[i] * $0[i] } ?? h[i] }
-            if keep, let cache {
-                for b in 0..<n {
-                    for j in 0..<u {
-                        cache.hPrev[(b * steps + t) * u + j] = h[b * u + j]
-                        cache.hIn?[(b * steps + t) * u + j] = hIn[b * u + j]
-                    }
-                }
+            for b in 0..<n { keepRow[b] = mask.map { $0[b * steps + t] != 0 } ?? true }
+            if let rdm { for i in 0..<(n * u) { hIn[i] = h[i] * rdm[i] } } else { hIn = h }
+            if let cache {
+                h.withUnsafeBufferPointer { store(&cache.hPrev, $0.baseAddress!, width: u, t: t) }
+                if cache.hIn != nil { hIn.withUnsafeBufferPointer { store(&cache.hIn!, $0.baseAddress!, width: u, t: t) } }
+                if cell == .lstm { c.withUnsafeBufferPointer { store(&cache.cPrev, $0.baseAddress!, width: u, t: t) } }
             }
             // The recurrent projection: all gates, or a GRU without reset_after only z and r first.
-            let direct = cell == .gru(resetAfter: false) ? 2 * u : g
             rk.withUnsafeBufferPointer { k in
                 hIn.withUnsafeBufferPointer { hp in
                     hr.withUnsafeMutableBufferPointer { o in
@@ -271,69 +283,71 @@ public final class Recurrent: Layer {
                     }
                 }
             }
-            if let rb = recurrentBias { for b in 0..<n { for j in 0..<g { hr[b * g + j] += rb[j] } } }
-            for b in 0..<n {
-                let row = (b * steps + t) * g
-                let keepStep = mask.map { $0[b * steps + t] != 0 } ?? true
-                for j in 0..<direct { zs[j] = xw[row + j] + hr[b * g + j] }
-                var hNew = [Float](repeating: 0, count: u)
-                switch cell {
-                case .simple:
-                    zs.withUnsafeMutableBufferPointer { p in
-                        if keep { for j in 0..<g { cache?.pre[row + j] = p[j] } }
-                        settings.activation.applySerial(p.baseAddress!, count: u)
-                    }
-                    for j in 0..<u { hNew[j] = zs[j] }
-                case .lstm:
-                    zs.withUnsafeMutableBufferPointer { p in
-                        if keep { for j in 0..<g { cache?.pre[row + j] = p[j] } }
-                        let base = p.baseAddress!
-                        settings.recurrentActivation.applySerial(base, count: 2 * u)
-                        settings.activation.applySerial(base + 2 * u, count: u)
-                        settings.recurrentActivation.applySerial(base + 3 * u, count: u)
-                    }
-                    var cn = [Float](repeating: 0, count: u)
-                    for j in 0..<u { cn[j] = zs[u + j] * c[b * u + j] + zs[j] * zs[2 * u + j] }
-                    if keep, let cache {
-                        for j in 0..<u {
-                            cache.cPrev[(b * steps + t) * u + j] = c[b * u + j]
-                            cache.cNew[(b * steps + t) * u + j] = cn[j]
+            xw.withUnsafeBufferPointer { xwp in
+                z.withUnsafeMutableBufferPointer { zp in
+                    hr.withUnsafeMutableBufferPointer { hp in
+                        let zb = zp.baseAddress!, hb = hp.baseAddress!
+                        if !recurrentBias.isEmpty { for b in 0..<n { for j in 0..<g { hb[b * g + j] += recurrentBias[j] } } }
+                        for b in 0..<n {
+                            let xrow = xwp.baseAddress! + (b * steps + t) * g
+                            for j in 0..<direct { zb[b * g + j] = xrow[j] + hb[b * g + j] }
                         }
                     }
-                    var ac = cn
-                    ac.withUnsafeMutableBufferPointer { settings.activation.applySerial($0.baseAddress!, count: u) }
-                    for j in 0..<u { hNew[j] = zs[3 * u + j] * ac[j] }
-                    if keepStep { for j in 0..<u { c[b * u + j] = cn[j] } }
-                case .gru(let after):
-                    zs.withUnsafeMutableBufferPointer { p in
-                        settings.recurrentActivation.applySerial(p.baseAddress!, count: 2 * u)
-                    }
-                    if after {
-                        for j in 0..<u {
-                            cache?.extra[(b * steps + t) * u + j] = hr[b * g + 2 * u + j]
-                            zs[2 * u + j] = xw[row + 2 * u + j] + zs[u + j] * hr[b * g + 2 * u + j]
-                        }
-                    } else {
-                        for j in 0..<u { rh[b * u + j] = zs[u + j] * hIn[b * u + j] }
-                    }
-                    if keep, let cache {
-                        for j in 0..<(2 * u) { cache.pre[row + j] = xw[row + j] + hr[b * g + j] }
-                    }
                 }
-                if case .gru = cell {} else {
-                    if keep { for j in 0..<g { cache?.act[row + j] = zs[j] } }
-                    if keepStep { for j in 0..<u { h[b * u + j] = hNew[j] } }
-                    if settings.returnSequences { for j in 0..<u { out[(b * steps + s) * u + j] = keepStep || !settings.zeroOutputForMask ? h[b * u + j] : 0 } }
-                    continue
-                }
-                // GRU: the candidate waits for r ⊙ h̃ · U_h (reset_after false) over all rows: stash z and r.
-                for j in 0..<(2 * u) { hr[b * g + j] = zs[j] }
-                if resetAfter { for j in 0..<u { hr[b * g + 2 * u + j] = zs[2 * u + j] } }
             }
-            if case .gru(let after) = cell {
-                if !after {
+            switch cell {
+            case .simple, .lstm:
+                if let cache { z.withUnsafeBufferPointer { store(&cache.pre, $0.baseAddress!, width: g, t: t) } }
+                z.withUnsafeMutableBufferPointer { zp in
+                    let zb = zp.baseAddress!
+                    for b in 0..<n {
+                        let row = zb + b * g
+                        if cell == .simple {
+                            act.applySerial(row, count: u)
+                        } else {
+                            ract.applySerial(row, count: 2 * u)
+                            act.applySerial(row + 2 * u, count: u)
+                            ract.applySerial(row + 3 * u, count: u)
+                        }
+                    }
+                }
+                if let cache { z.withUnsafeBufferPointer { store(&cache.act, $0.baseAddress!, width: g, t: t) } }
+                if cell == .lstm {
+                    for b in 0..<n {
+                        let zr = b * g
+                        for j in 0..<u { cn[b * u + j] = z[zr + u + j] * c[b * u + j] + z[zr + j] * z[zr + 2 * u + j] }
+                    }
+                    if let cache { cn.withUnsafeBufferPointer { store(&cache.cNew, $0.baseAddress!, width: u, t: t) } }
+                    var ac = cn
+                    ac.withUnsafeMutableBufferPointer { act.applySerial($0.baseAddress!, count: n * u) }
+                    for b in 0..<n where keepRow[b] {
+                        for j in 0..<u {
+                            c[b * u + j] = cn[b * u + j]
+                            h[b * u + j] = z[b * g + 3 * u + j] * ac[b * u + j]
+                        }
+                    }
+                } else {
+                    for b in 0..<n where keepRow[b] { for j in 0..<u { h[b * u + j] = z[b * g + j] } }
+                }
+            case .gru(let after):
+                z.withUnsafeMutableBufferPointer { zp in
+                    for b in 0..<n { ract.applySerial(zp.baseAddress! + b * g, count: 2 * u) }
+                }
+                if after {
+                    for b in 0..<n {
+                        let xrow = (b * steps + t) * g
+                        for j in 0..<u {
+                            ah[b * u + j] = xw[xrow + 2 * u + j] + z[b * g + u + j] * hr[b * g + 2 * u + j]
+                        }
+                    }
+                    if let cache {
+                        var part = [Float](repeating: 0, count: n * u)
+                        for b in 0..<n { for j in 0..<u { part[b * u + j] = hr[b * g + 2 * u + j] } }
+                        part.withUnsafeBufferPointer { store(&cache.extra, $0.baseAddress!, width: u, t: t) }
+                    }
+                } else {
                     // a_h = x_h + (r ⊙ h̃) · U_h, for every row at once.
-                    var ah = [Float](repeating: 0, count: n * u)
+                    for b in 0..<n { for j in 0..<u { rh[b * u + j] = z[b * g + u + j] * hIn[b * u + j] } }
                     rk.withUnsafeBufferPointer { k in
                         rh.withUnsafeBufferPointer { a in
                             ah.withUnsafeMutableBufferPointer { o in
@@ -341,32 +355,42 @@ public final class Recurrent: Layer {
                             }
                         }
                     }
+                    for b in 0..<n { for j in 0..<u { ah[b * u + j] += xw[(b * steps + t) * g + 2 * u + j] } }
+                    if let cache { rh.withUnsafeBufferPointer { store(&cache.extra, $0.baseAddress!, width: u, t: t) } }
+                }
+                // z's and r's pre-activations (x + h·U), then the candidate's; the activations after.
+                if let cache {
+                    var pre = [Float](repeating: 0, count: n * g)
                     for b in 0..<n {
-                        let row = (b * steps + t) * g
-                        for j in 0..<u {
-                            hr[b * g + 2 * u + j] = xw[row + 2 * u + j] + ah[b * u + j]
-                            cache?.extra[(b * steps + t) * u + j] = rh[b * u + j]
-                        }
+                        let xrow = (b * steps + t) * g
+                        for j in 0..<(2 * u) { pre[b * g + j] = xw[xrow + j] + hr[b * g + j] }
+                        for j in 0..<u { pre[b * g + 2 * u + j] = ah[b * u + j] }
+                    }
+                    pre.withUnsafeBufferPointer { store(&cache.pre, $0.baseAddress!, width: g, t: t) }
+                }
+                ah.withUnsafeMutableBufferPointer { act.applySerial($0.baseAddress!, count: n * u) }
+                for b in 0..<n { for j in 0..<u { z[b * g + 2 * u + j] = ah[b * u + j] } }
+                if let cache { z.withUnsafeBufferPointer { store(&cache.act, $0.baseAddress!, width: g, t: t) } }
+                for b in 0..<n where keepRow[b] {
+                    for j in 0..<u {
+                        let zt = z[b * g + j]
+                        h[b * u + j] = zt * h[b * u + j] + (1 - zt) * ah[b * u + j]
                     }
                 }
+            }
+            if sequences {
                 for b in 0..<n {
-                    let row = (b * steps + t) * g
-                    let keepStep = mask.map { $0[b * steps + t] != 0 } ?? true
-                    if keep { for j in 0..<u { cache?.pre[row + 2 * u + j] = hr[b * g + 2 * u + j] } }
-                    hr.withUnsafeMutableBufferPointer { p in settings.activation.applySerial(p.baseAddress! + b * g + 2 * u, count: u) }
-                    if keep { for j in 0..<g { cache?.act[row + j] = hr[b * g + j] } }
-                    if keepStep {
-                        for j in 0..<u {
-                            let z = hr[b * g + j]
-                            h[b * u + j] = z * h[b * u + j] + (1 - z) * hr[b * g + 2 * u + j]
-                        }
+                    let o = (b * steps + s) * u
+                    if keepRow[b] || !zeroMasked {
+                        for j in 0..<u { out[o + j] = h[b * u + j] }
+                    } else {
+                        for j in 0..<u { out[o + j] = 0 }
                     }
-                    if settings.returnSequences { for j in 0..<u { out[(b * steps + s) * u + j] = keepStep || !settings.zeroOutputForMask ? h[b * u + j] : 0 } }
                 }
             }
         }
-        if !settings.returnSequences { out = h }
-        let main = Tensor(shape: settings.returnSequences ? [n, steps, u] : [n, u], values: out)
+        if !sequences { out = h }
+        let main = Tensor(shape: sequences ? [n, steps, u] : [n, u], values: out)
         guard settings.returnState else { return (main, cache) }
         return (Self.pack([main, Tensor(shape: [n, u], values: h)] + (cell == .lstm ? [Tensor(shape: [n, u], values: c)] : [])), cache)
     }
@@ -432,6 +456,8 @@ public final class Recurrent: Layer {
         let rk = recurrentKernel.value
         let rdm = cache.dropout?.recurrent
         let act = settings.activation, ract = settings.recurrentActivation
+        // An LSTM's cell state, its activation and their gradients for one row.
+        var cn = [Float](repeating: 0, count: u), tc = cn, dcn = cn, dtc = cn
         for s in stride(from: steps - 1, through: 0, by: -1) {
             let t = settings.goBackwards ? steps - 1 - s : s
             if settings.returnSequences {
@@ -459,11 +485,8 @@ public final class Recurrent: Layer {
                                     for j in 0..<u { d[j] = dh[b * u + j] }
                                     act.backward(z: z, y: y, dy: d.baseAddress!, dz: out, count: u)
                                 case .lstm:
-                                    var tc = [Float](repeating: 0, count: u), cn = [Float](repeating: 0, count: u)
                                     for j in 0..<u { cn[j] = cache.cNew[srow + j]; tc[j] = cn[j] }
                                     tc.withUnsafeMutableBufferPointer { act.applySerial($0.baseAddress!, count: u) }
-                                    var dcn = [Float](repeating: 0, count: u)
-                                    var dtc = [Float](repeating: 0, count: u)
                                     for j in 0..<u { dtc[j] = dh[b * u + j] * y[3 * u + j] }
                                     act.backward(z: cn, y: tc, dy: dtc, dz: &dcn, count: u)
                                     for j in 0..<u {
