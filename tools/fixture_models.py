@@ -494,3 +494,16 @@ def attention(K):
 
 def input_attention(rng, shape):
     return _padded(rng, [3] + shape, keep=[6, 4, 2])
+
+
+def conv_lstm(K):
+    """ConvLSTM2D on short clips: same padding returning sequences, then valid padding with a 2×3 kernel run
+    backwards returning its states, a dilated one; flattened into a Dense."""
+    L = K.layers
+    x_in = K.Input(shape=(4, 7, 6, 2), name="clip")
+    x = L.ConvLSTM2D(3, 3, padding="same", return_sequences=True, name="convlstm_seq")(x_in)
+    y, h, c = L.ConvLSTM2D(2, (2, 3), go_backwards=True, return_state=True, name="convlstm_state")(x)
+    z = L.ConvLSTM2D(2, 2, dilation_rate=2, use_bias=False, recurrent_activation="hard_sigmoid", name="convlstm_dilated")(x)
+    x = L.Concatenate(name="cat")([L.Flatten(name="fy")(y), L.Flatten(name="fc")(c), L.Flatten(name="fz")(z)])
+    out = L.Dense(3, activation="softmax", name="predictions")(x)
+    return K.Model(x_in, out, name="conv_lstm")

@@ -615,6 +615,14 @@ public enum KerasConfigEncoder {
             return wrap(try opEntry(x, base: c), style)
         case let x as Recurrent:
             return wrap(["class_name": x.kerasClassName, "config": try recurrentConfig(x, style: style)], style)
+        case let x as ConvLSTM2D:
+            let r = Recurrent(name: x.name, cell: .lstm, settings: x.settings)
+            var config = try recurrentConfig(r, style: style)
+            config.merge(convFields(x.inputConv.config, layer: x.name)) { $1 }
+            config["filters"] = x.filters
+            config["units"] = nil
+            config["trainable"] = base(x)["trainable"]
+            return wrap(["class_name": "ConvLSTM2D", "config": config], style)
         case let x as Bidirectional:
             cls = "Bidirectional"
             c["merge_mode"] = x.mergeMode == .none ? NSNull() as Any : x.mergeMode.rawValue as Any

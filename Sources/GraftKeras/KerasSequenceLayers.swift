@@ -7,7 +7,7 @@ import GraftTensor
 enum KerasSequenceLayers {
     static let classes: Set<String> = [
         "SimpleRNN", "LSTM", "GRU", "CuDNNLSTM", "CuDNNGRU", "Bidirectional", "TimeDistributed", "Embedding", "Masking",
-        "Attention", "AdditiveAttention", "MultiHeadAttention",
+        "Attention", "AdditiveAttention", "MultiHeadAttention", "ConvLSTM2D",
     ]
 
     static func make(className: String, config c: JSON, name: String, kerasMajor: Int) throws -> any Layer {
@@ -24,6 +24,16 @@ enum KerasSequenceLayers {
                              maskZero: try c["mask_zero"].bool(default: false))
         case "Masking":
             return Masking(name: name, maskValue: try c["mask_value"].float(default: 0))
+        case "ConvLSTM2D":
+            let format = c["data_format"].string ?? "channels_last"
+            guard format == "channels_last" else {
+                throw KerasError("layer \(name) (ConvLSTM2D): data_format \(format) is not supported (channels_last)", layer: name)
+            }
+            let filters = try c["filters"].int()
+            let r = try recurrent(className: "LSTM", config: c, name: name, kerasMajor: kerasMajor, units: filters)
+            return ConvLSTM2D(name: name, filters: filters, kernelSize: try c["kernel_size"].ints(2),
+                              strides: try c["strides"].ints(2, default: [1, 1]), padding: try KerasLayerFactory.padding(c),
+                              dilation: try c["dilation_rate"].ints(2, default: [1, 1]), settings: r.settings)
         case "Attention", "AdditiveAttention":
             let mode = c["score_mode"].string ?? "dot"
             guard className == "AdditiveAttention" || mode == "dot" || mode == "concat" else {
@@ -81,8 +91,9 @@ enum KerasSequenceLayers {
         }
     }
 
-    static func recurrent(className: String, config c: JSON, name: String, kerasMajor: Int) throws -> Recurrent {
-        var s = Recurrent.Settings(units: try c["units"].int())
+    /// `units` nil reads the config's (a ConvLSTM2D gives its filters).
+    static func recurrent(className: String, config c: JSON, name: String, kerasMajor: Int, units: Int? = nil) throws -> Recurrent {
+        var s = Recurrent.Settings(units: try units ?? c["units"].int())
         let cudnn = className.hasPrefix("CuDNN")
         if !cudnn {
             s.activation = c["activation"].isNull ? .tanh : try KerasLayerFactory.activation(c["activation"], kerasMajor: kerasMajor)
@@ -236,6 +247,7 @@ struct SequenceWiring {
         let steps = q.first ?? -1
         switch layer {
         case let r as Recurrent where r.settings.returnState: shapes = r.outputShapes(steps: steps)
+        case let r as ConvLSTM2D where r.settings.returnState: shapes = r.outputShapes(steps: steps)
         case let r as Bidirectional: shapes = r.outputShapes(steps: steps)
         case let a as DotAttention where a.inputs.returnScores:
             shapes = [[steps, b.outputShape(of: inputs[1]).last ?? -1], [steps, b.outputShape(of: inputs[1]).first ?? -1]]

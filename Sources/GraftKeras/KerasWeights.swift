@@ -351,8 +351,8 @@ public enum KerasWeights {
     /// `backward_layer/cell/vars` of a Bidirectional, `layer/…` of a TimeDistributed).
     static func keras3VariableGroups(_ layer: any Layer) -> [(path: [String], keys: [String])] {
         switch layer {
-        case let r as Recurrent:
-            return [(["cell"], r.variables.map(\.key))]
+        case is Recurrent, is ConvLSTM2D:
+            return [(["cell"], layer.variables.map(\.key))]
         case let b as Bidirectional:
             return [(["forward_layer", "cell"], b.forwardLayer.variables.map { "\(b.forwardLayer.name)/\($0.key)" }),
                     (["backward_layer", "cell"], b.backwardLayer.variables.map { "\(b.backwardLayer.name)/\($0.key)" })]

@@ -246,3 +246,20 @@ struct AttentionGradientTests {
         }
     }
 }
+
+/// ConvLSTM2D backward through time (its two convolutions' backward passes per step), by finite differences.
+struct ConvLSTMGradientTests {
+    typealias G = GradientCheckTests
+
+    @Test(arguments: [(Padding.same, false, false, false), (.valid, true, true, false), (.valid, false, false, true)])
+    func convLSTM(_ padding: Padding, _ sequences: Bool, _ backwards: Bool, _ returnState: Bool) throws {
+        var s = Recurrent.Settings(units: 2)
+        s.returnSequences = sequences
+        s.goBackwards = backwards
+        s.returnState = returnState
+        let layer = ConvLSTM2D(name: "convlstm", filters: 2, kernelSize: [2, 3], padding: padding, settings: s)
+        let (m, x) = try G.single(layer, input: [3, 4, 5, 2])
+        #expect(layer.variables.map(\.variable.shape) == [[2, 3, 2, 8], [2, 3, 2, 8], [8]])
+        try G.check(m, [x], epsilon: 1e-2)
+    }
+}
