@@ -397,8 +397,61 @@ def make_parity():
                           "trainable": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
                           "layers": len(model.layers)})
             print(f"parity: {stem}: {model.count_params()} parameters, output {y.shape}")
+    cases.append(cudnn_case(out, tf_keras))
     with open(os.path.join(out, "index.json"), "w") as fh:
         json.dump({"generator": "tools/make_fixtures.py --only parity (do not edit)", "seed": SEED, "cases": cases}, fh, indent=1)
+
+
+def cudnn_case(out, K):
+    """Keras 2's CuDNNLSTM and CuDNNGRU as a file of theirs holds them: weights in cuDNN's layout (an LSTM's two
+    biases, 8·units; a GRU's 6·units). No CuDNN layer runs without a GPU, so the reference is what Keras computes
+    after loading such weights into LSTM and GRU: tf-keras's own `_convert_rnn_weights`, then the model's outputs.
+    The file is tf-keras's .h5 of that LSTM/GRU model with the classes renamed and the raw weights put back."""
+    from tf_keras.src.saving.legacy import hdf5_format
+    rng = np.random.default_rng(SEED)
+    L = K.layers
+    x_in = K.Input(shape=(5, 3), name="seq")
+    y = L.LSTM(4, return_sequences=True, name="cudnn_lstm")(x_in)
+    y = L.GRU(3, reset_after=True, name="cudnn_gru")(y)
+    model = K.Model(x_in, L.Dense(2, name="logits")(y), name="cudnn")
+    raw = {"cudnn_lstm": [rng.standard_normal(s).astype(np.float32) * 0.5 for s in ((3, 16), (4, 16), (32,))],
+           "cudnn_gru": [rng.standard_normal(s).astype(np.float32) * 0.5 for s in ((4, 9), (3, 9), (18,))]}
+    for name, weights in raw.items():
+        layer = model.get_layer(name)
+        layer.set_weights(hdf5_format._convert_rnn_weights(layer, weights))
+    dense = model.get_layer("logits")
+    dense.set_weights([rng.standard_normal((3, 2)).astype(np.float32), rng.standard_normal(2).astype(np.float32)])
+    x = rng.standard_normal((3, 5, 3)).astype(np.float32)
+    y = np.asarray(model(x, training=False))
+    stem = "keras2_cudnn"
+    np.save(os.path.join(out, f"{stem}_input.npy"), x)
+    np.save(os.path.join(out, f"{stem}_output.npy"), y.astype(np.float32))
+    files = {"h5": f"{stem}.h5", "weights-only.h5": f"{stem}_weights.h5"}
+    model.save(os.path.join(out, files["h5"]))
+    model.save_weights(os.path.join(out, files["weights-only.h5"]))
+    for name in files.values():
+        with h5py.File(os.path.join(out, name), "r+") as f:
+            group = f["model_weights"] if "model_weights" in f else f
+            if "model_config" in f.attrs:
+                cfg = json.loads(f.attrs["model_config"])
+                for layer in cfg["config"]["layers"]:
+                    if layer["config"]["name"] in raw:
+                        layer["class_name"] = "CuDNNLSTM" if layer["class_name"] == "LSTM" else "CuDNNGRU"
+                        for key in ("activation", "recurrent_activation", "use_bias", "dropout", "recurrent_dropout",
+                                    "implementation", "reset_after", "time_major", "unroll"):
+                            layer["config"].pop(key, None)
+                f.attrs["model_config"] = json.dumps(cfg)
+                f.attrs["keras_version"] = "2.2.4"
+            for layer_name, weights in raw.items():
+                g = group[layer_name]
+                names = [n.decode() if isinstance(n, bytes) else n for n in g.attrs["weight_names"]]
+                for wname, value in zip(names, weights):
+                    del g[wname]
+                    g.create_dataset(wname, data=value)
+        stamp(os.path.join(out, name), "tfkeras cudnn (CuDNNLSTM/CuDNNGRU weights)")
+    print(f"parity: {stem}: {model.count_params()} parameters as LSTM/GRU, output {y.shape}")
+    return {"name": stem, "keras_version": "2.2.4", "files": files, "input": f"{stem}_input.npy", "output": f"{stem}_output.npy",
+            "parameters": int(model.count_params()), "trainable": int(model.count_params()), "layers": len(model.layers)}
 
 
 # Every keras.applications architecture (one or two sizes per family), built with weights=None. Keras 3 writes

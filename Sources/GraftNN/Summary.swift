@@ -6,11 +6,23 @@ extension Model {
     public func summary(lineLength: Int = 98) -> String {
         let functional = kerasClassName != "Sequential"
         var rows: [[String]] = []
+        // Graft's plumbing is not shown: a layer with several outputs lists their shapes, and a use of output k of
+        // it reads `layer[k]`; masks are not inputs.
+        var parts: [Int: [[Int]]] = [:]
         for node in nodes {
+            if let p = node.layer as? OutputPart, let source = node.inputs.first { parts[source] = p.shapes }
+        }
+        func reference(_ j: Int) -> String {
+            if let p = nodes[j].layer as? OutputPart, let source = nodes[j].inputs.first {
+                return p.index == 0 ? nodes[source].layer.name : "\(nodes[source].layer.name)[\(p.index)]"
+            }
+            return nodes[j].layer.name
+        }
+        for (i, node) in nodes.enumerated() where !(node.layer is GraphPlumbing) {
             if !functional && node.layer is InputLayer { continue }
-            let connected = node.inputs.map { nodes[$0].layer.name }.joined(separator: ", ")
-            var row = ["\(node.layer.name) (\(node.layer.kerasClassName))", Shape.describe([-1] + node.outputShape),
-                       grouped(node.layer.parameterCount)]
+            let connected = node.inputs.filter { !(nodes[$0].layer is SequenceMask) }.map(reference).joined(separator: ", ")
+            let shape = parts[i].map { "[" + $0.map { Shape.describe([-1] + $0) }.joined(separator: ", ") + "]" } ?? Shape.describe([-1] + node.outputShape)
+            var row = ["\(node.layer.name) (\(node.layer.kerasClassName))", shape, grouped(node.layer.parameterCount)]
             if functional { row.append(connected) }
             rows.append(row)
         }
