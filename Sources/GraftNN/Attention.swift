@@ -107,7 +107,7 @@ public final class DotAttention: Layer {
         guard xs.count == inputs.count else { throw LayerError(name, "expects \(inputs.count) inputs, got \(xs.count)") }
         let q = xs[0], v = xs[1], k = inputs.key ? xs[2] : xs[1]
         guard q.rank == 3, v.rank == 3, k.rank == 3, q.shape[0] == v.shape[0], k.shape[0] == v.shape[0], k.shape[1] == v.shape[1],
-              q.shape[2] == dim, k.shape[2] == dim else {
+              q.shape[2] == dim, k.shape[2] == dim, q.count > 0, v.count > 0 else {
             throw LayerError(name, "inputs \(xs.prefix(3).map { Shape.describe($0.shape) }) do not fit queries, values and keys of dim \(dim)")
         }
         var next = inputs.key ? 3 : 2
@@ -443,7 +443,7 @@ public final class MultiHeadAttention: Layer {
         guard xs.count == inputs.count else { throw LayerError(name, "expects \(inputs.count) inputs, got \(xs.count)") }
         let q = xs[0], v = xs[1], k = inputs.key ? xs[2] : xs[1]
         guard q.rank == 3, v.rank == 3, k.rank == 3, q.shape[2] == dims.q, v.shape[2] == dims.v, k.shape[2] == dims.k,
-              q.shape[0] == v.shape[0], k.shape[0] == v.shape[0], k.shape[1] == v.shape[1] else {
+              q.shape[0] == v.shape[0], k.shape[0] == v.shape[0], k.shape[1] == v.shape[1], q.count > 0, v.count > 0 else {
             throw LayerError(name, "inputs \(xs.prefix(3).map { Shape.describe($0.shape) }) do not fit queries of \(dims.q), values of \(dims.v) and keys of \(dims.k) features")
         }
         return (q, v, k)

@@ -72,7 +72,9 @@ public final class ConvLSTM2D: Layer {
     }
 
     func run(_ x0: Tensor, keep: Bool, context: UnsafeMutablePointer<TrainingContext>?) throws -> (output: Tensor, cache: Cache?) {
-        guard x0.rank == 5, x0.shape[1] > 0 else { throw LayerError(name, "expects [batch, frames, H, W, C] clips, got \(Shape.describe(x0.shape))") }
+        guard x0.rank == 5, x0.shape[0] > 0, x0.shape[1] > 0 else {
+            throw LayerError(name, "expects [batch, frames, H, W, C] clips with at least one sample and one frame, got \(Shape.describe(x0.shape))")
+        }
         let n = x0.shape[0], steps = x0.shape[1], f = filters, g = 4 * f
         let x = x0.reshaped([n * steps] + x0.shape.dropFirst(2))
         var inputCache: Any?

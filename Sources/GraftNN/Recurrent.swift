@@ -193,8 +193,8 @@ public final class Recurrent: Layer {
     func checkedInputs(_ inputs: [Tensor]) throws -> (x: Tensor, states: [Tensor], mask: [Float]?) {
         guard inputs.count == inputCount else { throw LayerError(name, "expects \(inputCount) inputs, got \(inputs.count)") }
         let x = inputs[0]
-        guard x.rank == 3, x.shape[2] == features, x.shape[1] > 0 else {
-            throw LayerError(name, "expects a [batch, steps, \(features)] sequence with at least one step, got \(Shape.describe(x.shape))")
+        guard x.rank == 3, x.shape[2] == features, x.shape[1] > 0, x.shape[0] > 0 else {
+            throw LayerError(name, "expects a [batch, steps, \(features)] sequence with at least one sample and one step, got \(Shape.describe(x.shape))")
         }
         let n = x.shape[0], t = x.shape[1]
         let states = initialStateInputs ? Array(inputs[1...stateCount]) : []

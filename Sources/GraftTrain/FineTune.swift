@@ -171,17 +171,21 @@ public final class FineTuneJob {
             sourceTask = loaded.task
         }
         if let cut = config.cut { model = try model.cut(at: cut) }
+        /// The model with the configured head (its class count the data's when `auto`) and the head's layer names.
+        func grafted(_ model: Model) throws -> (Model, [String]) {
+            var head = config.head ?? HeadConfig(classes: classes)
+            if head.classes <= 0 { head.classes = classes }
+            let before = Set(model.flattenedLayers.map(\.name))
+            let grafted = try model.replacingHead(head, seed: config.seed &+ 17)
+            return (grafted, grafted.flattenedLayers.map(\.name).filter { !before.contains($0) })
+        }
         if let frames = config.frames {
             guard config.cut != nil || config.head != nil else {
                 throw TrainError("frames", "a model run over frames needs a cut layer or a head (its own classifier would classify each frame)")
             }
             model = try model.overFrames(frames)
             say("\(config.model): runs on each of \(frames) frames (TimeDistributed); the head reads the sequence of its outputs \(Shape.describe([-1] + (model.outputShapes.first ?? [])))")
-            var head = config.head ?? HeadConfig(classes: classes)
-            if head.classes <= 0 { head.classes = classes }
-            let before = Set(model.flattenedLayers.map(\.name))
-            let grafted = try model.replacingHead(head, seed: config.seed &+ 17)
-            return (grafted, grafted.flattenedLayers.map(\.name).filter { !before.contains($0) })
+            return try grafted(model)
         }
         let outputClasses = model.outputShapes.first?.last ?? 0
         // A model whose task names its classes keeps its head for data of those classes (matched by name).
@@ -207,11 +211,7 @@ public final class FineTuneJob {
                 say("\(config.model): the new head goes after \(model.nodes[output].layer.name), where the model ends (\(Shape.describe([-1] + outputShape)))")
             }
         }
-        var head = config.head ?? HeadConfig(classes: classes)
-        if head.classes <= 0 { head.classes = classes }
-        let before = Set(model.flattenedLayers.map(\.name))
-        let grafted = try model.replacingHead(head, seed: config.seed &+ 17)
-        return (grafted, grafted.flattenedLayers.map(\.name).filter { !before.contains($0) })
+        return try grafted(model)
     }
 
     /// Everything a run decides before its first batch.
