@@ -253,7 +253,7 @@ public final class Recurrent: Layer {
         var hIn = [Float](repeating: 0, count: n * u)
         var rh = [Float](repeating: 0, count: n * u)
         var ah = [Float](repeating: 0, count: n * u)
-        var cn = [Float](repeating: 0, count: n * u)
+        var cn = [Float](repeating: 0, count: n * u), ac = cn
         var keepRow = [Bool](repeating: true, count: n)
         let rdm = dropout?.recurrent
         let act = settings.activation, ract = settings.recurrentActivation
@@ -275,15 +275,30 @@ public final class Recurrent: Layer {
                 if cache.hIn != nil { hIn.withUnsafeBufferPointer { store(&cache.hIn!, $0.baseAddress!, width: u, t: t) } }
                 if cell == .lstm { c.withUnsafeBufferPointer { store(&cache.cPrev, $0.baseAddress!, width: u, t: t) } }
             }
-            // The recurrent projection: all gates, or a GRU without reset_after only z and r first.
-            rk.withUnsafeBufferPointer { k in
-                hIn.withUnsafeBufferPointer { hp in
-                    hr.withUnsafeMutableBufferPointer { o in
-                        sgemm(m: n, n: direct, k: u, a: hp.baseAddress!, lda: u, b: k.baseAddress!, ldb: g, c: o.baseAddress!, ldc: g)
+            if case .gru = cell {} else {
+                // z = x·W (+ bias) + h̃·U: the step's input projections, then the GEMM adds into them.
+                xw.withUnsafeBufferPointer { xwp in
+                    z.withUnsafeMutableBufferPointer { zp in
+                        for b in 0..<n { (zp.baseAddress! + b * g).update(from: xwp.baseAddress! + (b * steps + t) * g, count: g) }
+                        rk.withUnsafeBufferPointer { k in
+                            hIn.withUnsafeBufferPointer { hp in
+                                sgemm(m: n, n: g, k: u, a: hp.baseAddress!, lda: u, b: k.baseAddress!, ldb: g, beta: 1, c: zp.baseAddress!, ldc: g)
+                            }
+                        }
                     }
                 }
             }
-            xw.withUnsafeBufferPointer { xwp in
+            // A GRU's recurrent projection apart (its candidate needs it): all gates, or without reset_after z and r first.
+            if case .gru = cell {
+                rk.withUnsafeBufferPointer { k in
+                    hIn.withUnsafeBufferPointer { hp in
+                        hr.withUnsafeMutableBufferPointer { o in
+                            sgemm(m: n, n: direct, k: u, a: hp.baseAddress!, lda: u, b: k.baseAddress!, ldb: g, c: o.baseAddress!, ldc: g)
+                        }
+                    }
+                }
+            }
+            if case .gru = cell { xw.withUnsafeBufferPointer { xwp in
                 z.withUnsafeMutableBufferPointer { zp in
                     hr.withUnsafeMutableBufferPointer { hp in
                         let zb = zp.baseAddress!, hb = hp.baseAddress!
@@ -294,7 +309,7 @@ public final class Recurrent: Layer {
                         }
                     }
                 }
-            }
+            } }
             switch cell {
             case .simple, .lstm:
                 if let cache { z.withUnsafeBufferPointer { store(&cache.pre, $0.baseAddress!, width: g, t: t) } }
@@ -313,17 +328,37 @@ public final class Recurrent: Layer {
                 }
                 if let cache { z.withUnsafeBufferPointer { store(&cache.act, $0.baseAddress!, width: g, t: t) } }
                 if cell == .lstm {
-                    for b in 0..<n {
-                        let zr = b * g
-                        for j in 0..<u { cn[b * u + j] = z[zr + u + j] * c[b * u + j] + z[zr + j] * z[zr + 2 * u + j] }
+                    z.withUnsafeBufferPointer { zp in
+                        c.withUnsafeBufferPointer { cp in
+                            cn.withUnsafeMutableBufferPointer { np in
+                                let zb = zp.baseAddress!, cb = cp.baseAddress!, nb = np.baseAddress!
+                                for b in 0..<n {
+                                    let row = zb + b * g, cr = cb + b * u, nr = nb + b * u
+                                    for j in 0..<u { nr[j] = row[u + j] * cr[j] + row[j] * row[2 * u + j] }
+                                }
+                            }
+                        }
                     }
                     if let cache { cn.withUnsafeBufferPointer { store(&cache.cNew, $0.baseAddress!, width: u, t: t) } }
-                    var ac = cn
-                    ac.withUnsafeMutableBufferPointer { act.applySerial($0.baseAddress!, count: n * u) }
-                    for b in 0..<n where keepRow[b] {
-                        for j in 0..<u {
-                            c[b * u + j] = cn[b * u + j]
-                            h[b * u + j] = z[b * g + 3 * u + j] * ac[b * u + j]
+                    ac.withUnsafeMutableBufferPointer { ap in
+                        cn.withUnsafeBufferPointer { ap.baseAddress!.update(from: $0.baseAddress!, count: n * u) }
+                        act.applySerial(ap.baseAddress!, count: n * u)
+                    }
+                    z.withUnsafeBufferPointer { zp in
+                        ac.withUnsafeBufferPointer { ap in
+                            cn.withUnsafeBufferPointer { np in
+                                c.withUnsafeMutableBufferPointer { cp in
+                                    h.withUnsafeMutableBufferPointer { hp in
+                                        for b in 0..<n where keepRow[b] {
+                                            let o = zp.baseAddress! + b * g + 3 * u
+                                            for j in 0..<u {
+                                                cp[b * u + j] = np[b * u + j]
+                                                hp[b * u + j] = o[j] * ap[b * u + j]
+                                            }
+                                        }
+                                    }
+                                }
+                            }
                         }
                     }
                 } else {

@@ -468,7 +468,7 @@ public final class Bidirectional: Layer {
     public func backward(_ inputs: [Tensor], output: Tensor, cache: Any?, gradOutput: Tensor,
                          needsInputGradients: [Bool], preActivation: Bool) throws -> [Tensor?] {
         guard let c = cache as? Cache else { throw LayerError(name, "backward needs a training-mode forward first") }
-        let steps = inputs[0].shape[1], n = inputs[0].shape[0]
+        let steps = inputs[0].shape[1]
         let shapes = outputShapes(steps: steps)
         var grads: [Tensor]
         if shapes.count == 1 {
