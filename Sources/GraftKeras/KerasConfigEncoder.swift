@@ -630,7 +630,14 @@ public enum KerasConfigEncoder {
             c["backward_layer"] = wrap(["class_name": x.backwardLayer.kerasClassName, "config": try recurrentConfig(x.backwardLayer, style: style)], style)
         case let x as TimeDistributed:
             cls = "TimeDistributed"
-            c["layer"] = try entry(x.inner, style: style)
+            // A wrapped model is not a node of this graph: no call numbering to keep, so a Sequential stays one.
+            if let m = x.inner as? Model, style == .keras2 {
+                var e = try encode(m, style: style)
+                e["name"] = m.name
+                c["layer"] = e
+            } else {
+                c["layer"] = try entry(x.inner, style: style)
+            }
         case let x as Embedding:
             cls = "Embedding"
             c["input_dim"] = x.inputDim
@@ -653,6 +660,14 @@ public enum KerasConfigEncoder {
             c["dropout"] = Double(x.dropout)
             c["output_shape"] = x.outputDim.map { [$0] as Any } ?? NSNull()
             c["attention_axes"] = [1]
+            if style == .keras2 {
+                // tf-keras builds its weights from these when it reads the config.
+                func shape(_ s: [Int]) -> [Any] { [NSNull()] + s.map { $0 < 0 ? NSNull() as Any : $0 as Any } }
+                let (q, v, k) = x.builtShapes
+                c["query_shape"] = shape(q)
+                c["value_shape"] = shape(v)
+                c["key_shape"] = shape(k)
+            }
         case is MaskedAveragePooling1D:
             cls = "GlobalAveragePooling1D"
             c["data_format"] = "channels_last"

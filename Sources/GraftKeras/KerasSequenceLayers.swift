@@ -176,13 +176,6 @@ struct SequenceWiring {
 
     init(rules: Rules) { self.rules = rules }
 
-    /// Layers whose output carries their first input's mask (Keras's `supports_masking` without a mask of their own).
-    static func passesMask(_ l: any Layer) -> Bool {
-        l is Dense || l is ActivationLayer || l is PReLU || l is InferenceIdentity || l is BatchNormalization
-            || l is LayerNormalization || l is GroupNormalization || l is UnitNormalization || l is Rescaling
-            || l is Normalization || l is TimeDistributed || l is DotAttention || l is MultiHeadAttention
-    }
-
     /// Adds one call of `layer` on the outputs of `inputs`; `explicit` is the mask the call gives (`.some(nil)`: none)
     /// or nil when it leaves it to the rules. Returns the node of each of the layer's outputs.
     mutating func add(_ original: any Layer, inputs: [Int], mask explicit: Int?? = nil, to b: inout GraphBuilder) throws -> [Int] {
@@ -239,7 +232,7 @@ struct SequenceWiring {
                 outMask = try b.add(SequenceMask(name: "\(layer.name)/mask@\(node)", kind: rules == .keras3 ? .any : .all), inputs: distinct)
             }
         default:
-            if Self.passesMask(layer) { outMask = first }
+            if SequenceMask.passesMask(layer) { outMask = first }
         }
         var outputs = [node]
         let shapes: [[Int]]

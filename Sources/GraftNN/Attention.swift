@@ -358,6 +358,8 @@ public final class MultiHeadAttention: Layer {
     /// query, key, value, attention_output (kernel, bias each).
     public private(set) var weights: [(kernel: Variable, bias: Variable?)] = []
     private var dims: (q: Int, k: Int, v: Int, out: Int) = (0, 0, 0, 0)
+    /// The query, value and key shapes it was built for (batch excluded).
+    public private(set) var builtShapes: (query: [Int], value: [Int], key: [Int]) = ([], [], [])
 
     public init(name: String, heads: Int, keyDim: Int, valueDim: Int? = nil, useBias: Bool = true, outputDim: Int? = nil,
                 dropout: Float = 0) {
@@ -389,6 +391,7 @@ public final class MultiHeadAttention: Layer {
         guard dropout >= 0 && dropout < 1 else { throw LayerError(name, "dropout \(dropout) must be at least 0 and below 1") }
         let out = outputDim ?? dq
         dims = (dq, dk, dvIn, out)
+        builtShapes = (q, v, k)
         let shapes: [([Int], [Int])] = [([dq, heads, keyDim], [heads, keyDim]), ([dk, heads, keyDim], [heads, keyDim]),
                                         ([dvIn, heads, valueDim], [heads, valueDim]), ([heads, valueDim, out], [out])]
         try requireAllocatable(shapes.flatMap { useBias ? [$0.0, $0.1] : [$0.0] })

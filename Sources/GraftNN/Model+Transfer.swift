@@ -103,6 +103,23 @@ public struct HeadConfig: Sendable, Codable, Equatable {
 }
 
 extension Model {
+    /// Where the mask Keras attaches to node `i`'s output comes from: a mask node of the graph, or one to make from
+    /// a node (an Embedding's ids, a Masking layer's input); nil when the output carries none.
+    enum MaskSource { case node(Int), make(SequenceMask.Kind, Int) }
+
+    func maskSource(of i: Int) -> MaskSource? {
+        let node = nodes[i]
+        switch node.layer {
+        case let e as Embedding where e.maskZero: return .make(.notEqual(0), node.inputs[0])
+        case let m as Masking: return .make(.anyNotEqual(m.maskValue), node.inputs[0])
+        case let r as Recurrent where r.masked && r.settings.returnSequences: return node.inputs.last.map { .node($0) }
+        case let r as Bidirectional where r.masked && r.forwardLayer.settings.returnSequences: return node.inputs.last.map { .node($0) }
+        default:
+            guard SequenceMask.passesMask(node.layer), let first = node.inputs.first else { return nil }
+            return maskSource(of: first)
+        }
+    }
+
     /// This model applied to every frame of a clip: a model of input `[frames] + input` holding it in a
     /// `TimeDistributed` (its layers and weights shared), whose output is the sequence of its outputs.
     public func overFrames(_ frames: Int) throws -> Model {
@@ -226,7 +243,16 @@ extension Model {
                 throw LayerError("head", "a recurrent head reads a sequence [steps, features]; the base ends in \(Shape.describe([-1] + nodes[x].outputShape))")
             }
             let cell: Recurrent.Cell = r.cell == .lstm ? .lstm : r.cell == .gru ? .gru(resetAfter: true) : .simple
-            x = try b.add(Recurrent(name: fresh("head_\(r.cell.rawValue)"), cell: cell, settings: Recurrent.Settings(units: r.units)), inputs: [x])
+            let layer = Recurrent(name: fresh("head_\(r.cell.rawValue)"), cell: cell, settings: Recurrent.Settings(units: r.units))
+            // The base's output mask (padding of an Embedding with mask_zero, Masking) reaches the new layer, as in Keras.
+            var mask: Int?
+            switch maskSource(of: x) {
+            case .node(let m): mask = m
+            case .make(let kind, let input): mask = try b.add(SequenceMask(name: fresh("head_mask"), kind: kind), inputs: [input])
+            case nil: break
+            }
+            layer.masked = mask != nil
+            x = try b.add(layer, inputs: [x] + (mask.map { [$0] } ?? []))
         }
         if nodes.indices.contains(x) && nodes[x].outputShape.count == 3 && head.recurrent == nil {
             switch head.pooling {

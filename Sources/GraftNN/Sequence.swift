@@ -66,6 +66,13 @@ public final class SequenceMask: GraphPlumbing {
         self.kind = kind
     }
 
+    /// Layers whose output carries their first input's mask (Keras's `supports_masking` without a mask of their own).
+    public static func passesMask(_ l: any Layer) -> Bool {
+        l is Dense || l is ActivationLayer || l is PReLU || l is InferenceIdentity || l is BatchNormalization
+            || l is LayerNormalization || l is GroupNormalization || l is UnitNormalization || l is Rescaling
+            || l is Normalization || l is TimeDistributed || l is DotAttention || l is MultiHeadAttention
+    }
+
     public func build(inputShapes: [[Int]], rng: inout SplitMix64) throws -> [Int] {
         guard let s = inputShapes.first, !s.isEmpty else { throw LayerError(name, "a mask needs a [batch, steps, …] input") }
         switch kind {

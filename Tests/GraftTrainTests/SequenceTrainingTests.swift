@@ -128,6 +128,11 @@ struct SequenceTrainingTests {
         }
         #expect(try accuracy(model, testX, testA.map { min($0, 1) }) > 0.9)
         #expect(model.layer(named: "embed")?.variable("embeddings")?.value == embeddings)
+        // A recurrent head grafted on the Embedding itself takes its mask, as Keras would.
+        var recurrentHead = HeadConfig(classes: 2)
+        recurrentHead.recurrent = RecurrentHead(cell: .gru, units: 4)
+        let onEmbedding = try pretrained.cut(at: "embed").replacingHead(recurrentHead, seed: 6)
+        #expect((onEmbedding.layer(named: "head_gru") as? Recurrent)?.masked == true)
         // Written back and read again, the masks and weights come with it.
         let file = try TestSupport.makeTemporaryDirectory().appendingPathComponent("text.keras").path
         try KerasWriter.writeKerasArchive(model, to: file)
