@@ -100,8 +100,9 @@ public enum KerasConfigEncoder {
                     kwargs["value"] = Array(items[1].prefix(3))
                     if items.count > 2 { kwargs["key"] = Array(items[2].prefix(3)) }
                     items = [Array(items[0].prefix(3)) + [kwargs]]
-                } else if node.layer is DotAttention, !items.isEmpty {
-                    items[0][3] = attentionArguments(node.layer)
+                } else if node.layer is DotAttention {
+                    // tf-keras writes a call's keyword arguments on every entry and reads the last one's.
+                    for k in items.indices { items[k][3] = attentionArguments(node.layer) }
                 }
                 inbound = items
             }
