@@ -53,6 +53,7 @@ enum AttentionKernel {
 /// with `use_scale` and `score_mode: concat`), AdditiveAttention's `scale` `[D]` (with `use_scale`). A masked query
 /// step outputs zeros; masked value steps get no attention; the output carries the query's mask.
 public final class DotAttention: Layer {
+    /// How scores are computed: a dot product, Attention's `concat` (tanh sums), AdditiveAttention's.
     public enum Score: Equatable, Sendable { case dot, concat, additive }
 
     public let name: String

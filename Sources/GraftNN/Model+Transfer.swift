@@ -58,6 +58,7 @@ public enum BatchNormMode: String, Sendable, Codable, CaseIterable {
 
 /// The recurrent layer of a head: `lstm`, `gru` or `simple_rnn` with `units`, parsed from `lstm:64`.
 public struct RecurrentHead: Sendable, Codable, Equatable {
+    /// The recurrent layer's kind.
     public enum Cell: String, Sendable, Codable { case lstm, gru, simpleRNN = "simple_rnn" }
     public var cell: Cell
     public var units: Int

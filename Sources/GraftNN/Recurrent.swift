@@ -13,6 +13,7 @@ import GraftTensor
 /// `zeroOutputForMask`, outputs zeros, else the carried output, as Keras does). With `returnState` the layer's one
 /// output packs the output and the final states per sample (`packedSizes`); `OutputPart` nodes take them apart.
 public final class Recurrent: Layer {
+    /// The cell run at every step.
     public enum Cell: Equatable, Sendable {
         case simple, lstm
         case gru(resetAfter: Bool)

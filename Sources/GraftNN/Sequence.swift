@@ -49,6 +49,7 @@ public final class OutputPart: GraphPlumbing {
 /// and Keras 3's mask ops (`not_equal` with a constant, `any`/`all` over the last axis, `logical_or`/`logical_and`
 /// of several masks), `Masking`'s (any feature ≠ the mask value).
 public final class SequenceMask: GraphPlumbing {
+    /// What the mask is computed from.
     public enum Kind: Equatable, Sendable {
         case notEqual(Float)
         case anyNotEqual(Float)
@@ -359,6 +360,7 @@ public final class MaskedAveragePooling1D: Layer {
 /// put back in time order first. Inputs as `Recurrent`'s, the initial states of the forward layer then of the
 /// backward one; several outputs are packed per sample like `Recurrent`'s.
 public final class Bidirectional: Layer {
+    /// How the two directions' outputs meet (`none`: both are outputs).
     public enum MergeMode: String, Sendable { case concat, sum, mul, ave, none }
 
     public let name: String
