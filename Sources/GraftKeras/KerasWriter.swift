@@ -86,10 +86,7 @@ public enum KerasWriter {
     /// Each node's inputs as Keras sees them: masks left out, output parts replaced by the node they take apart.
     static func keras2Inputs(_ model: Model) -> [[Int]] {
         model.nodes.map { node in
-            var inputs = node.inputs.filter { !(model.nodes[$0].layer is SequenceMask) }.map { KerasConfigEncoder.source(of: $0, in: model).node }
-            // tf-keras takes a MultiHeadAttention's value and key as keyword arguments and walks them sorted: key first.
-            if let a = node.layer as? MultiHeadAttention, a.inputs.key, inputs.count == 3 { inputs = [inputs[0], inputs[2], inputs[1]] }
-            return inputs
+            node.inputs.filter { !(model.nodes[$0].layer is SequenceMask) }.map { KerasConfigEncoder.source(of: $0, in: model).node }
         }
     }
 

@@ -48,10 +48,10 @@ struct LoadErrorTests {
     @Test func unsupportedLayerNamesClassAndLayer() throws {
         let path = try tamperedConfig("tfkeras_mini_xception.h5") { o in
             var ls = layers(o)
-            if let i = ls.firstIndex(where: { ($0["name"] as? String) == "gmp" }) { ls[i]["class_name"] = "ConvLSTM2D" }
+            if let i = ls.firstIndex(where: { ($0["name"] as? String) == "gmp" }) { ls[i]["class_name"] = "ConvLSTM3D" }
             setLayers(&o, ls)
         }
-        expectError(path, containing: [path, "ConvLSTM2D", "gmp"])
+        expectError(path, containing: [path, "ConvLSTM3D", "gmp"])
     }
 
     /// Layer sizes a hostile config declares (found by tools/fuzz: 10^12 filters aborted the allocation, a stride of
