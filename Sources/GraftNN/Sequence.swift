@@ -234,7 +234,6 @@ public final class TimeDistributed: Layer {
     public let name: String
     public let inner: any Layer
     public var kerasClassName: String { "TimeDistributed" }
-    private var steps = -1
 
     public init(name: String, inner: any Layer) {
         self.name = name
@@ -248,7 +247,6 @@ public final class TimeDistributed: Layer {
         try requireInputs(inputShapes, count: 1)
         let s = inputShapes[0]
         guard s.count >= 2 else { throw LayerError(name, "expects [batch, steps, …], got \(Shape.describe([-1] + s))") }
-        steps = s[0]
         return [s[0]] + (try inner.build(inputShapes: [Array(s.dropFirst())], rng: &rng))
     }
 
