@@ -496,6 +496,38 @@ def input_attention(rng, shape):
     return _padded(rng, [3] + shape, keep=[6, 4, 2])
 
 
+def transformer(K):
+    """Two Transformer encoder blocks over padded token ids (Embedding with mask_zero, MultiHeadAttention, residual
+    Add, LayerNormalization, a feed-forward Dense), pooled with the padding mask; an Attention layer on the embedded
+    tokens that runs before the first block's attention and one that runs after it.
+
+    Keras 3's MultiHeadAttention removes the masks of its input tensors while it runs: when Keras 3 runs this model,
+    the second block, its residual sums and the later Attention see no padding mask, though they had one when the
+    model was built (the pooling's mask, written into the config, keeps it); tf-keras keeps every mask."""
+    L = K.layers
+    ids = K.Input(shape=(6,), dtype="int32", name="tokens")
+    x = L.Embedding(12, 8, mask_zero=True, name="embed")(ids)
+    pre = L.Attention(name="pre")([x, x])
+    a = L.MultiHeadAttention(2, 4, name="mha1")(x, pre)
+    y = L.LayerNormalization(name="norm1")(L.Add(name="res1")([x, a]))
+    f = L.Dense(8, activation="relu", name="ffn1")(y)
+    y = L.LayerNormalization(name="norm2")(L.Add(name="res2")([y, f]))
+    a2 = L.MultiHeadAttention(2, 4, name="mha2")(y, y)
+    z = L.Add(name="res3")([y, a2])
+    late = L.Attention(name="late")([x, x])
+    p = L.GlobalAveragePooling1D(name="pool")(z)
+    q = L.GlobalAveragePooling1D(name="pool_late")(late)
+    out = L.Dense(3, name="logits")(L.Concatenate(name="features")([p, q]))
+    return K.Model(ids, out, name="transformer")
+
+
+def input_transformer(rng, shape):
+    ids = rng.integers(1, 12, size=[4] + shape)
+    for i, k in enumerate([6, 4, 2, 5]):
+        ids[i, k:] = 0
+    return ids
+
+
 def conv_lstm(K):
     """ConvLSTM2D on short clips: same padding returning sequences, then valid padding with a 2×3 kernel run
     backwards returning its states, a dilated one; flattened into a Dense."""

@@ -348,7 +348,7 @@ def make_parity():
                 "locally_connected", "bare_ops", "sequence_1d", "channels_first", "channels_mixture",
                 "normalizations", "mini_convnext", "inception_resnet_block", "decoder_layers",
                 "augmented_classifier", "volumes", "recurrent", "bidirectional", "embedding_text",
-                "embedding_sequential", "video_classifier", "attention", "conv_lstm"]
+                "embedding_sequential", "video_classifier", "attention", "conv_lstm", "transformer"]
     for flavour, K in (("keras3", keras), ("tfkeras", tf_keras)):
         for b in builders:
             if (b == "locally_connected" and flavour == "keras3") or (b == "inception_resnet_block" and flavour == "tfkeras"):

@@ -75,6 +75,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--graft", default=os.path.join(ROOT, ".build", "release", "graft"))
     ap.add_argument("--out", help="keep the written files here")
+    ap.add_argument("--only", help="comma-separated parts of case names: check only the cases whose name holds one")
     args = ap.parse_args()
     out = args.out or tempfile.mkdtemp(prefix="graft-roundtrip-")
     os.makedirs(out, exist_ok=True)
@@ -97,6 +98,9 @@ def main():
     graft(["fine-tune", base, "--data", "fashion-mnist:train", "--class-subset", "5,6,7,8,9", "--limit-per-class", "200",
            "--epochs", "1", "--unfreeze", "from:conv3", "--fine-tune-epochs", "1", "--out", run, "--quiet"], args.graft)
     cases.append(("graft_finetuned_lenet5", os.path.join(run, "final.h5"), [28, 28, 1]))
+    if args.only:
+        parts = args.only.split(",")
+        cases = [c for c in cases if any(p in c[0] for p in parts)]
     k3, tfk = keras_loaders()
     passed = failed = skipped = 0
 

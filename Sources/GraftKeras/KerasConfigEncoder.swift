@@ -96,10 +96,12 @@ public enum KerasConfigEncoder {
                 var items = kerasInputs(node).map { [$0.name, $0.call, $0.index, [String: Any]()] as [Any] }
                 if node.layer is MultiHeadAttention, items.count > 1 {
                     // tf-keras: the value and key are keyword arguments of the query's entry.
-                    var kwargs = attentionArguments(node.layer)
-                    kwargs["value"] = Array(items[1].prefix(3))
-                    if items.count > 2 { kwargs["key"] = Array(items[2].prefix(3)) }
-                    items = [Array(items[0].prefix(3)) + [kwargs]]
+                    // In the call's order, value before key: tf-keras rebuilds the tensors of a call in the order its
+                    // keyword arguments are listed, which decides its layer order and so its positional weight load.
+                    var kwargs: [(String, Any)] = [("value", Array(items[1].prefix(3)))]
+                    if items.count > 2 { kwargs.append(("key", Array(items[2].prefix(3)))) }
+                    kwargs += attentionArguments(node.layer).sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+                    items = [Array(items[0].prefix(3)) + [orderedObject(kwargs)]]
                 } else if node.layer is DotAttention {
                     // tf-keras writes a call's keyword arguments on every entry and reads the last one's.
                     for k in items.indices { items[k][3] = attentionArguments(node.layer) }
@@ -157,18 +159,37 @@ public enum KerasConfigEncoder {
     }
 
     /// The layers (nested models searched) that take a mask.
-    static func maskedLayers(_ m: Model) -> Set<String> {
-        var out = Set<String>()
+    /// The layers that take masks, each with which of its inputs' masks it takes (`query value key` for attention).
+    static func maskUse(_ m: Model) -> [String: String] {
+        var out: [String: String] = [:]
         for l in m.layers {
-            if (l as? Recurrent)?.masked == true || (l as? Bidirectional)?.masked == true || l is MaskedAveragePooling1D { out.insert(l.name) }
-            if let nested = l as? Model { out.formUnion(maskedLayers(nested)) }
+            if (l as? Recurrent)?.masked == true || (l as? Bidirectional)?.masked == true || l is MaskedAveragePooling1D {
+                out[l.name] = "sequence"
+            }
+            let a = (l as? DotAttention)?.inputs ?? (l as? MultiHeadAttention)?.inputs
+            if let a, a.queryMask || a.valueMask || a.keyMask {
+                out[l.name] = [a.queryMask ? "query" : "", a.valueMask ? "value" : "", a.keyMask ? "key" : ""].joined(separator: " ")
+            }
+            if let nested = l as? Model { out.merge(maskUse(nested)) { $1 } }
         }
         return out
     }
 
+    /// The first layer (by name) that would take other masks than the model's when `config` is read with the rules of
+    /// the Keras that reads it.
+    static func layerMaskedOtherwise(_ model: Model, config: String, kerasVersion: String) throws -> (name: String, masked: Bool)? {
+        let use = maskUse(model)
+        guard !use.isEmpty || model.nodes.contains(where: { $0.layer is SequenceMask }) else { return nil }
+        let rebuilt = try Initializer.$skipRandom.withValue(true) { try KerasModelBuilder.build(json: config, kerasVersion: kerasVersion) }
+        let other = maskUse(rebuilt)
+        guard let first = Set(use.keys).union(other.keys).sorted().first(where: { use[$0] != other[$0] }) else { return nil }
+        return (first, use[first] != nil)
+    }
+
     /// A Keras 2-style config leaves masks to the reader's rules (tf-keras's), which may mask other layers than the
-    /// model does (Keras 3 drops the mask of a recurrent layer given initial states; tf-keras keeps it): such a model
-    /// is refused, naming a layer, rather than written to compute something else.
+    /// model does (Keras 3 drops the mask of a recurrent layer given initial states, and its MultiHeadAttention
+    /// removes the masks of the tensors it takes; tf-keras keeps them): such a model is refused, naming a layer, rather
+    /// than written to compute something else.
     static func requireInferredMasks(_ model: Model, config: String) throws {
         for l in model.layers {
             if let a = l as? MultiHeadAttention, a.keras3Softmax, a.inputs.returnScores || a.dropout > 0,
@@ -176,24 +197,28 @@ public enum KerasConfigEncoder {
                 throw KerasError("layer \(l.name): Keras 3 gives a fully masked query no attention where tf-keras spreads it evenly; an .h5 file would be read the tf-keras way; write .keras or .weights.h5 instead", layer: l.name)
             }
         }
-        let masked = maskedLayers(model)
-        guard !masked.isEmpty || model.nodes.contains(where: { $0.layer is SequenceMask }) else { return }
-        let rebuilt = try Initializer.$skipRandom.withValue(true) { try KerasModelBuilder.build(json: config, kerasVersion: KerasWriter.kerasVersionWritten) }
-        let differ = masked.symmetricDifference(maskedLayers(rebuilt)).sorted()
-        if let first = differ.first {
-            throw KerasError("layer \(first): Keras 2's mask rules would \(masked.contains(first) ? "not mask it" : "mask it") in an .h5 file; write .keras or .weights.h5 instead", layer: first)
+        if let (first, masked) = try layerMaskedOtherwise(model, config: config, kerasVersion: KerasWriter.kerasVersionWritten) {
+            throw KerasError("layer \(first): Keras 2's mask rules would \(masked ? "not mask it" : "mask it") in an .h5 file; write .keras or .weights.h5 instead", layer: first)
         }
     }
 
-    /// The attention a `.keras` file would give differently from the model's (read from tf-keras, which spreads a
-    /// fully masked query's attention evenly where Keras 3 gives it none) is refused, naming the layer.
-    static func requireKeras3Semantics(_ model: Model) throws {
+    /// The attention a `.keras` file would give differently from the model's is refused, naming the layer: tf-keras
+    /// spreads a fully masked query's attention evenly where Keras 3 gives it none, and keeps the masks Keras 3's
+    /// MultiHeadAttention removes from the tensors it takes (a `.keras` file is read the Keras 3 way).
+    static func requireKeras3Semantics(_ model: Model, config: String) throws {
+        try requireKeras3Softmax(model)
+        if let (first, masked) = try layerMaskedOtherwise(model, config: config, kerasVersion: KerasWriter.keras3VersionWritten) {
+            throw KerasError("layer \(first): Keras 3's mask rules would \(masked ? "not mask it" : "mask it") in a .keras file (its MultiHeadAttention removes the masks of the tensors it takes); write .h5 instead", layer: first)
+        }
+    }
+
+    static func requireKeras3Softmax(_ model: Model) throws {
         for l in model.layers {
             if let a = l as? MultiHeadAttention, !a.keras3Softmax, a.inputs.returnScores || a.dropout > 0,
                a.inputs.queryMask || a.inputs.valueMask || a.inputs.keyMask || a.inputs.causal {
                 throw KerasError("layer \(l.name): tf-keras spreads a fully masked query's attention evenly where Keras 3 gives it none; a .keras file would be read the Keras 3 way; write .h5 instead", layer: l.name)
             }
-            if let nested = l as? Model { try requireKeras3Semantics(nested) }
+            if let nested = l as? Model { try requireKeras3Softmax(nested) }
         }
     }
 
@@ -285,10 +310,30 @@ public enum KerasConfigEncoder {
         return w
     }
 
-    /// The config as a JSON string.
+    /// The config as a JSON string: keys sorted, except in objects made by `orderedObject`.
     public static func json(_ model: Model, style: Style = .keras2) throws -> String {
         let data = try JSONSerialization.data(withJSONObject: try encode(model, style: style), options: [.sortedKeys])
-        return String(decoding: data, as: UTF8.self)
+        return removingOrderPrefixes(String(decoding: data, as: UTF8.self))
+    }
+
+    /// The prefix that makes `orderedObject`'s keys sort in their given order; serialized as `\u0001`.
+    static let orderMark = "\u{1}"
+
+    /// A JSON object whose keys keep the given order in `json` (each key is prefixed with a control character and a
+    /// two-digit position, which sorted serialization puts in order and `removingOrderPrefixes` removes).
+    static func orderedObject(_ pairs: [(String, Any)]) -> [String: Any] {
+        precondition(pairs.count < 100)
+        var out: [String: Any] = [:]
+        for (k, (key, value)) in pairs.enumerated() {
+            out[orderMark + String(format: "%02d", k) + key] = value
+        }
+        return out
+    }
+
+    /// `json`'s text without the order prefixes (no other string starts with one: names holding control characters are
+    /// refused when a model is built, and every other string the encoder writes is its own).
+    static func removingOrderPrefixes(_ text: String) -> String {
+        text.replacing(/"\\u0001\d\d/, with: "\"")
     }
 
     /// A Sequential model that is a chain is written as one; anything else as Functional.

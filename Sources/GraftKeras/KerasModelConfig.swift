@@ -95,6 +95,8 @@ public enum KerasModelBuilder {
         /// The mask Keras 3 passes explicitly, and whether the call says (none is a mask too).
         var mask: TensorRef? = nil
         var maskGiven = false
+        /// The explicit mask is computed by ops Graft does not read.
+        var maskUnread = false
         var kwargs = JSON(nil, path: "")
     }
 
@@ -196,6 +198,7 @@ public enum KerasModelBuilder {
         var nodeOf: [TensorRef: Int] = [:]
         var pending: [(call: PendingCall, layer: any Layer)] = []
         var names = Set<String>()
+        var firstNode: [String: Int] = [:]
         // Layers some call or output refers to by node 0.
         var referencesNodeZero = Set<String>()
         for entry in entries {
@@ -229,11 +232,12 @@ public enum KerasModelBuilder {
             let l = try layer(from: e, kerasMajor: kerasMajor, operands: layerCalls[0].operands)
             // A writer that numbered from 0 anyway is read as it wrote.
             let first = l is Model && skipsFirstNode(entry) && !referencesNodeZero.contains(layerName) ? 1 : 0
+            firstNode[layerName] = first
             for (k, c) in layerCalls.enumerated() {
                 // A mask computed by ops Graft does not read is left to the mask rules, which computed it in Keras.
                 let unread = c.mask.map { skipped.contains($0.layer) } ?? false
                 pending.append((PendingCall(layerName: layerName, nodeIndex: first + k, refs: c.refs, mask: unread ? nil : c.mask,
-                                            maskGiven: c.maskGiven && !unread, kwargs: c.kwargs), l))
+                                            maskGiven: c.maskGiven, maskUnread: unread, kwargs: c.kwargs), l))
             }
         }
         // Place the calls in dependency order (configs are not always topologically sorted), always the ready call
@@ -253,6 +257,8 @@ public enum KerasModelBuilder {
         // Keras 3 and tf-keras propagate masks by different rules; Keras 3 also writes some as ops and arguments.
         let keras3 = entries.contains { $0["inbound_nodes"].array?.first?.object != nil }
         var wiring = SequenceWiring(rules: keras3 ? .keras3 : .keras2)
+        let clearing = keras3 ? try maskClearing(entries, config: config, pending: pending.map(\.call),
+                                                  isAttention: pending.map { $0.layer is MultiHeadAttention }, firstNode: firstNode) : [:]
         while let i = ready.pop() {
             let p = pending[i]
             let inputs = try p.call.refs.map { r -> Int in
@@ -267,7 +273,9 @@ public enum KerasModelBuilder {
                 return n
             }
             try KerasSequenceLayers.configure(p.layer, call: p.call.kwargs)
-            for (k, n) in try wiring.add(p.layer, inputs: inputs, mask: p.call.maskGiven ? .some(mask) : .none, to: &builder).enumerated() {
+            let source: SequenceWiring.MaskSource = !p.call.maskGiven ? .rules : p.call.maskUnread ? .asBuilt : .given(mask)
+            let cleared = Set(p.call.refs.indices.filter { clearing[i]?.contains(p.call.refs[$0]) ?? false })
+            for (k, n) in try wiring.add(p.layer, inputs: inputs, mask: source, cleared: cleared, to: &builder).enumerated() {
                 nodeOf[TensorRef(layer: p.call.layerName, node: p.call.nodeIndex, tensor: k)] = n
             }
             placed += 1
@@ -296,6 +304,35 @@ public enum KerasModelBuilder {
             return idx
         }
         return try builder.finish(outputs: outputs, inputs: inputs)
+    }
+
+    /// For each pending call (by index), the tensors whose masks a Keras 3 MultiHeadAttention has removed by the time
+    /// Keras runs it: those an attention call takes that runs earlier (`KerasRunOrder`).
+    static func maskClearing(_ entries: [JSON], config: JSON, pending: [PendingCall], isAttention: [Bool],
+                             firstNode: [String: Int]) throws -> [Int: Set<TensorRef>] {
+        guard isAttention.contains(true) else { return [:] }
+        var runCalls: [KerasRunOrder.Call: [TensorRef]] = [:]
+        for entry in entries {
+            let layerName = entry["name"].string ?? entry["config"]["name"].string ?? ""
+            for (k, node) in (entry["inbound_nodes"].array ?? []).enumerated() where node.object != nil {
+                runCalls[KerasRunOrder.Call(layer: layerName, node: (firstNode[layerName] ?? 0) + k)] = KerasRunOrder.inputs(of: node)
+            }
+        }
+        let position = KerasRunOrder.positions(calls: runCalls, outputs: try refList(config["output_layers"]))
+        func runs(_ p: PendingCall) -> Int? { position[KerasRunOrder.Call(layer: p.layerName, node: p.nodeIndex)] }
+        // When each tensor loses its mask: the first attention call on it that Keras runs.
+        var clearedAt: [TensorRef: Int] = [:]
+        for (p, attention) in zip(pending, isAttention) where attention {
+            guard let at = runs(p) else { continue }
+            for r in p.refs { clearedAt[r] = min(clearedAt[r] ?? at, at) }
+        }
+        var out: [Int: Set<TensorRef>] = [:]
+        for (i, p) in pending.enumerated() {
+            guard let at = runs(p) else { continue }
+            let cleared = Set(p.refs.filter { (clearedAt[$0] ?? Int.max) < at })
+            if !cleared.isEmpty { out[i] = cleared }
+        }
+        return out
     }
 
     /// The ops Graft reads as masks (`SequenceMask`).

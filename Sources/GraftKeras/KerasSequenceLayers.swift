@@ -163,6 +163,12 @@ enum KerasSequenceLayers {
 /// Adds Keras layer calls to a graph with what Keras passes between layers besides tensors: masks (made by
 /// `Embedding(mask_zero=True)` and `Masking`, carried through the layers that carry them in Keras, consumed by
 /// recurrent layers, attention and masked pooling), initial states, and the several outputs of one call.
+///
+/// Keras 3 keeps a tensor's mask on the tensor, and its MultiHeadAttention removes the masks of its query, value and
+/// key tensors while it runs: a layer Keras runs later on the same tensor sees none (nor do layers after it), though
+/// it did when the model was built. So two masks are tracked per tensor: the one layers see when Keras runs the model
+/// (`maskOf`) and the one it had when the model was built (`builtMaskOf`, which the mask arguments Keras 3 wrote into
+/// the config were computed from).
 struct SequenceWiring {
     /// How masks travel. tf-keras (`keras2`): a recurrent layer takes its sequence's mask even with initial states;
     /// merges keep a step that every masked input keeps. Keras 3 (`keras3`): a layer called with several tensors (a
@@ -170,21 +176,42 @@ struct SequenceWiring {
     /// and drops the mask when an input has none; a call may also give its mask explicitly (`mask=`).
     enum Rules { case keras2, keras3 }
 
+    /// Where a call's mask comes from.
+    enum MaskSource {
+        /// The rules above, from the masks its inputs carry when Keras runs it.
+        case rules
+        /// Given explicitly by the call (nil: explicitly none).
+        case given(Int?)
+        /// Given explicitly, computed by ops Graft does not read: the mask the rules gave when the model was built.
+        case asBuilt
+    }
+
     let rules: Rules
-    /// The mask node of each node whose output carries a mask.
+    /// The mask node of each node whose output carries a mask when Keras runs the model.
     var maskOf: [Int: Int] = [:]
+    /// The same when the model was built (differs only after a Keras 3 MultiHeadAttention removed masks).
+    var builtMaskOf: [Int: Int] = [:]
 
     init(rules: Rules) { self.rules = rules }
 
-    /// Adds one call of `layer` on the outputs of `inputs`; `explicit` is the mask the call gives (`.some(nil)`: none)
-    /// or nil when it leaves it to the rules. Returns the node of each of the layer's outputs.
-    mutating func add(_ original: any Layer, inputs: [Int], mask explicit: Int?? = nil, to b: inout GraphBuilder) throws -> [Int] {
+    /// The mask a layer that takes one gets by the rules, from its inputs' masks.
+    func ruleMask(_ masks: [Int?]) -> Int? { rules == .keras3 && masks.count > 1 ? nil : (masks.first ?? nil) }
+
+    /// Adds one call of `layer` on the outputs of `inputs`. `cleared` lists the positions of inputs whose masks a
+    /// Keras 3 MultiHeadAttention run earlier removed. Returns the node of each of the layer's outputs.
+    mutating func add(_ original: any Layer, inputs: [Int], mask source: MaskSource = .rules, cleared: Set<Int> = [],
+                      to b: inout GraphBuilder) throws -> [Int] {
         var layer = original
         var args = inputs
-        let masks = inputs.map { maskOf[$0] }
-        let first = masks.first ?? nil
-        // The mask a layer that takes one gets.
-        let taken: Int? = explicit ?? (rules == .keras3 && inputs.count > 1 ? nil : first)
+        let built = inputs.map { builtMaskOf[$0] }
+        let masks = inputs.enumerated().map { cleared.contains($0.offset) ? nil : maskOf[$0.element] }
+        // The mask a layer that takes one gets, when Keras runs it and when the model was built.
+        let taken: Int?, builtTaken: Int?
+        switch source {
+        case .rules: (taken, builtTaken) = (ruleMask(masks), ruleMask(built))
+        case .given(let m): (taken, builtTaken) = (m, m)
+        case .asBuilt: (taken, builtTaken) = (ruleMask(built), ruleMask(built))
+        }
         switch layer {
         case let r as Recurrent:
             r.initialStateInputs = inputs.count > 1
@@ -203,7 +230,7 @@ struct SequenceWiring {
             // Keras ignores the key's mask when the key is the value.
             if inputs.count > 2, inputs[2] != inputs[1], let m = masks[2] { a.inputs.keyMask = true; args.append(m) }
         case let s as Sequence1D:
-            if let m = explicit ?? first, let pool = s.inner as? GlobalPooling2D, pool.kind == .average, !pool.keepDims {
+            if let m = taken, let pool = s.inner as? GlobalPooling2D, pool.kind == .average, !pool.keepDims {
                 layer = MaskedAveragePooling1D(name: layer.name)
                 args.append(m)
             }
@@ -211,29 +238,9 @@ struct SequenceWiring {
             break
         }
         let node = try b.add(layer, inputs: args)
-        var outMask: Int?
-        switch layer {
-        case let e as Embedding where e.maskZero:
-            outMask = try b.add(SequenceMask(name: "\(layer.name)/mask@\(node)", kind: .notEqual(0)), inputs: [inputs[0]])
-        case let m as Masking:
-            outMask = try b.add(SequenceMask(name: "\(layer.name)/mask@\(node)", kind: .anyNotEqual(m.maskValue)), inputs: [inputs[0]])
-        case let r as Recurrent:
-            outMask = r.settings.returnSequences ? taken : nil
-        case let r as Bidirectional:
-            outMask = r.forwardLayer.settings.returnSequences ? taken : nil
-        case is Merge, is Concatenate:
-            if let c = layer as? Concatenate, c.axis != -1, c.axis != (b.outputShape(of: inputs[0]).count) { break }
-            let present = masks.compactMap { $0 }
-            if rules == .keras3 && present.count < masks.count { break }   // Keras 3: an unmasked input unmasks the result
-            let distinct = Array(Set(present)).sorted()
-            if distinct.count == 1 {
-                outMask = distinct[0]
-            } else if distinct.count > 1 {
-                outMask = try b.add(SequenceMask(name: "\(layer.name)/mask@\(node)", kind: rules == .keras3 ? .any : .all), inputs: distinct)
-            }
-        default:
-            if SequenceMask.passesMask(layer) { outMask = first }
-        }
+        let outMask = try outputMask(layer, node: node, inputs: inputs, masks: masks, taken: taken, tag: "mask", to: &b)
+        let builtOutMask = built == masks && builtTaken == taken ? outMask
+            : try outputMask(layer, node: node, inputs: inputs, masks: built, taken: builtTaken, tag: "built-mask", to: &b)
         var outputs = [node]
         let shapes: [[Int]]
         let q = b.outputShape(of: inputs[0])
@@ -254,11 +261,40 @@ struct SequenceWiring {
             }
             // The sequence outputs (both of them for merge_mode None) carry the mask; states and scores do not.
             let sequences = (layer as? Bidirectional)?.mergeMode == Bidirectional.MergeMode.none ? 2 : 1
-            for k in 0..<sequences { maskOf[outputs[k]] = outMask }
+            for k in 0..<sequences { maskOf[outputs[k]] = outMask; builtMaskOf[outputs[k]] = builtOutMask }
         } else {
             maskOf[node] = outMask
+            builtMaskOf[node] = builtOutMask
         }
         return outputs
+    }
+
+    /// The mask a call's output carries, given its inputs' masks and the mask it took (adds the mask nodes it needs,
+    /// named with `tag`).
+    func outputMask(_ layer: any Layer, node: Int, inputs: [Int], masks: [Int?], taken: Int?, tag: String,
+                    to b: inout GraphBuilder) throws -> Int? {
+        switch layer {
+        case let e as Embedding where e.maskZero:
+            return try b.add(SequenceMask(name: "\(layer.name)/\(tag)@\(node)", kind: .notEqual(0)), inputs: [inputs[0]])
+        case let m as Masking:
+            return try b.add(SequenceMask(name: "\(layer.name)/\(tag)@\(node)", kind: .anyNotEqual(m.maskValue)), inputs: [inputs[0]])
+        case let r as Recurrent:
+            return r.settings.returnSequences ? taken : nil
+        case let r as Bidirectional:
+            return r.forwardLayer.settings.returnSequences ? taken : nil
+        case is Merge, is Concatenate:
+            if let c = layer as? Concatenate, c.axis != -1, c.axis != (b.outputShape(of: inputs[0]).count) { return nil }
+            let present = masks.compactMap { $0 }
+            if rules == .keras3 && present.count < masks.count { return nil }   // Keras 3: an unmasked input unmasks the result
+            let distinct = Array(Set(present)).sorted()
+            if distinct.count == 1 { return distinct[0] }
+            if distinct.count > 1 {
+                return try b.add(SequenceMask(name: "\(layer.name)/\(tag)@\(node)", kind: rules == .keras3 ? .any : .all), inputs: distinct)
+            }
+            return nil
+        default:
+            return SequenceMask.passesMask(layer) ? masks.first ?? nil : nil
+        }
     }
 }
 

@@ -198,7 +198,7 @@ extension KerasWriter {
     /// memory into one temporary file beside `path` that is then renamed into place (`AtomicWrite`).
     public static func writeKerasArchive(_ model: Model, to path: String, task: ModelTask? = nil) throws {
         let config = try KerasConfigEncoder.json(model, style: .keras3)
-        try KerasConfigEncoder.requireKeras3Semantics(model)
+        try KerasConfigEncoder.requireKeras3Semantics(model, config: config)
         let formatter = DateFormatter()
         formatter.dateFormat = "yyyy-MM-dd@HH:mm:ss"
         formatter.timeZone = TimeZone(identifier: "UTC")

@@ -20,9 +20,11 @@ struct WriterTests {
         let weights = dir.appendingPathComponent("weights.h5").path
         // Keras 3 does not mask a recurrent layer called with initial states, tf-keras does; Keras 3's attention scores
         // give a fully masked query no attention, tf-keras's spread it; hard_sigmoid means another function in each
-        // (a ConvLSTM2D's recurrent activation cannot be rewritten as layers): a Keras 2-style file cannot say which,
-        // so such a model is refused (naming the layer) and nothing is written.
-        if let layer = ["keras3_recurrent": "decoder", "keras3_attention": "mha_scores", "keras3_conv_lstm": "convlstm_dilated"][c.name] {
+        // (a ConvLSTM2D's recurrent activation cannot be rewritten as layers); Keras 3's MultiHeadAttention removes the
+        // masks of the tensors it takes, tf-keras's keeps them: a Keras 2-style file cannot say which, so such a model
+        // is refused (naming the layer) and nothing is written.
+        if let layer = ["keras3_recurrent": "decoder", "keras3_attention": "mha_scores", "keras3_conv_lstm": "convlstm_dilated",
+                        "keras3_transformer": "late"][c.name] {
             #expect { try KerasWriter.writeLegacyH5(source.model, to: full, graftVersion: "test") } throws: {
                 "\($0)".contains("layer \(layer)") && "\($0)".contains(".keras")
             }
@@ -60,7 +62,7 @@ struct WriterTests {
             #expect(!FileManager.default.fileExists(atPath: archive))
             return
         }
-        if let layer = ["tfkeras_attention": "mha_scores", "tfkeras_conv_lstm": "convlstm_seq"][c.name] {
+        if let layer = ["tfkeras_attention": "mha_scores", "tfkeras_conv_lstm": "convlstm_seq", "tfkeras_transformer": "late"][c.name] {
             // The other way round: a .keras file would be read Keras 3's way.
             #expect { try KerasWriter.writeKerasArchive(source.model, to: archive) } throws: { "\($0)".contains("layer \(layer)") }
             #expect(!FileManager.default.fileExists(atPath: archive))
@@ -106,6 +108,17 @@ struct WriterTests {
         } else {
             #expect(ours == written)
         }
+    }
+
+    @Test func attentionKeywordArgumentsKeepKerasOrder() throws {
+        // tf-keras rebuilds a call's tensors in the order its keyword arguments are listed, and that order decides its
+        // layer order and so which weights its positional loader gives each layer: value before key, as tf-keras writes.
+        let loaded = try KerasLoader.load(ParityTests.path("tfkeras_attention.h5"))
+        let json = try KerasConfigEncoder.json(loaded.model)
+        #expect(json.contains(#"["q2",0,0,{"value":["v2",0,0],"key":["k2",0,0],"use_causal_mask":true}]"#))
+        #expect(!json.contains("\\u0001"))
+        // Everywhere else the keys stay sorted.
+        #expect(json.contains(#"{"class_name":"MultiHeadAttention","config":{"#))
     }
 
     @Test func zooParameterCountsMatchKeras() throws {
