@@ -14,6 +14,11 @@ static inline int graft_DNNL_ARG_DIFF_SRC(void) { return DNNL_ARG_DIFF_SRC; }
 static inline int graft_DNNL_ARG_DIFF_DST(void) { return DNNL_ARG_DIFF_DST; }
 static inline int graft_DNNL_ARG_DIFF_WEIGHTS(void) { return DNNL_ARG_DIFF_WEIGHTS; }
 static inline int graft_DNNL_ARG_SCRATCHPAD(void) { return DNNL_ARG_SCRATCHPAD; }
+static inline int graft_DNNL_ARG_SRC_ITER(void) { return DNNL_ARG_SRC_ITER; }
+static inline int graft_DNNL_ARG_SRC_ITER_C(void) { return DNNL_ARG_SRC_ITER_C; }
+static inline int graft_DNNL_ARG_DST_ITER(void) { return DNNL_ARG_DST_ITER; }
+static inline int graft_DNNL_ARG_DST_ITER_C(void) { return DNNL_ARG_DST_ITER_C; }
+static inline int graft_DNNL_ARG_WEIGHTS_ITER(void) { return DNNL_ARG_WEIGHTS_ITER; }
 
 /// An attribute asking for a user-managed scratchpad: the primitive's temporary memory is passed with each
 /// execution (DNNL_ARG_SCRATCHPAD) instead of taken from the library. oneDNN 2.x's library-managed scratchpad is,
@@ -92,6 +97,40 @@ static inline dnnl_status_t graft_dnnl_conv_pd(dnnl_primitive_desc_t *pd, dnnl_e
     s = dnnl_primitive_desc_create(pd, &desc, attr, engine, NULL);
     dnnl_primitive_attr_destroy(attr);
     return s;
+}
+
+/// A forward-inference LSTM (one layer, left to right) on Keras's layouts: sequences [N, T, C] (ntc), states [N, U]
+/// (ldnc), kernels [C, 4U] and [U, 4U] with gates i, f, c, o (ldigo, oneDNN's gate order), bias [4U] (ldgo). The
+/// primitive chooses its own weight layouts (format `any`), returned in chosen_layer and chosen_iter.
+static inline dnnl_status_t graft_dnnl_lstm_pd(dnnl_primitive_desc_t *pd, dnnl_engine_t engine, int t, int n, int c, int u,
+        dnnl_memory_desc_t *src_layer, dnnl_memory_desc_t *state, dnnl_memory_desc_t *user_layer,
+        dnnl_memory_desc_t *user_iter, dnnl_memory_desc_t *bias, dnnl_memory_desc_t *dst_layer,
+        dnnl_memory_desc_t *chosen_layer, dnnl_memory_desc_t *chosen_iter) {
+    dnnl_dims_t sd = {t, n, c}, dd = {t, n, u}, st = {1, 1, n, u}, wl = {1, 1, c, 4, u}, wi = {1, 1, u, 4, u}, bd = {1, 1, 4, u};
+    dnnl_memory_desc_t any_layer, any_iter;
+    dnnl_status_t s;
+    if ((s = dnnl_memory_desc_init_by_tag(src_layer, 3, sd, dnnl_f32, dnnl_ntc)) != dnnl_success) return s;
+    if ((s = dnnl_memory_desc_init_by_tag(dst_layer, 3, dd, dnnl_f32, dnnl_ntc)) != dnnl_success) return s;
+    if ((s = dnnl_memory_desc_init_by_tag(state, 4, st, dnnl_f32, dnnl_ldnc)) != dnnl_success) return s;
+    if ((s = dnnl_memory_desc_init_by_tag(user_layer, 5, wl, dnnl_f32, dnnl_ldigo)) != dnnl_success) return s;
+    if ((s = dnnl_memory_desc_init_by_tag(user_iter, 5, wi, dnnl_f32, dnnl_ldigo)) != dnnl_success) return s;
+    if ((s = dnnl_memory_desc_init_by_tag(&any_layer, 5, wl, dnnl_f32, dnnl_format_tag_any)) != dnnl_success) return s;
+    if ((s = dnnl_memory_desc_init_by_tag(&any_iter, 5, wi, dnnl_f32, dnnl_format_tag_any)) != dnnl_success) return s;
+    if ((s = dnnl_memory_desc_init_by_tag(bias, 4, bd, dnnl_f32, dnnl_ldgo)) != dnnl_success) return s;
+    dnnl_rnn_desc_t desc;
+    if ((s = dnnl_lstm_forward_desc_init(&desc, dnnl_forward_inference, dnnl_unidirectional_left2right, src_layer, state, state,
+            &any_layer, &any_iter, bias, dst_layer, state, state, 0)) != dnnl_success) return s;
+    dnnl_primitive_attr_t attr;
+    if ((s = graft_dnnl_user_scratchpad_attr(&attr)) != dnnl_success) return s;
+    s = dnnl_primitive_desc_create(pd, &desc, attr, engine, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (s != dnnl_success) return s;
+    const dnnl_memory_desc_t *l = dnnl_primitive_desc_query_md(*pd, dnnl_query_exec_arg_md, DNNL_ARG_WEIGHTS_LAYER);
+    const dnnl_memory_desc_t *i = dnnl_primitive_desc_query_md(*pd, dnnl_query_exec_arg_md, DNNL_ARG_WEIGHTS_ITER);
+    if (!l || !i) { dnnl_primitive_desc_destroy(*pd); return dnnl_unimplemented; }
+    *chosen_layer = *l;
+    *chosen_iter = *i;
+    return dnnl_success;
 }
 
 /// Backward-data and backward-weights convolutions (no bias: Graft sums the bias gradient itself) for the same

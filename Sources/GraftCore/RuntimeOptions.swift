@@ -85,7 +85,11 @@ public struct RuntimeOptions: Sendable, Equatable {
     }
 
     /// The worker count `threads` gives on this machine.
-    public var workers: Int { threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount) }
+    public var workers: Int { threads ?? Self.processors }
+
+    /// The processors this process may run on, read once: Foundation reads the cgroup files again on every
+    /// `activeProcessorCount`, which cost a quarter of an LSTM training step that asks once per time step.
+    static let processors = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
     /// The buffer-pool limit `bufferPoolBytes` gives on this machine.
     public var bufferPoolLimit: Int {

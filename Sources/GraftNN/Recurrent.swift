@@ -216,6 +216,7 @@ public final class Recurrent: Layer {
     func run(_ inputs: [Tensor], keep: Bool, dropout: DropoutMasks?) throws -> (output: Tensor, cache: Cache?) {
         let (x0, states, mask) = try checkedInputs(inputs)
         let n = x0.shape[0], steps = x0.shape[1], u = units, g = gates * u
+        if !keep, dropout == nil, mask == nil, let fast = oneDNNInference(x0, states: states) { return (fast, nil) }
         var x = x0
         if let dm = dropout?.input {
             x.withUnsafeMutableBufferPointer { p in
@@ -429,6 +430,43 @@ public final class Recurrent: Layer {
         let main = Tensor(shape: sequences ? [n, steps, u] : [n, u], values: out)
         guard settings.returnState else { return (main, cache) }
         return (Self.pack([main, Tensor(shape: [n, u], values: h)] + (cell == .lstm ? [Tensor(shape: [n, u], values: c)] : [])), cache)
+    }
+
+    /// The kernels in oneDNN's layouts (`oneDNNInference`), input then recurrent.
+    private let preparedKernels = [PreparedWeights(), PreparedWeights()]
+
+    /// An LSTM with Keras's default activations, unmasked, run forwards at inference, through oneDNN's LSTM primitive
+    /// (its gate order and weight layout are Keras's); nil when it does not apply or oneDNN cannot.
+    func oneDNNInference(_ x: Tensor, states: [Tensor]) -> Tensor? {
+        guard cell == .lstm, !settings.goBackwards, settings.activation == .tanh, settings.recurrentActivation == .sigmoid,
+              x.count > 0 else { return nil }
+        let n = x.shape[0], steps = x.shape[1], u = units
+        let zeros = [Float](repeating: 0, count: n * u)
+        let h0 = states.first?.scalars ?? zeros, c0 = states.count > 1 ? states[1].scalars : zeros
+        let b = bias?.value.scalars ?? [Float](repeating: 0, count: 4 * u)
+        var sequence = [Float](repeating: 0, count: n * steps * u)
+        var h = zeros, c = zeros
+        let done = x.withUnsafeBufferPointer { xp in
+            kernel.value.withUnsafeBufferPointer { k in
+                recurrentKernel.value.withUnsafeBufferPointer { rk in
+                    sequence.withUnsafeMutableBufferPointer { sp in
+                        h.withUnsafeMutableBufferPointer { hp in
+                            c.withUnsafeMutableBufferPointer { cp in
+                                oneDNNLSTMInference(steps: steps, batch: n, features: features, units: u, x: xp.baseAddress!,
+                                                    kernel: k.baseAddress!, recurrent: rk.baseAddress!, bias: b, h0: h0, c0: c0,
+                                                    sequence: sp.baseAddress!, h: hp.baseAddress!, c: cp.baseAddress!,
+                                                    prepared: (PreparedWeights.Use(preparedKernels[0], version: kernel.version),
+                                                               PreparedWeights.Use(preparedKernels[1], version: recurrentKernel.version)))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        guard done else { return nil }
+        let main = settings.returnSequences ? Tensor(shape: [n, steps, u], values: sequence) : Tensor(shape: [n, u], values: h)
+        guard settings.returnState else { return main }
+        return Self.pack([main, Tensor(shape: [n, u], values: h), Tensor(shape: [n, u], values: c)])
     }
 
     /// Several `[N, …]` tensors as one `[N, Σ sizes]` (each sample's parts one after another).

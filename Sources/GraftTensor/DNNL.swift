@@ -36,6 +36,13 @@ enum DNNL {
             self.bias = bias
             self.post = post
         }
+
+        /// An LSTM primitive's reordered input (part 0) or recurrent (part 1) kernel.
+        init(lstm sizes: [Int], part: Int) {
+            self.sizes = [-1, part] + sizes
+            bias = false
+            post = .none
+        }
     }
 
     /// An activation oneDNN applies to a forward convolution's output as it writes it.
@@ -413,4 +420,92 @@ public final class PreparedWeights: @unchecked Sendable {
         }
         entries[key] = (version, buffer)
     }
+}
+
+extension DNNL {
+    /// A built LSTM inference primitive for one (steps, batch, features, units), with its descriptors and the reorders
+    /// of Keras's kernels into the layouts it chose.
+    final class LSTMPlan: @unchecked Sendable {
+        var src = dnnl_memory_desc_t(), state = dnnl_memory_desc_t(), dst = dnnl_memory_desc_t()
+        var userLayer = dnnl_memory_desc_t(), userIter = dnnl_memory_desc_t(), bias = dnnl_memory_desc_t()
+        var layer = dnnl_memory_desc_t(), iter = dnnl_memory_desc_t()
+        var lstm: Primitive?
+        var reorderLayer: Primitive?, reorderIter: Primitive?
+    }
+
+    final class LSTMCache: @unchecked Sendable {
+        let lock = NSLock()
+        var plans: [[Int]: LSTMPlan?] = [:]
+    }
+    static let lstmCache = LSTMCache()
+
+    static func lstmPlan(_ sizes: [Int]) -> LSTMPlan? {
+        lstmCache.lock.lock()
+        defer { lstmCache.lock.unlock() }
+        if let p = lstmCache.plans[sizes] { return p }
+        let p = buildLSTM(sizes)
+        lstmCache.plans[sizes] = p
+        return p
+    }
+
+    static func buildLSTM(_ sizes: [Int]) -> LSTMPlan? {
+        guard let engine, sizes.allSatisfy({ $0 > 0 && $0 <= Int(Int32.max) }) else { return nil }
+        let p = LSTMPlan()
+        var pd: dnnl_primitive_desc_t?
+        guard graft_dnnl_lstm_pd(&pd, engine, Int32(sizes[0]), Int32(sizes[1]), Int32(sizes[2]), Int32(sizes[3]),
+                                 &p.src, &p.state, &p.userLayer, &p.userIter, &p.bias, &p.dst, &p.layer, &p.iter) == dnnl_success,
+              let pd else { return nil }
+        defer { dnnl_primitive_desc_destroy(pd) }
+        guard let lstm = Primitive(pd),
+              let rl = Primitive(reorderFrom: &p.userLayer, to: &p.layer, engine: engine),
+              let ri = Primitive(reorderFrom: &p.userIter, to: &p.iter, engine: engine) else { return nil }
+        p.lstm = lstm
+        p.reorderLayer = rl
+        p.reorderIter = ri
+        return p
+    }
+}
+
+/// Runs a Keras LSTM (tanh and sigmoid, no mask, left to right) at inference through oneDNN's LSTM primitive:
+/// `x` is `[N, T, C]`, `kernel` `[C, 4U]`, `recurrent` `[U, 4U]`, `bias` `[4U]` (gates i, f, c, o, as Keras and oneDNN
+/// order them), `h0`/`c0` `[N, U]`. Writes every step's output `[N, T, U]` and the final states. The kernels put in
+/// oneDNN's layouts are kept in `prepared` (the input kernel's and the recurrent kernel's) while their versions hold.
+/// False when oneDNN is off or cannot (the caller computes it itself).
+public func oneDNNLSTMInference(steps: Int, batch: Int, features: Int, units: Int, x: UnsafePointer<Float>,
+                                kernel: UnsafePointer<Float>, recurrent: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+                                h0: UnsafePointer<Float>, c0: UnsafePointer<Float>, sequence: UnsafeMutablePointer<Float>,
+                                h: UnsafeMutablePointer<Float>, c: UnsafeMutablePointer<Float>,
+                                prepared: (kernel: PreparedWeights.Use, recurrent: PreparedWeights.Use)? = nil) -> Bool {
+    guard DNNL.enabled, let engine = DNNL.engine, let stream = DNNL.stream,
+          let p = DNNL.lstmPlan([steps, batch, features, units]), let lstm = p.lstm,
+          let rl = p.reorderLayer, let ri = p.reorderIter else { return false }
+    DNNL.execution.lock()
+    defer { DNNL.execution.unlock() }
+    let call = DNNL.Call(engine: engine, stream: stream)
+    func raw(_ x: UnsafePointer<Float>) -> UnsafeMutableRawPointer { UnsafeMutableRawPointer(mutating: x) }
+    guard let src = call.memory(&p.src, raw(x)), let dst = call.memory(&p.dst, UnsafeMutableRawPointer(sequence)),
+          let hIn = call.memory(&p.state, raw(h0)), let cIn = call.memory(&p.state, raw(c0)),
+          let hOut = call.memory(&p.state, UnsafeMutableRawPointer(h)), let cOut = call.memory(&p.state, UnsafeMutableRawPointer(c)),
+          let b = call.memory(&p.bias, raw(bias)),
+          let userLayer = call.memory(&p.userLayer, raw(kernel)), let userIter = call.memory(&p.userIter, raw(recurrent)) else { return false }
+    let sizes = [steps, batch, features, units]
+    // A kernel in the primitive's layout: kept from an earlier call while its version holds, else reordered now.
+    func reordered(_ user: dnnl_memory_t, _ md: inout dnnl_memory_desc_t, _ reorder: DNNL.Primitive, part: Int,
+                   _ use: PreparedWeights.Use?) -> dnnl_memory_t? {
+        let key = DNNL.Key(lstm: sizes, part: part)
+        if let use, let buffer = use.cache.buffer(for: key, version: use.version) { return call.memory(&md, buffer) }
+        let bytes = dnnl_memory_desc_get_size(&md)
+        let buffer = use == nil ? call.buffer(bytes) : UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64)
+        guard let m = call.memory(&md, buffer), call.run(reorder, [(graft_DNNL_ARG_FROM(), user), (graft_DNNL_ARG_TO(), m)]) else {
+            if use != nil { buffer.deallocate() }
+            return nil
+        }
+        if let use { use.cache.store(buffer, for: key, version: use.version) }
+        return m
+    }
+    guard let layer = reordered(userLayer, &p.layer, rl, part: 0, prepared?.kernel),
+          let iter = reordered(userIter, &p.iter, ri, part: 1, prepared?.recurrent) else { return false }
+    return call.run(lstm, [(graft_DNNL_ARG_SRC(), src), (graft_DNNL_ARG_SRC_ITER(), hIn), (graft_DNNL_ARG_SRC_ITER_C(), cIn),
+                           (graft_DNNL_ARG_WEIGHTS(), layer), (graft_DNNL_ARG_WEIGHTS_ITER(), iter), (graft_DNNL_ARG_BIAS(), b),
+                           (graft_DNNL_ARG_DST(), dst), (graft_DNNL_ARG_DST_ITER(), hOut), (graft_DNNL_ARG_DST_ITER_C(), cOut)]) && call.wait()
 }

@@ -87,6 +87,28 @@ struct RecurrentGradientTests {
         try G.check(m, xs, fixed: fixed)
     }
 
+    /// An LSTM at inference runs through oneDNN's LSTM primitive; it computes what Graft's own loop computes (the
+    /// training forward, which keeps what backward needs), with and without initial states, sequences and states.
+    @Test(arguments: [(false, false, false), (true, false, false), (false, true, true), (true, true, true)])
+    func oneDNNInferenceEqualsGraftsLoop(_ sequences: Bool, _ states: Bool, _ returnState: Bool) throws {
+        var s = Recurrent.Settings(units: 6)
+        s.returnSequences = sequences
+        s.returnState = returnState
+        let layer = Recurrent(name: "lstm", cell: .lstm, settings: s)
+        layer.initialStateInputs = states
+        let (m, xs, _) = try Self.model(layer, units: 6, stateInputs: states ? 2 : 0, masked: false)
+        // Large enough weights that the gates saturate somewhere; the input bias nonzero.
+        layer.kernel.value = Tensor(shape: layer.kernel.shape, values: G.values(layer.kernel.value.count, seed: 41).map { $0 * 3 })
+        layer.bias!.value = Tensor(shape: layer.bias!.shape, values: G.values(layer.bias!.value.count, seed: 42))
+        let fast = try layer.forward(xs, training: false)
+        let own = try layer.run(xs, keep: true, dropout: nil).output
+        #expect(layer.oneDNNInference(xs[0], states: Array(xs.dropFirst())) != nil, "oneDNN took the LSTM")
+        #expect(fast.shape == own.shape)
+        let err = zip(fast.scalars, own.scalars).map { abs($0 - $1) }.max() ?? 1
+        #expect(err < 1e-5, "max difference \(err)")
+        _ = m
+    }
+
     /// A masked step carries the state over: the outputs of a sequence with a masked gap equal those of the same
     /// sequence with the gap removed (Keras's semantics), and zeroed outputs stay zero.
     @Test func maskedStepsCarryTheState() throws {
