@@ -219,6 +219,10 @@ struct SequenceWiring {
         case let r as Bidirectional:
             r.initialStateInputs = inputs.count > 1
             if let m = taken { r.masked = true; args.append(m) }
+        case is ConvLSTM2D:
+            if taken != nil {
+                throw KerasError("layer \(layer.name): a ConvLSTM2D given a mask (from Masking or Embedding) is not supported; remove the mask before it", layer: layer.name)
+            }
         case let a as DotAttention:
             a.inputs.key = inputs.count > 2
             if let m = masks[0] { a.inputs.queryMask = true; args.append(m) }

@@ -190,10 +190,33 @@ extension Model {
         return chosen.count
     }
 
+    /// The node `cut(at:)` ends at: the layer's last call, or for a layer with several outputs (a recurrent layer
+    /// returning its states, attention returning its scores) its first output, or output k when named `layer[k]`.
+    func cutTarget(_ layerName: String) throws -> Int? {
+        var name = layerName, part: Int?
+        if nodeIndex(ofLayer: layerName) == nil, layerName.hasSuffix("]"), let open = layerName.lastIndex(of: "["),
+           let k = Int(layerName[layerName.index(after: open)..<layerName.index(before: layerName.endIndex)]) {
+            name = String(layerName[..<open])
+            part = k
+        }
+        guard let node = nodeIndex(ofLayer: name) else { return nil }
+        let parts = nodes.indices.filter { nodes[$0].inputs == [node] && nodes[$0].layer is OutputPart }
+        guard !parts.isEmpty else {
+            if part != nil { throw LayerError(name, "has one output; cut at \(name)") }
+            return node
+        }
+        let k = part ?? 0
+        guard let chosen = parts.first(where: { (nodes[$0].layer as? OutputPart)?.index == k }) else {
+            throw LayerError(name, "has \(parts.count) outputs (\(name)[0] to \(name)[\(parts.count - 1)]); there is no output \(k)")
+        }
+        return chosen
+    }
+
     /// The sub-model from the inputs up to the output of layer `layerName` (top level or inside a nested model),
-    /// sharing this model's layers and weights.
+    /// sharing this model's layers and weights. A layer with several outputs is cut at its first (its sequence);
+    /// `layer[k]` names output k (a recurrent layer's states follow its sequence).
     public func cut(at layerName: String) throws -> Model {
-        if let target = nodeIndex(ofLayer: layerName) {
+        if let target = try cutTarget(layerName) {
             var keep = [Bool](repeating: false, count: nodes.count)
             var stack = [target]
             while let i = stack.popLast() {

@@ -28,6 +28,8 @@ struct SequenceConfigTests {
         ("6, 4, 4, 2", #"{"class_name": "ConvLSTM2D", "config": {"name": "x", "filters": 100000000, "kernel_size": [3, 3]}}"#, "x"),
         ("6, 4, 4, 2", #"{"class_name": "ConvLSTM2D", "config": {"name": "x", "filters": 2, "kernel_size": [3, 3], "data_format": "channels_first"}}"#, "x"),
         ("6, 4", #"{"class_name": "MultiHeadAttention", "config": {"name": "x", "num_heads": 2, "key_dim": 2, "attention_axes": [2]}}"#, "x"),
+        // Graft's ConvLSTM2D takes no mask: refused rather than computed unmasked.
+        ("6, 4, 4, 2", #"{"class_name": "Masking", "config": {"name": "m", "mask_value": 0.0}}, {"class_name": "ConvLSTM2D", "config": {"name": "x", "filters": 2, "kernel_size": [3, 3]}}"#, "x"),
     ])
     func craftedConfigsAreRefused(_ input: String, _ layer: String, _ named: String) throws {
         let config = Self.sequential(input: input, layer)

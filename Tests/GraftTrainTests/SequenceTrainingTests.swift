@@ -142,6 +142,25 @@ struct SequenceTrainingTests {
 
     /// A sequence model's input: the data's samples as they are (no resizing), read raw unless told otherwise, and
     /// no augmentation.
+    /// A layer with several outputs is cut at its first (the sequence or last output), `layer[k]` at output k; the
+    /// cut model writes and reads back; a missing output and `[k]` on a one-output layer are one line each.
+    @Test func cutAtALayerWithSeveralOutputs() throws {
+        let model = try KerasLoader.load(TestSupport.fixture("parity/tfkeras_recurrent.h5")).model
+        let x = try NPY.read(TestSupport.fixture("parity/tfkeras_recurrent_input.npy"))
+        let whole = try model.cut(at: "encoder")
+        let h = try model.cut(at: "encoder[1]"), c = try model.cut(at: "encoder[2]")
+        #expect(whole.outputShapes == [[4]] && h.outputShapes == [[4]] && c.outputShapes == [[4]])
+        let (y, hy, cy) = (try whole.predict([x])[0], try h.predict([x])[0], try c.predict([x])[0])
+        // Without return_sequences the output is the last hidden state; the cell state is another tensor.
+        #expect(y.scalars == hy.scalars)
+        #expect(cy.scalars != hy.scalars)
+        let file = try TestSupport.makeTemporaryDirectory().appendingPathComponent("cell.h5").path
+        try KerasWriter.writeLegacyH5(c, to: file, graftVersion: "test")
+        #expect(try KerasLoader.load(file).model.predict([x])[0].scalars == cy.scalars)
+        #expect { try model.cut(at: "encoder[3]") } throws: { "\($0)".contains("encoder") && "\($0)".contains("no output 3") }
+        #expect { try model.cut(at: "lstm_seq[1]") } throws: { "\($0)".contains("lstm_seq") && "\($0)".contains("one output") }
+    }
+
     @Test func sequenceInputsAreNotImages() throws {
         let model = try Zoo.build("rowlstm", options: Zoo.Options(classes: 3))
         #expect(model.inputShapes == [[28, 28]])
