@@ -158,8 +158,8 @@ public enum KerasConfigEncoder {
         return ["class_name": "Functional", "config": config]
     }
 
-    /// The layers (nested models searched) that take a mask.
-    /// The layers that take masks, each with which of its inputs' masks it takes (`query value key` for attention).
+    /// The layers (nested models searched) that take masks, each with which of its inputs' masks it takes
+    /// (`query value key` for attention).
     static func maskUse(_ m: Model) -> [String: String] {
         var out: [String: String] = [:]
         for l in m.layers {
@@ -212,6 +212,7 @@ public enum KerasConfigEncoder {
         }
     }
 
+    /// Refuses a tf-keras attention whose scores or dropout see a fully masked query (Keras 3 reads it otherwise).
     static func requireKeras3Softmax(_ model: Model) throws {
         for l in model.layers {
             if let a = l as? MultiHeadAttention, !a.keras3Softmax, a.inputs.returnScores || a.dropout > 0,

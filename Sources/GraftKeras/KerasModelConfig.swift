@@ -274,8 +274,7 @@ public enum KerasModelBuilder {
             }
             try KerasSequenceLayers.configure(p.layer, call: p.call.kwargs)
             let source: SequenceWiring.MaskSource = !p.call.maskGiven ? .rules : p.call.maskUnread ? .asBuilt : .given(mask)
-            let cleared = Set(p.call.refs.indices.filter { clearing[i]?.contains(p.call.refs[$0]) ?? false })
-            for (k, n) in try wiring.add(p.layer, inputs: inputs, mask: source, cleared: cleared, to: &builder).enumerated() {
+            for (k, n) in try wiring.add(p.layer, inputs: inputs, mask: source, cleared: clearing[i] ?? [], to: &builder).enumerated() {
                 nodeOf[TensorRef(layer: p.call.layerName, node: p.call.nodeIndex, tensor: k)] = n
             }
             placed += 1
@@ -306,10 +305,10 @@ public enum KerasModelBuilder {
         return try builder.finish(outputs: outputs, inputs: inputs)
     }
 
-    /// For each pending call (by index), the tensors whose masks a Keras 3 MultiHeadAttention has removed by the time
-    /// Keras runs it: those an attention call takes that runs earlier (`KerasRunOrder`).
+    /// For each pending call (by index), the positions of its inputs whose masks a Keras 3 MultiHeadAttention has
+    /// removed by the time Keras runs it: tensors an attention call takes that runs earlier (`KerasRunOrder`).
     static func maskClearing(_ entries: [JSON], config: JSON, pending: [PendingCall], isAttention: [Bool],
-                             firstNode: [String: Int]) throws -> [Int: Set<TensorRef>] {
+                             firstNode: [String: Int]) throws -> [Int: Set<Int>] {
         guard isAttention.contains(true) else { return [:] }
         var runCalls: [KerasRunOrder.Call: [TensorRef]] = [:]
         for entry in entries {
@@ -326,10 +325,10 @@ public enum KerasModelBuilder {
             guard let at = runs(p) else { continue }
             for r in p.refs { clearedAt[r] = min(clearedAt[r] ?? at, at) }
         }
-        var out: [Int: Set<TensorRef>] = [:]
+        var out: [Int: Set<Int>] = [:]
         for (i, p) in pending.enumerated() {
             guard let at = runs(p) else { continue }
-            let cleared = Set(p.refs.filter { (clearedAt[$0] ?? Int.max) < at })
+            let cleared = Set(p.refs.indices.filter { (clearedAt[p.refs[$0]] ?? Int.max) < at })
             if !cleared.isEmpty { out[i] = cleared }
         }
         return out
